@@ -1,0 +1,55 @@
+# lvslab — the two commands a newcomer needs are `make demo` and `make test`.
+# Both install what they need first (Go modules; Debian packages when root).
+
+GO       ?= go
+VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS  := -X main.version=$(VERSION)
+BIN      := bin/lvslab
+# Debian packages the tests use as real peers.
+DEB_PKGS := iproute2 nftables curl wrk nginx-light tcpdump tshark chromium ethtool iperf3 socat
+
+.PHONY: all build deps test test-short demo bench fuzz vet clean
+
+all: build
+
+build:
+	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/lvslab
+
+# deps installs what a fresh Debian/Ubuntu machine lacks: Go modules always,
+# Debian packages when running as root and a package is missing.
+deps:
+	$(GO) mod download
+	@missing=$$(for p in $(DEB_PKGS); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+			echo "installing: $$missing"; \
+			DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+			DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
+		else echo "not root: tests that need these packages will skip: $$missing"; fi; \
+	fi
+
+vet:
+	$(GO) vet ./...
+
+# test runs every test, including the root-only namespace tests (they skip
+# with a reason when they cannot run).
+test: deps vet
+	$(GO) test -count=1 -timeout 25m ./...
+
+test-short:
+	$(GO) test -short ./...
+
+demo: deps build
+	./$(BIN) sched --scheduler wrr --dest 10.1.1.2:80,w=4 --dest 10.1.1.3:80,w=3 --dest 10.1.1.4:80,w=2 --picks 9
+	./$(BIN) sched --scheduler wlc --dest 10.1.1.2:80,w=1 --dest 10.1.1.3:80,w=3 --picks 8
+	./$(BIN) sched --scheduler sh --dest 10.1.1.2:80 --dest 10.1.1.3:80 --dest 10.1.1.4:80 \
+		--flow 192.168.1.1 --flow 192.168.1.2 --flow 10.1.2.3 --flow 203.0.113.9 --picks 4
+
+bench: build
+	$(GO) test -run '^$$' -bench . -benchmem ./scheduler/...
+
+fuzz:
+	$(GO) test -run '^$$' -fuzz . -fuzztime 30s ./scheduler/
+
+clean:
+	rm -rf bin
