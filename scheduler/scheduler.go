@@ -4,9 +4,10 @@
 // overhead, tie-breaking and the dest-change hooks.
 //
 // The package is pure: it does no I/O, reads no clock (time is an argument)
-// and allocates nothing per pick. It owns no connection state; the director
-// core (package dataplane) keeps the destination list and the counters and
-// calls the hooks when the list changes.
+// and allocates nothing per pick. It owns no connection state: the director
+// core (package dataplane) embeds a Service per virtual service, changes its
+// list through Service's methods (so the hooks run) and keeps each Dest's
+// counters with Dest's methods (so OVERLOAD follows §1.4).
 package scheduler
 
 import (
@@ -25,16 +26,18 @@ type Flow struct {
 	DstPort uint16
 }
 
-// Service scheduler flags (IP_VS_SVC_F_SCHED1..3). Their names depend on the
-// scheduler: SCHED1 is sh-fallback for sh, mh-fallback for mh, flag-1 otherwise.
+// Service flags (IP_VS_SVC_F_*). SCHED1..3 are named by the scheduler:
+// SCHED1 is sh-fallback for sh, mh-fallback for mh, flag-1 otherwise.
 const (
-	FlagSched1 uint32 = 0x0008
-	FlagSched2 uint32 = 0x0010
-	FlagSched3 uint32 = 0x0020
+	FlagPersistent uint32 = 0x0001
+	FlagOnePacket  uint32 = 0x0004
+	FlagSched1     uint32 = 0x0008
+	FlagSched2     uint32 = 0x0010
+	FlagSched3     uint32 = 0x0020
 )
 
 // Tunables are the sysctls schedulers read at run time. The core owns the
-// value and may change it while schedulers hold a pointer to it.
+// value and may change it while services hold a pointer to it.
 type Tunables struct {
 	LBLCExpiration  time.Duration // net.ipv4.vs.lblc_expiration, default 24 h
 	LBLCRExpiration time.Duration // net.ipv4.vs.lblcr_expiration, default 24 h
@@ -45,65 +48,138 @@ func DefaultTunables() *Tunables {
 	return &Tunables{LBLCExpiration: 24 * time.Hour, LBLCRExpiration: 24 * time.Hour}
 }
 
-// Config is what a scheduler is bound with (init_service).
-type Config struct {
-	Flags    uint32        // FlagSched1..3
-	Profile  Profile       // kernel bookkeeping rules
-	Rand     func() uint32 // twos' random source; nil means a fixed-seed generator
-	Tunables *Tunables     // nil means DefaultTunables
-}
-
-// Scheduler places new connections. dests is the service's destination list
-// in kernel order: index 0 is the list head, the most recently added dest.
-// Schedule returns nil when no destination is available.
+// Scheduler places new connections of one service. Schedule returns nil when
+// no destination is available. Implementations read svc live: its list, its
+// flags (sh-port and the like take effect at the next pick) and its tunables.
 type Scheduler interface {
 	Name() string
-	Schedule(dests []*Dest, f Flow, now time.Time) *Dest
+	Schedule(svc *Service, f Flow, now time.Time) *Dest
 }
 
 // DestHooks is implemented by schedulers that keep state about the list
-// (add_dest, del_dest, upd_dest). The core calls them after changing dests:
-//   - AddDest: d has just been inserted at dests[0];
-//   - DelDest: d has just been removed from index at (dests no longer holds it);
+// (add_dest, del_dest, upd_dest). Service calls them after changing the list:
+//   - AddDest: d has just been inserted at svc.Dests[0];
+//   - DelDest: d has just been removed from index at (svc.Dests no longer holds it);
 //   - UpdDest: d was edited in place (weight, thresholds, method).
-//
-// AddDest may refuse (mh with more dests than table slots gives EINVAL).
 type DestHooks interface {
-	AddDest(dests []*Dest, d *Dest) error
-	DelDest(dests []*Dest, d *Dest, at int)
-	UpdDest(dests []*Dest, d *Dest)
+	AddDest(svc *Service, d *Dest)
+	DelDest(svc *Service, d *Dest, at int)
+	UpdDest(svc *Service, d *Dest)
 }
 
 // Expirer is implemented by schedulers with caches that the kernel ages on a
-// timer (lblc, lblcr: every 60 s). The core calls Expire from its own timer.
+// timer (lblc, lblcr: every 60 s). The core calls Service.Expire from its timer.
 type Expirer interface {
-	Expire(now time.Time)
+	Expire(svc *Service, now time.Time)
 }
 
-// ErrUnknown is returned by New for a name that is not a scheduler; the
-// kernel answers ENOENT ("Scheduler or persistence engine not found").
+// ErrUnknown is returned for a name that is not a scheduler; the kernel
+// answers ENOENT ("Scheduler or persistence engine not found").
 var ErrUnknown = errors.New("scheduler not found")
 
-// Names lists every scheduler New knows, in ipvsadm's documentation order.
+// Names lists every scheduler, in ipvsadm's documentation order.
 var Names = []string{"rr", "wrr", "lc", "wlc", "lblc", "lblcr", "dh", "sh", "sed", "nq", "fo", "ovf", "mh", "twos"}
 
-// New binds scheduler name to a service whose current list is dests
-// (init_service). Switching a populated service to another scheduler calls
-// New with the full list, which differs from building it up with AddDest
-// (wrr, §2.2).
-func New(name string, cfg Config, dests []*Dest) (Scheduler, error) {
-	if cfg.Tunables == nil {
-		cfg.Tunables = DefaultTunables()
+// registry maps names to constructors (init_service); each scheduler's file
+// adds itself. A constructor sees the service's current list.
+var registry = map[string]func(svc *Service) Scheduler{}
+
+// Service is the part of a virtual service that its scheduler sees: the
+// destination list in kernel order (index 0 is the list head, the most
+// recently added dest), the service flags and the bookkeeping profile. The
+// director core embeds one per virtual service and changes the list only
+// through its methods, so the scheduler's hooks always run.
+type Service struct {
+	Dests    []*Dest
+	Flags    uint32        // service flags; FlagSched1..3 are read by sh and mh
+	Profile  Profile       // kernel bookkeeping rules
+	Tunables *Tunables     // nil means DefaultTunables
+	Rand     func() uint32 // twos' random source; nil means a fixed-seed generator
+
+	sched Scheduler
+}
+
+// SetScheduler binds the named scheduler ("none" unbinds, so every new
+// connection fails). Binding the name already bound keeps the scheduler and
+// its state, as ipvsadm -E does (§1.1); another name starts fresh with the
+// current list, which differs from building the list with AddDest (wrr, §2.2).
+func (s *Service) SetScheduler(name string) error {
+	if s.sched != nil && s.sched.Name() == name {
+		return nil
+	}
+	if name == "none" {
+		s.sched = nil
+		return nil
 	}
 	ctor, ok := registry[name]
 	if !ok {
-		return nil, fmt.Errorf("%w: %q", ErrUnknown, name)
+		return fmt.Errorf("%w: %q", ErrUnknown, name)
 	}
-	return ctor(cfg, dests)
+	if s.Tunables == nil {
+		s.Tunables = DefaultTunables()
+	}
+	s.sched = ctor(s)
+	return nil
 }
 
-// registry maps names to constructors; each scheduler's file adds itself.
-var registry = map[string]func(Config, []*Dest) (Scheduler, error){}
+// SchedulerName is the bound scheduler's name, or "none".
+func (s *Service) SchedulerName() string {
+	if s.sched == nil {
+		return "none"
+	}
+	return s.sched.Name()
+}
+
+// AddDest inserts d at the head of the list, marks it available and runs the
+// scheduler's add_dest hook.
+func (s *Service) AddDest(d *Dest) {
+	s.Dests = append(s.Dests, nil)
+	copy(s.Dests[1:], s.Dests)
+	s.Dests[0] = d
+	d.Flags |= DestAvailable
+	if h, ok := s.sched.(DestHooks); ok {
+		h.AddDest(s, d)
+	}
+}
+
+// DelDest unlinks d, clears its availability and runs the del_dest hook. It
+// reports whether d was in the list.
+func (s *Service) DelDest(d *Dest) bool {
+	for i, x := range s.Dests {
+		if x != d {
+			continue
+		}
+		s.Dests = append(s.Dests[:i], s.Dests[i+1:]...)
+		d.Flags &^= DestAvailable
+		if h, ok := s.sched.(DestHooks); ok {
+			h.DelDest(s, d, i)
+		}
+		return true
+	}
+	return false
+}
+
+// UpdDest runs the upd_dest hook after d was edited in place.
+func (s *Service) UpdDest(d *Dest) {
+	if h, ok := s.sched.(DestHooks); ok {
+		h.UpdDest(s, d)
+	}
+}
+
+// Schedule picks the destination for a new connection, or nil.
+func (s *Service) Schedule(f Flow, now time.Time) *Dest {
+	if s.sched == nil {
+		return nil
+	}
+	return s.sched.Schedule(s, f, now)
+}
+
+// Expire ages the scheduler's caches; the core calls it every 60 s.
+func (s *Service) Expire(now time.Time) {
+	if e, ok := s.sched.(Expirer); ok {
+		e.Expire(s, now)
+	}
+}
 
 // FlagNames returns the ipvsadm names of the scheduler flags in flags for
 // scheduler name, in ipvsadm's order ("sh-fallback,sh-port").
