@@ -301,16 +301,32 @@ func (d *Director) delDest(s *Service, dest *Dest) {
 	}
 }
 
-// flushNodest is ip_vs_expire_nodest_conn_flush: connections of
-// unavailable dests that control nobody go, and their idle controllers.
+// flushNodest is ip_vs_expire_nodest_conn_flush: every connection of an
+// unavailable dest that controls nobody is deleted at once, and then its
+// controller if that now controls nobody (assured or not).
 func (d *Director) flushNodest() {
 	for i := range d.conns.slab {
 		c := &d.conns.slab[i]
 		if c.af == 0 || d.dests[c.dest].Available() || c.nControl > 0 {
 			continue
 		}
-		d.expireNow(uint32(i+1), d.now)
+		ct := c.control
+		d.del(uint32(i + 1))
+		if ct != 0 {
+			if p := &d.conns.slab[ct-1]; p.af != 0 && p.nControl == 0 {
+				d.del(ct)
+			}
+		}
 	}
+}
+
+// del is ip_vs_conn_del: expire now, synchronously, as a forced drop.
+func (d *Director) del(i uint32) {
+	c := &d.conns.slab[i-1]
+	if c.control != 0 {
+		c.timeout = 0
+	}
+	d.expire(i, d.now)
 }
 
 // Zero is ipvsadm -Z: one service (key non-nil) or all and the totals.
