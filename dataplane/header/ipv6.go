@@ -146,3 +146,6 @@ func (b IPv6) UpperLayer(n int) (IPv6UpperLayer, error) {
 		}
 	}
 }
+
+// Version returns the IP version nibble.
+func (b IPv6) Version() uint8 { return b[ipv6VersTCFL] >> 4 }
