@@ -3,8 +3,11 @@
 package headertest
 
 import (
+	"fmt"
 	"net"
 	"net/netip"
+	"os"
+	"path/filepath"
 
 	"github.com/gopacket/gopacket"
 	"github.com/gopacket/gopacket/layers"
@@ -120,4 +123,42 @@ func ipLen(b []byte) int {
 		return 40 + (int(b[4])<<8 | int(b[5]))
 	}
 	return len(b)
+}
+
+// Seeds returns well-formed frames of every kind the packet path handles,
+// for fuzz seed corpora: TCP, UDP and SCTP over IPv4 and IPv6, and ICMP
+// errors quoting them.
+func Seeds() [][]byte {
+	c, v, r := netip.MustParseAddr("192.168.1.10"), netip.MustParseAddr("192.168.1.110"), netip.MustParseAddr("10.0.0.2")
+	c6, v6 := netip.MustParseAddr("2001:db8:1::10"), netip.MustParseAddr("2001:db8:1::110")
+	udp := UDP(Spec{Src: c, Dst: v, SrcPort: 5353, DstPort: 53, Payload: []byte("q")})
+	tcp6 := TCP(Spec{Src: c6, Dst: v6, SrcPort: 2, DstPort: 3})
+	return [][]byte{
+		TCP(Spec{Src: c, Dst: v, SrcPort: 40000, DstPort: 443, TCPFlags: 0x02, DF: true}),
+		udp,
+		SCTPInit(Spec{Src: c, Dst: v, SrcPort: 7, DstPort: 9}),
+		tcp6,
+		UDP(Spec{Src: c6, Dst: v6, SrcPort: 4, DstPort: 5}),
+		ICMPError(r, c, 3, 3, 0, udp, 0),
+		ICMPError(r, c, 3, 4, 1400, udp, 0),
+		ICMPError(v6, c6, 2, 0, 1280, tcp6, 0),
+		ICMPError(c, v, 8, 0, 1, make([]byte, 14), 0),
+	}
+}
+
+// WriteCorpus writes fuzz seed files for a target taking (frame, vnet
+// []byte) into dir: every seed frame without and with vnet.
+func WriteCorpus(dir string, vnet []byte) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	for i, fr := range Seeds() {
+		for j, v := range [][]byte{nil, vnet} {
+			body := fmt.Sprintf("go test fuzz v1\n[]byte(%q)\n[]byte(%q)\n", fr, v)
+			if err := os.WriteFile(filepath.Join(dir, fmt.Sprintf("seed-%02d-%d", i, j)), []byte(body), 0o644); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
