@@ -123,6 +123,9 @@ func (s *Service) SetScheduler(name string) error {
 		return nil
 	}
 	if name == "none" {
+		for _, d := range s.Dests {
+			d.index = nil
+		}
 		s.sched = nil
 		return nil
 	}
@@ -132,6 +135,9 @@ func (s *Service) SetScheduler(name string) error {
 	}
 	if s.Tunables == nil {
 		s.Tunables = DefaultTunables()
+	}
+	for _, d := range s.Dests {
+		d.index = nil // the old scheduler's index goes with it
 	}
 	s.sched = ctor(s)
 	return nil
@@ -166,6 +172,7 @@ func (s *Service) DelDest(d *Dest) bool {
 		}
 		s.Dests = append(s.Dests[:i], s.Dests[i+1:]...)
 		d.Flags &^= DestAvailable
+		d.index = nil
 		if h, ok := s.sched.(DestHooks); ok {
 			h.DelDest(s, d, i)
 		}
@@ -174,8 +181,10 @@ func (s *Service) DelDest(d *Dest) bool {
 	return false
 }
 
-// UpdDest runs the upd_dest hook after d was edited in place.
+// UpdDest runs the upd_dest hook after d was edited in place, and brings
+// the scheduler's load index up to date with d's fields.
 func (s *Service) UpdDest(d *Dest) {
+	d.changed()
 	if h, ok := s.sched.(DestHooks); ok {
 		h.UpdDest(s, d)
 	}
