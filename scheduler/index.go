@@ -111,6 +111,7 @@ type weightTree struct {
 	weight []int64 // per list position: the weight if usable, else 0
 	fen    []int64 // 1-based Fenwick sums of weight
 	total  int64
+	top    int // the highest power of two below len(fen), where find starts
 }
 
 func usableWeight(d *Dest) int64 {
@@ -125,6 +126,8 @@ func (t *weightTree) build(svc *Service, owner loadIndex) {
 	t.weight = append(t.weight[:0], make([]int64, n)...)
 	t.fen = append(t.fen[:0], make([]int64, n+1)...)
 	t.total = 0
+	for t.top = 1; t.top*2 < len(t.fen); t.top *= 2 {
+	}
 	for i, d := range svc.Dests {
 		d.index, d.pos = owner, i
 		w := usableWeight(d)
@@ -153,11 +156,8 @@ func (t *weightTree) update(d *Dest) {
 // weight sum reaches r (r ≥ 1): where the kernel's walk, subtracting each
 // weight from r, first sees r ≤ 0.
 func (t *weightTree) find(r int64) int {
-	pos, step := 0, 1
-	for step*2 < len(t.fen) {
-		step *= 2
-	}
-	for ; step > 0; step /= 2 {
+	pos := 0
+	for step := t.top; step > 0; step /= 2 {
 		if next := pos + step; next < len(t.fen) && t.fen[next] < r {
 			pos = next
 			r -= t.fen[next]
