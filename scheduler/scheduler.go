@@ -7,7 +7,9 @@
 // and allocates nothing per pick. It owns no connection state: the director
 // core (package dataplane) embeds a Service per virtual service, changes its
 // list through Service's methods (so the hooks run) and keeps each Dest's
-// counters with Dest's methods (so OVERLOAD follows §1.4).
+// counters with Dest's methods (so OVERLOAD follows §1.4, and the load
+// indexes that lc, wlc, sed, nq, fo, ovf and twos keep for long lists stay
+// current; after writing a Dest's fields directly, call Service.UpdDest).
 package scheduler
 
 import (
