@@ -199,8 +199,10 @@ const (
 	DaemonBackup DaemonState = 2 // IP_VS_STATE_BACKUP
 )
 
-// DaemonSpec is a sync daemon (IPVS_DAEMON_ATTR_*); zero optional fields
-// mean "kernel default" and are not listed.
+// DaemonSpec is a sync daemon (IPVS_DAEMON_ATTR_*). In StartDaemon a zero
+// optional field means "kernel default"; in a Snapshot the kernel reports
+// the values in use (maxlen, group, port and ttl filled in), and --daemon
+// lists each one that is non-zero.
 type DaemonSpec struct {
 	State      DaemonState
 	MCastIfn   string     // mcast_ifn, default "eth0"
