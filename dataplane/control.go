@@ -395,11 +395,17 @@ func (d *Director) SetSysctl(name, value string) error {
 		return fmt.Errorf("%s: %w", name, syscall.EINVAL)
 	}
 	boolean := func(p *bool) error { *p = v != 0; return nil }
+	// Defense levels (§6.1): 1 and 2 are automatic and follow available
+	// memory; the write re-evaluates at once, and a userspace director never
+	// runs short, so 2 ("on") falls back to 1 ("off") as the kernel's would.
 	level := func(p *int) error {
 		if v < 0 || v > 3 {
 			return fmt.Errorf("%s: %w", name, syscall.EINVAL)
 		}
 		*p = v
+		if v == 2 {
+			*p = 1
+		}
 		return nil
 	}
 	switch name {

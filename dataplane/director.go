@@ -55,7 +55,7 @@ type Sysctls struct {
 	ConnReuseMode           int
 	SloppyTCP               bool
 	SloppySCTP              bool
-	SecureTCP               int // 0..3; levels 2 and 3 use the secure state table
+	SecureTCP               int // 0, 1 (automatic, off) or 3 (on): the secure state table
 	DropPacket              int // 0..3; 3 drops one in AmDropRate new connections
 	AmDropRate              int
 	CacheBypass             bool

@@ -405,7 +405,7 @@ func (d *Director) transition(i uint32, dir int, p *Packet) {
 		next = TCPClose
 		if ev := tcpEvent(p.TCPFlags); ev >= 0 {
 			table := &tcpStatesNormal
-			if d.sys.SecureTCP >= 2 {
+			if d.sys.SecureTCP == 3 {
 				table = &tcpStatesSecure
 			}
 			next = table[off][ev][c.state]
