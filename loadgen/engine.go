@@ -137,10 +137,10 @@ type worker struct {
 	scheduling  bool
 	dispatching bool
 	open        bool
-	next       int64 // open loop: next intended send
-	k          float64
-	gap        float64 // ns between this worker's sends (mean, for Poisson)
-	rng        *rand.Rand
+	next        int64 // open loop: next intended send
+	k           float64
+	gap         float64 // ns between this worker's sends (mean, for Poisson)
+	rng         *rand.Rand
 }
 
 const lingerTime = int64(time.Second)

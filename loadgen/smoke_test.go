@@ -2,9 +2,9 @@ package loadgen
 
 import (
 	"context"
+	"net/netip"
 	"testing"
 	"time"
-	"net/netip"
 
 	"github.com/lvslab/lvslab/loadgen/realserver"
 	"github.com/lvslab/lvslab/loadgen/wire"

@@ -15,7 +15,7 @@ import (
 func init() {
 	var (
 		listen, kind, id, serviceTime, fault, header string
-		responseBytes, maxConcurrency, maxQueue     int
+		responseBytes, maxConcurrency, maxQueue      int
 	)
 	cmd := &cobra.Command{
 		Use:   "serve --listen ADDR:PORT --kind http|tcp|udp --id NAME",
