@@ -434,3 +434,21 @@ func TestControlErrorsAreTheKernels(t *testing.T) {
 	assert.ErrorIs(t, l.d.SetSysctl("net.ipv4.vs.nosuch", "1"), ErrNoSysctl)
 	assert.ErrorIs(t, l.d.SetSysctl("secure_tcp", "4"), syscall.EINVAL)
 }
+
+func TestSecureTCPUsesTheDefenseTable(t *testing.T) {
+	l := newLab(t, scheduler.ProfileCurrent)
+	l.service(tcp80, "rr", 0, 0, dr(rs1))
+	require.NoError(t, l.d.SetSysctl("secure_tcp", "2"))
+	assert.Equal(t, 1, l.d.Sysctls().SecureTCP, "automatic mode with plenty of memory stays off")
+	c := &tcpConn{l: l, client: netip.AddrPortFrom(cl1, 10000), target: netip.AddrPortFrom(vip, 80)}
+	c.in(TCPSyn, 60)
+	assert.Equal(t, "SYN_RECV", l.states()[c.client])
+
+	require.NoError(t, l.d.SetSysctl("secure_tcp", "3"))
+	c = &tcpConn{l: l, client: netip.AddrPortFrom(cl1, 10001), target: netip.AddrPortFrom(vip, 80)}
+	c.in(TCPSyn, 60)
+	assert.Equal(t, "SYNACK", l.states()[c.client], "input-only SYN leads to SYNACK")
+	assert.Equal(t, int32(2), l.dest(tcp80, rs1).ActiveConns)
+	c.in(TCPAck, 52)
+	assert.Equal(t, "ESTABLISHED", l.states()[c.client])
+}

@@ -30,7 +30,7 @@ func (d *Director) In(p *Packet, now time.Time) Verdict {
 
 	// Port reuse: a SYN (INIT) on an old entry may start over (§3.2 step 5).
 	if i != 0 && d.sys.ConnReuseMode != 0 && d.startsConn(p) {
-		c := &d.conns.slab[i-1]
+		c := d.conns.at(i)
 		resched := false
 		if d.sys.ExpireNodestConn && d.dests[c.dest].Weight == 0 {
 			resched = true
@@ -45,7 +45,7 @@ func (d *Director) In(p *Packet, now time.Time) Verdict {
 		}
 	}
 	// Dest gone (in the trash): drop, or expire and reschedule (step 6).
-	if i != 0 && !d.dests[d.conns.slab[i-1].dest].Available() {
+	if i != 0 && !d.dests[d.conns.at(i).dest].Available() {
 		if !d.sys.ExpireNodestConn {
 			return Verdict{Action: Drop}
 		}
@@ -60,7 +60,7 @@ func (d *Director) In(p *Packet, now time.Time) Verdict {
 		}
 	}
 
-	c := &d.conns.slab[i-1]
+	c := d.conns.at(i)
 	dest := d.dests[c.dest]
 	if dest.Available() {
 		dest.stats.addIn(p.Len)
@@ -69,7 +69,13 @@ func (d *Director) In(p *Packet, now time.Time) Verdict {
 	}
 	d.transition(i, dirInput, p)
 	c.inPkts++
-	v := d.verdict(c)
+	// The packet's own destination is the connection's virtual address.
+	v := Verdict{
+		Action:  Forward,
+		Method:  Method(c.flags & connFwdMask),
+		Dest:    netip.AddrPortFrom(dest.Addr, c.dport),
+		Virtual: netip.AddrPortFrom(p.Dst, p.DstPort),
+	}
 	if c.flags&connOnePacket != 0 {
 		d.expire(i, t) // one-packet conns never enter the table
 		v.Conn = 0
@@ -95,7 +101,7 @@ func (d *Director) Out(p *Packet, now time.Time) Verdict {
 	if i == 0 {
 		return Verdict{}
 	}
-	c := &d.conns.slab[i-1]
+	c := d.conns.at(i)
 	dest := d.dests[c.dest]
 	if dest.Available() {
 		dest.stats.addOut(p.Len)
@@ -104,17 +110,12 @@ func (d *Director) Out(p *Packet, now time.Time) Verdict {
 	}
 	d.transition(i, dirOutput, p)
 	d.arm(i, t)
-	v := d.verdict(c)
-	v.Conn = connID(i, c.gen)
-	return v
-}
-
-func (d *Director) verdict(c *conn) Verdict {
 	return Verdict{
 		Action:  Forward,
 		Method:  Method(c.flags & connFwdMask),
-		Dest:    netip.AddrPortFrom(addrFrom16(c.af, c.daddr), c.dport),
+		Dest:    netip.AddrPortFrom(dest.Addr, c.dport),
 		Virtual: netip.AddrPortFrom(addrFrom16(c.af, c.vaddr), c.vport),
+		Conn:    connID(i, c.gen),
 	}
 }
 
@@ -271,7 +272,7 @@ func (d *Director) countConn(dest *Dest) {
 // one-packet.
 func (d *Director) newConn(af, proto uint8, caddr *[16]byte, cport uint16, vaddr *[16]byte, vport uint16, dest *Dest, dport uint16, flags, mark uint32) uint32 {
 	i := d.conns.alloc()
-	c := &d.conns.slab[i-1]
+	c := d.conns.at(i)
 	c.af, c.proto = af, proto
 	c.caddr, c.cport = *caddr, cport
 	c.vaddr, c.vport = *vaddr, vport
@@ -315,17 +316,17 @@ func (d *Director) schedulePersist(s *Service, p *Packet, af uint8, caddr, vaddr
 			tdport = dest.Port
 		}
 		ct = d.newConn(af, proto, &snet, 0, &tvaddr, tvport, dest, tdport, connTemplate, p.Mark)
-		d.conns.slab[ct-1].timeout = uint32(s.cfg.Timeout / time.Millisecond)
+		d.conns.at(ct).timeout = uint32(s.cfg.Timeout / time.Millisecond)
 	} else {
-		dest = d.dests[d.conns.slab[ct-1].dest]
+		dest = d.dests[d.conns.at(ct).dest]
 	}
 	dport := p.DstPort
 	if dport == key.Port && dest.Port != 0 {
 		dport = dest.Port
 	}
 	i := d.newConn(af, p.Proto, caddr, p.SrcPort, vaddr, p.DstPort, dest, dport, d.opsFlag(s, p), p.Mark)
-	d.conns.slab[i-1].control = ct
-	d.conns.slab[ct-1].nControl++
+	d.conns.at(i).control = ct
+	d.conns.at(ct).nControl++
 	d.arm(ct, t)
 	d.countConn(dest)
 	return i, Forward
@@ -335,7 +336,7 @@ func (d *Director) schedulePersist(s *Service, p *Packet, af uint8, caddr, vaddr
 // quiescent, with expire_quiescent_template) is rehashed so that it never
 // matches again, and left to expire.
 func (d *Director) checkTemplate(i uint32) bool {
-	c := &d.conns.slab[i-1]
+	c := d.conns.at(i)
 	dest := d.dests[c.dest]
 	if dest.Available() && !(d.sys.ExpireQuiescentTemplate && dest.Weight == 0) {
 		return true
@@ -378,7 +379,7 @@ func markAddr(af uint8, mark uint32) [16]byte {
 // transition runs the protocol state machine for one packet (set_tcp_state,
 // set_sctp_state, udp_state_transition) and sets the conn's timeout.
 func (d *Director) transition(i uint32, dir int, p *Packet) {
-	c := &d.conns.slab[i-1]
+	c := d.conns.at(i)
 	switch c.proto {
 	case ProtoUDP:
 		c.timeout = d.udpTimeout
@@ -404,7 +405,7 @@ func (d *Director) transition(i uint32, dir int, p *Packet) {
 		next = TCPClose
 		if ev := tcpEvent(p.TCPFlags); ev >= 0 {
 			table := &tcpStatesNormal
-			if d.sys.SecureTCP >= 2 {
+			if d.sys.SecureTCP == 3 {
 				table = &tcpStatesSecure
 			}
 			next = table[off][ev][c.state]
@@ -441,7 +442,7 @@ func (d *Director) assure(c *conn) {
 	if c.control == 0 {
 		return
 	}
-	ct := &d.conns.slab[c.control-1]
+	ct := d.conns.at(c.control)
 	if ct.flags&connTemplate != 0 {
 		ct.state |= tplAssured
 	}
