@@ -30,7 +30,8 @@ func director100(tb testing.TB, sched string) *Director {
 	return d
 }
 
-// exchange runs one NAT connection's nine packets, as replay models them.
+// exchange runs one NAT connection's nine packets, as replay models them:
+// the SYN is looked up, the rest go by connection id.
 func exchange(d *Director, in, out *Packet, now time.Time) {
 	in.TCPFlags, in.Len = TCPSyn, 60
 	v := d.In(in, now)
@@ -46,10 +47,10 @@ func exchange(d *Director, in, out *Packet, now time.Time) {
 	} {
 		if s.in {
 			in.TCPFlags, in.Len = s.flags, s.n
-			d.In(in, now)
+			d.InConn(v.Conn, in, now)
 		} else {
 			out.TCPFlags, out.Len = s.flags, s.n
-			d.Out(out, now)
+			d.OutConn(v.Conn, out, now)
 		}
 	}
 }

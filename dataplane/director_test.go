@@ -452,3 +452,19 @@ func TestSecureTCPUsesTheDefenseTable(t *testing.T) {
 	c.in(TCPAck, 52)
 	assert.Equal(t, "ESTABLISHED", l.states()[c.client])
 }
+
+func TestInConnFallsBackToTheLookupForStaleIDs(t *testing.T) {
+	l := newLab(t, scheduler.ProfileCurrent)
+	l.service(tcp80, "rr", 0, 0, nat(rs1), nat(rs2))
+	c := l.dial(cl1, 10000)
+	c.reset()
+	l.sleep(11 * time.Second) // the CLOSE entry expired
+	p := Packet{Proto: ProtoTCP, Src: cl1, SrcPort: 10000, Dst: vip, DstPort: 80, TCPFlags: TCPSyn, Len: 60}
+	v := l.d.InConn(c.v.Conn, &p, l.now)
+	require.Equal(t, Forward, v.Action)
+	assert.NotEqual(t, c.v.Conn, v.Conn, "a new connection, scheduled anew")
+	assert.NotEqual(t, c.v.Dest, v.Dest)
+	p.TCPFlags = TCPAck
+	assert.Equal(t, v.Conn, l.d.InConn(v.Conn, &p, l.now).Conn)
+	assert.Equal(t, Accept, l.d.OutConn(c.v.Conn, &Packet{Proto: ProtoTCP, Src: rs2, SrcPort: 80, Dst: cl1, DstPort: 9}, l.now).Action)
+}

@@ -59,7 +59,46 @@ func (d *Director) In(p *Packet, now time.Time) Verdict {
 			return Verdict{Action: act}
 		}
 	}
+	return d.inConn(i, p, t)
+}
 
+// InConn is In for a packet of a connection the caller already holds an id
+// for (Verdict.Conn), as replay and other event sources do: it skips the
+// table lookup. A SYN, an expired id or a dest in the trash take In's full
+// path, so the result is always In's.
+func (d *Director) InConn(id ConnID, p *Packet, now time.Time) Verdict {
+	t := now.UnixNano()
+	d.advance(t)
+	i, ok := d.live(id)
+	if !ok || d.startsConn(p) || !d.dests[d.conns.at(i).dest].Available() {
+		return d.In(p, now)
+	}
+	return d.inConn(i, p, t)
+}
+
+// OutConn is Out for a reply of a connection the caller holds an id for.
+func (d *Director) OutConn(id ConnID, p *Packet, now time.Time) Verdict {
+	t := now.UnixNano()
+	d.advance(t)
+	i, ok := d.live(id)
+	if !ok {
+		return d.Out(p, now)
+	}
+	return d.outConn(i, p, t)
+}
+
+// live resolves an id to a table entry that still exists.
+func (d *Director) live(id ConnID) (uint32, bool) {
+	i, gen := uint32(id), uint32(id>>32)
+	if i == 0 || i > d.conns.size {
+		return 0, false
+	}
+	c := d.conns.at(i)
+	return i, c.gen == gen && c.af != 0 && c.flags&connHashed != 0
+}
+
+// inConn is the rest of In once the connection is known (§3.2 step 8).
+func (d *Director) inConn(i uint32, p *Packet, t int64) Verdict {
 	c := d.conns.at(i)
 	dest := d.dests[c.dest]
 	if dest.Available() {
@@ -101,6 +140,11 @@ func (d *Director) Out(p *Packet, now time.Time) Verdict {
 	if i == 0 {
 		return Verdict{}
 	}
+	return d.outConn(i, p, t)
+}
+
+// outConn is handle_response once the connection is known.
+func (d *Director) outConn(i uint32, p *Packet, t int64) Verdict {
 	c := d.conns.at(i)
 	dest := d.dests[c.dest]
 	if dest.Available() {
