@@ -5,6 +5,7 @@ import (
 	"syscall"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -467,4 +468,27 @@ func TestInConnFallsBackToTheLookupForStaleIDs(t *testing.T) {
 	p.TCPFlags = TCPAck
 	assert.Equal(t, v.Conn, l.d.InConn(v.Conn, &p, l.now).Conn)
 	assert.Equal(t, Accept, l.d.OutConn(c.v.Conn, &Packet{Proto: ProtoTCP, Src: rs2, SrcPort: 80, Dst: cl1, DstPort: 9}, l.now).Action)
+}
+
+func TestConnEntryFitsIn128Bytes(t *testing.T) {
+	assert.LessOrEqual(t, unsafe.Sizeof(conn{}), uintptr(128))
+}
+
+func TestPacketPathDoesNotAllocate(t *testing.T) {
+	d := director100(t, "wlc")
+	in := Packet{Proto: ProtoTCP, Dst: vip, DstPort: 80}
+	out := Packet{Proto: ProtoTCP}
+	n := 0
+	now := t0
+	exchange(d, &in, &out, now) // first chunk, buckets, heap
+	allocs := testing.AllocsPerRun(1000, func() {
+		c := clientOf(n)
+		n++
+		in.Src, in.SrcPort = c.Addr(), c.Port()
+		in.TCPFlags = TCPAck
+		p := in
+		d.In(&p, now) // a lookup miss: accepted, not ours
+		exchange(d, &in, &out, now)
+	})
+	assert.Zero(t, allocs)
 }
