@@ -492,3 +492,26 @@ func TestPacketPathDoesNotAllocate(t *testing.T) {
 	})
 	assert.Zero(t, allocs)
 }
+
+func TestICMPErrorsFollowTheQuotedConnection(t *testing.T) {
+	l := newLab(t, scheduler.ProfileCurrent)
+	l.service(tcp80, "rr", 0, 0, nat(rs1))
+	c := l.dial(cl1, 10000)
+	// The client's host complains about a reply it got from VIP:80.
+	toClient := Packet{Proto: ProtoTCP, Src: vip, SrcPort: 80, Dst: cl1, DstPort: 10000}
+	v := l.d.InRelated(&toClient, 88, l.now)
+	require.Equal(t, Forward, v.Action)
+	assert.Equal(t, c.v.Conn, v.Conn)
+	assert.Equal(t, netip.AddrPortFrom(rs1, 80), v.Dest)
+	// The real server complains about a packet the client sent it.
+	toRS := Packet{Proto: ProtoTCP, Src: cl1, SrcPort: 10000, Dst: rs1, DstPort: 80}
+	v = l.d.OutRelated(&toRS, 88, l.now)
+	require.Equal(t, Forward, v.Action)
+	assert.Equal(t, netip.AddrPortFrom(vip, 80), v.Virtual)
+	toRS.SrcPort = 9
+	assert.Equal(t, Accept, l.d.OutRelated(&toRS, 88, l.now).Action)
+	l.sleep(2 * time.Second)
+	st := l.dest(tcp80, rs1).Stats
+	assert.Equal(t, uint64(4), st.InPkts, "3 TCP packets and the ICMP error")
+	assert.Equal(t, uint64(3), st.OutPkts)
+}

@@ -491,3 +491,59 @@ func (d *Director) assure(c *conn) {
 		ct.state |= tplAssured
 	}
 }
+
+// InRelated handles an ICMP error that arrives from the client side and
+// quotes a packet sent to the client (VIP:vport → client), as
+// ip_vs_in_icmp does: the quoted packet's connection is looked up in
+// reverse, the ICMP packet (n bytes) counts as inbound traffic, and the
+// verdict says where to relay it. No state changes. Accept means it belongs
+// to no connection.
+func (d *Director) InRelated(quoted *Packet, n int, now time.Time) Verdict {
+	d.advance(now.UnixNano())
+	af := afOf(quoted.Dst)
+	caddr, vaddr := addr16(quoted.Dst), addr16(quoted.Src)
+	i := d.conns.inGet(af, quoted.Proto, &caddr, quoted.DstPort, &vaddr, quoted.SrcPort)
+	if i == 0 {
+		return Verdict{}
+	}
+	c := d.conns.at(i)
+	dest := d.dests[c.dest]
+	if !dest.Available() {
+		return Verdict{Action: Drop}
+	}
+	dest.stats.addIn(n)
+	dest.svc.stats.addIn(n)
+	d.total.addIn(n)
+	return d.relatedVerdict(i, c, dest)
+}
+
+// OutRelated handles an ICMP error from a real server quoting a packet it
+// received from a client (ip_vs_out_icmp): the quoted packet's connection
+// is found as a reply's would be, and the ICMP packet counts as outbound.
+func (d *Director) OutRelated(quoted *Packet, n int, now time.Time) Verdict {
+	d.advance(now.UnixNano())
+	af := afOf(quoted.Dst)
+	saddr, daddr := addr16(quoted.Dst), addr16(quoted.Src)
+	i := d.conns.outGet(af, quoted.Proto, &saddr, quoted.DstPort, &daddr, quoted.SrcPort)
+	if i == 0 {
+		return Verdict{}
+	}
+	c := d.conns.at(i)
+	dest := d.dests[c.dest]
+	if dest.Available() {
+		dest.stats.addOut(n)
+		dest.svc.stats.addOut(n)
+		d.total.addOut(n)
+	}
+	return d.relatedVerdict(i, c, dest)
+}
+
+func (d *Director) relatedVerdict(i uint32, c *conn, dest *Dest) Verdict {
+	return Verdict{
+		Action:  Forward,
+		Method:  Method(c.flags & connFwdMask),
+		Dest:    netip.AddrPortFrom(dest.Addr, c.dport),
+		Virtual: netip.AddrPortFrom(addrFrom16(c.af, c.vaddr), c.vport),
+		Conn:    connID(i, c.gen),
+	}
+}
