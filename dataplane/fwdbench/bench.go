@@ -121,7 +121,7 @@ func (r *Report) Value(dataplane, metric string) (Row, bool) {
 func (r *Report) Table() string {
 	var b strings.Builder
 	tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "dataplane\tmetric\tvalue\t× kernel-route\t× nft-dnat\tloss %\tbusy cores\tforwarder cores\t")
+	fmt.Fprintln(tw, "dataplane\tmetric\tvalue\t× kernel-route\t× nft-dnat\tloss %\tbusy cores\tforwarder cores\tforwarder µs/pkt\t")
 	for _, row := range r.Rows {
 		ratio := func(base string) string {
 			if b, ok := r.Value(base, row.Metric); ok && b.Value > 0 {
@@ -129,8 +129,12 @@ func (r *Report) Table() string {
 			}
 			return "-"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%.2f\t%.2f\t%.2f\t\n", row.Dataplane, row.Metric, human(row.Metric, row.Value),
-			ratio(KernelRoute), ratio(NftDNAT), row.LossPercent, row.BusyCPU, row.DirectorCPU)
+		perPkt := "-"
+		if row.Metric != MetricTCP && row.DirectorCPU > 0 && row.Value > 0 {
+			perPkt = fmt.Sprintf("%.2f", row.DirectorCPU/row.Value*1e6)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%.2f\t%.2f\t%.2f\t%s\t\n", row.Dataplane, row.Metric, human(row.Metric, row.Value),
+			ratio(KernelRoute), ratio(NftDNAT), row.LossPercent, row.BusyCPU, row.DirectorCPU, perPkt)
 	}
 	tw.Flush()
 	return b.String()

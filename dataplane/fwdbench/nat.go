@@ -9,6 +9,7 @@ import (
 	"sync"
 
 	"github.com/containernetworking/plugins/pkg/ns"
+	"golang.org/x/sys/unix"
 
 	"github.com/lvslab/lvslab/dataplane/header"
 	"github.com/lvslab/lvslab/dataplane/packetio"
@@ -246,7 +247,7 @@ func (w *worker) forward(side packetio.Side, pkts []packetio.Packet) {
 	var p parse.Packet
 	for i := range pkts {
 		pk := &pkts[i]
-		if pk.PktType == 3 { // PACKET_OTHERHOST: not addressed to the director
+		if pk.PktType == unix.PACKET_OTHERHOST { // not addressed to the director
 			continue
 		}
 		frame, vnet := pk.Frame(), pk.VnetHdr()
