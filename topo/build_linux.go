@@ -157,14 +157,36 @@ feed:
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	for i, n := range in.Lab.Nodes {
-		if len(n.Decap) > 0 && !in.Features.IPIP {
-			if _, err := in.StartAgent(n.Name, "ipipd", "--tun", DecapTun); err != nil {
-				return fmt.Errorf("node %q: userspace IPIP decapsulator: %w", in.Lab.Nodes[i].Name, err)
-			}
-		}
+	return in.startDecapsulators()
+}
+
+// startDecapsulators starts the userspace decapsulator of every TUN real
+// server, several at a time: an agent spends most of its start-up in exec.
+func (in *Instance) startDecapsulators() error {
+	if in.Features.IPIP {
+		return nil
 	}
-	return nil
+	sem := make(chan struct{}, 4*in.opt.Workers)
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var errs []error
+	for _, n := range in.Lab.Nodes {
+		if len(n.Decap) == 0 {
+			continue
+		}
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			if _, err := in.StartAgent(n.Name, "ipipd", "--tun", DecapTun); err != nil {
+				mu.Lock()
+				errs = append(errs, fmt.Errorf("node %q: userspace IPIP decapsulator: %w", n.Name, err))
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	return errors.Join(errs...)
 }
 
 // DecapTun is the TUN device lvslab's userspace decapsulator delivers inner
