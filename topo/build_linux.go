@@ -16,7 +16,6 @@ import (
 	"github.com/containernetworking/plugins/pkg/ns"
 	"github.com/containernetworking/plugins/pkg/utils/sysctl"
 	"github.com/vishvananda/netlink"
-	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 )
 
@@ -318,11 +317,11 @@ func (in *Instance) buildFabric() error {
 func (in *Instance) worker(jobs <-chan int) error {
 	var werr error
 	err := onLockedThread(func() error {
-		fab, err := netlink.NewHandleAt(netns.NsHandle(in.fabric.Fd()), unix.NETLINK_ROUTE)
+		fab, err := newVethMaker(in.fabric)
 		if err != nil {
 			return err
 		}
-		defer fab.Close()
+		defer fab.close()
 		for i := range jobs {
 			if werr != nil {
 				continue // drain
@@ -336,7 +335,7 @@ func (in *Instance) worker(jobs <-chan int) error {
 	return err
 }
 
-func (in *Instance) buildNode(i int, fab *netlink.Handle) error {
+func (in *Instance) buildNode(i int, fab *vethMaker) error {
 	n := &in.Lab.Nodes[i]
 	h, err := in.newNetNS(n.Name)
 	if err != nil {
@@ -355,20 +354,12 @@ func (in *Instance) buildNode(i int, fab *netlink.Handle) error {
 	var ifnames []string
 	for j, ifc := range n.Interfaces {
 		nw := in.Lab.Network(ifc.Network)
-		attrs := netlink.NewLinkAttrs()
-		attrs.Name = fmt.Sprintf("%s%x.%d", in.ID, i, j)
-		attrs.MTU = nw.MTUOf()
-		attrs.Flags = net.FlagUp
-		attrs.MasterIndex = in.bridges[nw.Name]
-		veth := &netlink.Veth{LinkAttrs: attrs, PeerName: IfName(j), PeerNamespace: netlink.NsFd(h.Fd()), PeerTxQLen: -1}
-		if err := fab.LinkAdd(veth); err != nil {
+		idx := nodeIfIndex(j)
+		if err := fab.addVeth(fmt.Sprintf("%s%x.%d", in.ID, i, j), fabricIfIndex(i, j), in.bridges[nw.Name], nw.MTUOf(), IfName(j), idx, int(h.Fd())); err != nil {
 			return fmt.Errorf("%s: veth into network %q: %w", IfName(j), nw.Name, err)
 		}
 		in.veths.Add(1)
-		link, err := nh.LinkByName(IfName(j))
-		if err != nil {
-			return fmt.Errorf("%s: %w", IfName(j), err)
-		}
+		link := &netlink.Device{LinkAttrs: netlink.LinkAttrs{Index: idx, Name: IfName(j)}}
 		if err := nh.LinkSetUp(link); err != nil {
 			return fmt.Errorf("%s up: %w", IfName(j), err)
 		}
