@@ -10,7 +10,7 @@ import (
 // Interface indexes are chosen, not looked up: a node's i-th interface is
 // ifindex 2+i in its namespace (lo is 1), and its fabric end has an index
 // derived from node and interface. Knowing them saves a lookup per link.
-func nodeIfIndex(j int) int       { return 2 + j }
+func nodeIfIndex(j int) int      { return 2 + j }
 func fabricIfIndex(i, j int) int { return 1000 + i*MaxNodeInterfaces + j }
 
 // vethMaker creates a node's veth pair with one RTM_NEWLINK in the fabric:
