@@ -151,17 +151,24 @@ func (t *connTable) unhash(i uint32) {
 	t.count--
 }
 
-// grow doubles the bucket array and relinks every hashed entry.
+// grow doubles the bucket array. Old chain j splits into new chains j and
+// j+len(old), each keeping the old order, so that a newer connection still
+// shadows an older one with the same key.
 func (t *connTable) grow() {
 	old := t.buckets
 	t.buckets = make([]uint32, 2*len(old))
-	for _, head := range old {
+	for j, head := range old {
+		tails := [2]*uint32{&t.buckets[j], &t.buckets[j+len(old)]}
 		for i := head; i != 0; {
 			c := t.at(i)
 			next := c.next
-			b := t.bucket(c.proto, &c.caddr, c.cport)
-			c.next = *b
-			*b = i
+			k := 0
+			if connHash(t.seed, c.proto, &c.caddr, c.cport)&uint64(len(old)) != 0 {
+				k = 1
+			}
+			c.next = 0
+			*tails[k] = i
+			tails[k] = &c.next
 			i = next
 		}
 	}

@@ -11,11 +11,12 @@ import (
 const (
 	KernelRoute = "kernel-route"
 	NftDNAT     = "nft-dnat"
-	LvslabNAT   = "lvslab-nat"
+	LvslabNAT   = "lvslab-nat"      // recvmmsg/sendmmsg
+	LvslabRing  = "lvslab-nat-ring" // TPACKET_V2 receive ring, sendmmsg
 )
 
 // Dataplanes lists what Run compares, baseline first.
-var Dataplanes = []string{KernelRoute, NftDNAT, LvslabNAT}
+var Dataplanes = []string{KernelRoute, NftDNAT, LvslabNAT, LvslabRing}
 
 // Active is a dataplane set up in the lab's director.
 type Active struct {
@@ -55,7 +56,7 @@ func (l *Lab) Start(name string, workers int, observe func(int, packetio.Side, n
 }
 `, l.VIP, l.ServerAddr, l.ServerAddr))
 		}
-	case LvslabNAT:
+	case LvslabNAT, LvslabRing:
 		if err = Sysctl(l.Director, "net.ipv4.ip_forward", "0"); err != nil {
 			break
 		}
@@ -65,7 +66,7 @@ func (l *Lab) Start(name string, workers int, observe func(int, packetio.Side, n
 		a.nat, err = StartNAT(NATConfig{
 			Netns: NetnsPath(l.Director), ClientIf: DirClientIf, ServerIf: DirServerIf,
 			VIP: l.VIP, RIP: l.ServerAddr, ClientMAC: l.ClientMAC, ServerMAC: l.ServerMAC,
-			DirClientMAC: l.DirClientMAC, DirServMAC: l.DirServMAC, MTU: 1500, Workers: workers, Observe: observe,
+			DirClientMAC: l.DirClientMAC, DirServMAC: l.DirServMAC, MTU: 1500, Workers: workers, Observe: observe, Ring: name == LvslabRing,
 		})
 	default:
 		return nil, fmt.Errorf("fwdbench: unknown dataplane %q", name)

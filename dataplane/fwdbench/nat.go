@@ -9,6 +9,7 @@ import (
 	"sync"
 
 	"github.com/containernetworking/plugins/pkg/ns"
+	"golang.org/x/sys/unix"
 
 	"github.com/lvslab/lvslab/dataplane/header"
 	"github.com/lvslab/lvslab/dataplane/packetio"
@@ -39,6 +40,8 @@ type NATConfig struct {
 	MTU          int // route MTU towards the server
 	Workers      int
 	Batch        int
+	// Ring receives through a TPACKET_V2 ring instead of recvmmsg.
+	Ring bool
 	// Observe, if set, is told which worker saw which client endpoint on
 	// which side (tests check fanout with it).
 	Observe func(worker int, side packetio.Side, client netip.AddrPort)
@@ -110,9 +113,19 @@ func StartNAT(cfg NATConfig) (*NAT, error) {
 					id := uint16(fanoutClient + side)
 					c.Fanout = &packetio.Fanout{ID: id, Side: packetio.Side(side), Workers: cfg.Workers}
 				}
-				if w.socks[side], err = packetio.Open(ifi.Index, cfg.Batch, c); err != nil {
+				if cfg.Ring {
+					r, err := packetio.OpenRing(ifi.Index, cfg.Batch, c)
+					if err != nil {
+						return err
+					}
+					w.socks[side], w.io[side] = r.AFPacket, r
+					continue
+				}
+				s, err := packetio.Open(ifi.Index, cfg.Batch, c)
+				if err != nil {
 					return err
 				}
+				w.socks[side], w.io[side] = s, s
 			}
 		}
 		return nil
@@ -122,12 +135,15 @@ func StartNAT(cfg NATConfig) (*NAT, error) {
 		return nil, err
 	}
 	for _, w := range n.workers {
-		if w.poller, err = packetio.NewPoller(w.socks[0], w.socks[1]); err != nil {
+		if w.poller, err = packetio.NewPoller(w.socks[0].Fd(), w.socks[1].Fd()); err != nil {
 			n.close()
 			return nil, err
 		}
-		w.io = [2]PacketIO{w.socks[0], w.socks[1]}
-		w.rx = packetio.NewBatch(cfg.Batch)
+		if cfg.Ring {
+			w.rx = make([]packetio.Packet, cfg.Batch) // frames stay in the ring
+		} else {
+			w.rx = packetio.NewBatch(cfg.Batch)
+		}
 		w.out[0] = make([]packetio.Packet, 0, cfg.Batch)
 		w.out[1] = make([]packetio.Packet, 0, cfg.Batch)
 		w.reply = make([]packetio.Packet, cfg.Batch)
@@ -173,7 +189,7 @@ func (n *NAT) close() {
 		if w.poller != nil {
 			w.poller.Close()
 		}
-		for _, s := range w.socks {
+		for _, s := range w.io {
 			if s != nil {
 				s.Close()
 			}
@@ -231,7 +247,7 @@ func (w *worker) forward(side packetio.Side, pkts []packetio.Packet) {
 	var p parse.Packet
 	for i := range pkts {
 		pk := &pkts[i]
-		if pk.PktType == 3 { // PACKET_OTHERHOST: not addressed to the director
+		if pk.PktType == unix.PACKET_OTHERHOST { // not addressed to the director
 			continue
 		}
 		frame, vnet := pk.Frame(), pk.VnetHdr()

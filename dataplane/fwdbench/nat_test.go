@@ -63,6 +63,12 @@ func inNS(t *testing.T, name string, f func() error) {
 // one worker.
 func TestNATForwarderCarriesTCPAndUDP(t *testing.T) {
 	needLab(t)
+	for _, dp := range []string{LvslabNAT, LvslabRing} {
+		t.Run(dp, func(t *testing.T) { testNATForwarder(t, dp) })
+	}
+}
+
+func testNATForwarder(t *testing.T, dp string) {
 	l := newLab(t)
 
 	var mu sync.Mutex
@@ -74,7 +80,7 @@ func TestNATForwarderCarriesTCPAndUDP(t *testing.T) {
 		seen[c] = s
 		mu.Unlock()
 	}
-	a, err := l.Start(LvslabNAT, 2, observe)
+	a, err := l.Start(dp, 2, observe)
 	require.NoError(t, err)
 	stopped := false
 	stop := func() {

@@ -55,17 +55,23 @@ func Open(ifindex int, batch int, cfg Config) (*AFPacket, error) {
 		return nil, fmt.Errorf("packetio: socket: %w", err)
 	}
 	s := &AFPacket{fd: fd, vnet: cfg.Vnet}
-	if err := s.setup(ifindex, cfg); err != nil {
+	if err := s.setup(ifindex, cfg, nil); err != nil {
 		unix.Close(fd)
 		return nil, err
 	}
-	s.hdrs = make([]unix.Mmsghdr, batch)
-	s.iovs = make([]unix.Iovec, 2*batch)
-	s.names = make([]unix.RawSockaddrLinklayer, batch)
+	s.init(batch)
 	return s, nil
 }
 
-func (s *AFPacket) setup(ifindex int, cfg Config) error {
+func (s *AFPacket) init(batch int) {
+	s.hdrs = make([]unix.Mmsghdr, batch)
+	s.iovs = make([]unix.Iovec, 2*batch)
+	s.names = make([]unix.RawSockaddrLinklayer, batch)
+}
+
+// setup sets the socket options, calls ring (if any) to set up a ring
+// before the socket is bound, binds and joins the fanout group.
+func (s *AFPacket) setup(ifindex int, cfg Config, ring func() error) error {
 	opt := func(name string, level, o, v int) error {
 		if err := unix.SetsockoptInt(s.fd, level, o, v); err != nil {
 			return fmt.Errorf("packetio: %s: %w", name, err)
@@ -90,6 +96,11 @@ func (s *AFPacket) setup(ifindex int, cfg Config) error {
 			return err
 		}
 		if err := opt("SO_SNDBUFFORCE", unix.SOL_SOCKET, unix.SO_SNDBUFFORCE, cfg.BufferBytes); err != nil {
+			return err
+		}
+	}
+	if ring != nil {
+		if err := ring(); err != nil {
 			return err
 		}
 	}

@@ -47,28 +47,37 @@ const (
 	bpfRetA  = unix.BPF_RET | unix.BPF_A
 	bpfRetK  = unix.BPF_RET | unix.BPF_K
 	ethIPv4  = 0x0800
-	ipSrcOff = 14 + 12
-	ipDstOff = 14 + 16
+	ipSrcOff = 12
+	// Ancillary loads (linux/filter.h); x/sys does not carry them.
+	skfAdOff      = 0xfffff000 // SKF_AD_OFF, -0x1000
+	skfAdProtocol = 0
+	ipDstOff      = 16
 )
 
 // program returns the client-endpoint hash for f.Side: for IPv4,
 // ((addr + port) × 2654435761) >> 16; other frames go to worker 0. The
 // kernel takes the result modulo the group size.
+//
+// The fanout demux runs before the packet socket pushes the link header
+// back, so on ingress the program's offsets start at the IP header and the
+// EtherType comes from the skb (SKF_AD_PROTOCOL). Outgoing frames, which
+// would start at the link header, never reach the group
+// (PACKET_FANOUT_FLAG_IGNORE_OUTGOING).
 func (f *Fanout) program() []unix.SockFilter {
-	addr, port := uint32(ipSrcOff), uint32(14+0)
+	addr, port := uint32(ipSrcOff), uint32(0)
 	if f.Side == ServerSide {
-		addr, port = ipDstOff, 14+2
+		addr, port = ipDstOff, 2
 	}
 	return []unix.SockFilter{
-		{Code: bpfLdH, K: 12},                    // A = ethertype
-		{Code: bpfJeq, K: ethIPv4, Jt: 0, Jf: 9}, // not IPv4: return 0
-		{Code: bpfLdxB, K: 14},                   // X = IHL × 4
-		{Code: bpfLdHX, K: port},                 // A = port
-		{Code: bpfSt, K: 0},                      // M[0] = port
-		{Code: bpfLdW, K: addr},                  // A = address
-		{Code: bpfLdxM, K: 0},                    // X = port
-		{Code: bpfAddX},                          // A += X
-		{Code: bpfMulK, K: 2654435761},           // Fibonacci hashing
+		{Code: bpfLdW, K: skfAdOff + skfAdProtocol}, // A = ntohs(skb->protocol)
+		{Code: bpfJeq, K: ethIPv4, Jt: 0, Jf: 9},    // not IPv4: return 0
+		{Code: bpfLdxB, K: 0},                       // X = IHL × 4
+		{Code: bpfLdHX, K: port},                    // A = port
+		{Code: bpfSt, K: 0},                         // M[0] = port
+		{Code: bpfLdW, K: addr},                     // A = address
+		{Code: bpfLdxM, K: 0},                       // X = port
+		{Code: bpfAddX},                             // A += X
+		{Code: bpfMulK, K: 2654435761},              // Fibonacci hashing
 		{Code: bpfRshK, K: 16},
 		{Code: bpfRetA},
 		{Code: bpfRetK, K: 0},

@@ -18,8 +18,8 @@ type Poller struct {
 	events []unix.EpollEvent
 }
 
-// NewPoller watches socks (level-triggered).
-func NewPoller(socks ...*AFPacket) (*Poller, error) {
+// NewPoller watches the sockets with descriptors fds (level-triggered).
+func NewPoller(fds ...int) (*Poller, error) {
 	ep, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
 	if err != nil {
 		return nil, fmt.Errorf("packetio: epoll_create: %w", err)
@@ -29,7 +29,7 @@ func NewPoller(socks ...*AFPacket) (*Poller, error) {
 		unix.Close(ep)
 		return nil, fmt.Errorf("packetio: eventfd: %w", err)
 	}
-	p := &Poller{ep: ep, wake: wake, events: make([]unix.EpollEvent, len(socks)+1)}
+	p := &Poller{ep: ep, wake: wake, events: make([]unix.EpollEvent, len(fds)+1)}
 	add := func(fd int, tag int32) error {
 		return unix.EpollCtl(ep, unix.EPOLL_CTL_ADD, fd, &unix.EpollEvent{Events: unix.EPOLLIN, Fd: tag})
 	}
@@ -37,8 +37,8 @@ func NewPoller(socks ...*AFPacket) (*Poller, error) {
 		p.Close()
 		return nil, fmt.Errorf("packetio: epoll_ctl: %w", err)
 	}
-	for i, s := range socks {
-		if err := add(s.Fd(), int32(i)); err != nil {
+	for i, fd := range fds {
+		if err := add(fd, int32(i)); err != nil {
 			p.Close()
 			return nil, fmt.Errorf("packetio: epoll_ctl: %w", err)
 		}
