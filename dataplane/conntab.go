@@ -43,12 +43,17 @@ type conn struct {
 	inPkts   uint32
 }
 
+// chunkBits sizes the slab's chunks: growing the table adds a chunk and
+// never copies the entries already there.
+const chunkBits = 16
+
 // connTable is the connection table: a slab of conns and a chained hash
 // index keyed by (protocol, client address, client port), the kernel's
 // ip_vs_conn_tab key. Inbound, outbound and template lookups all walk one
 // chain: the client side of a connection is the same in both directions.
 type connTable struct {
-	slab    []conn
+	chunks  [][]conn
+	size    uint32 // slots handed out so far
 	free    uint32 // free list through conn.next (index+1)
 	buckets []uint32
 	count   int
@@ -84,23 +89,32 @@ func (t *connTable) bucket(proto uint8, a *[16]byte, port uint16) *uint32 {
 	return &t.buckets[connHash(t.seed, proto, a, port)&uint64(len(t.buckets)-1)]
 }
 
+// at is the entry of slot index i (index+1 form).
+func (t *connTable) at(i uint32) *conn {
+	i--
+	return &t.chunks[i>>chunkBits][i&(1<<chunkBits-1)]
+}
+
 // alloc returns a zeroed slot (index+1), not yet hashed.
 func (t *connTable) alloc() uint32 {
 	if t.free != 0 {
 		i := t.free
-		c := &t.slab[i-1]
+		c := t.at(i)
 		t.free = c.next
 		gen := c.gen
 		*c = conn{gen: gen}
 		return i
 	}
-	t.slab = append(t.slab, conn{})
-	return uint32(len(t.slab))
+	if t.size>>chunkBits == uint32(len(t.chunks)) {
+		t.chunks = append(t.chunks, make([]conn, 1<<chunkBits))
+	}
+	t.size++
+	return t.size
 }
 
 // release returns a slot to the free list; it must be unhashed.
 func (t *connTable) release(i uint32) {
-	c := &t.slab[i-1]
+	c := t.at(i)
 	c.af = 0
 	c.gen++
 	c.next = t.free
@@ -113,7 +127,7 @@ func (t *connTable) hash(i uint32) {
 	if t.count >= len(t.buckets) {
 		t.grow()
 	}
-	c := &t.slab[i-1]
+	c := t.at(i)
 	b := t.bucket(c.proto, &c.caddr, c.cport)
 	c.next = *b
 	*b = i
@@ -122,11 +136,11 @@ func (t *connTable) hash(i uint32) {
 }
 
 func (t *connTable) unhash(i uint32) {
-	c := &t.slab[i-1]
+	c := t.at(i)
 	if c.flags&connHashed == 0 {
 		return
 	}
-	for p := t.bucket(c.proto, &c.caddr, c.cport); *p != 0; p = &t.slab[*p-1].next {
+	for p := t.bucket(c.proto, &c.caddr, c.cport); *p != 0; p = &t.at(*p).next {
 		if *p == i {
 			*p = c.next
 			break
@@ -137,17 +151,24 @@ func (t *connTable) unhash(i uint32) {
 	t.count--
 }
 
-// grow doubles the bucket array and relinks every hashed entry.
+// grow doubles the bucket array. Old chain j splits into new chains j and
+// j+len(old), each keeping the old order, so that a newer connection still
+// shadows an older one with the same key.
 func (t *connTable) grow() {
 	old := t.buckets
 	t.buckets = make([]uint32, 2*len(old))
-	for _, head := range old {
+	for j, head := range old {
+		tails := [2]*uint32{&t.buckets[j], &t.buckets[j+len(old)]}
 		for i := head; i != 0; {
-			c := &t.slab[i-1]
+			c := t.at(i)
 			next := c.next
-			b := t.bucket(c.proto, &c.caddr, c.cport)
-			c.next = *b
-			*b = i
+			k := 0
+			if connHash(t.seed, c.proto, &c.caddr, c.cport)&uint64(len(old)) != 0 {
+				k = 1
+			}
+			c.next = 0
+			*tails[k] = i
+			tails[k] = &c.next
 			i = next
 		}
 	}
@@ -156,7 +177,7 @@ func (t *connTable) grow() {
 // inGet finds the connection of an inbound packet (ip_vs_conn_in_get).
 func (t *connTable) inGet(af, proto uint8, caddr *[16]byte, cport uint16, vaddr *[16]byte, vport uint16) uint32 {
 	for i := *t.bucket(proto, caddr, cport); i != 0; {
-		c := &t.slab[i-1]
+		c := t.at(i)
 		if c.cport == cport && c.vport == vport && c.proto == proto && c.af == af &&
 			c.flags&connTemplate == 0 && c.caddr == *caddr && c.vaddr == *vaddr {
 			return i
@@ -171,7 +192,7 @@ func (t *connTable) inGet(af, proto uint8, caddr *[16]byte, cport uint16, vaddr 
 // virtual address for the other methods.
 func (t *connTable) outGet(af, proto uint8, saddr *[16]byte, sport uint16, daddr *[16]byte, dport uint16) uint32 {
 	for i := *t.bucket(proto, daddr, dport); i != 0; {
-		c := &t.slab[i-1]
+		c := t.at(i)
 		if c.cport == dport && c.proto == proto && c.af == af && c.flags&connTemplate == 0 && c.caddr == *daddr {
 			if c.flags&connFwdMask == uint32(MethodMasq) {
 				if c.dport == sport && c.daddr == *saddr {
@@ -189,7 +210,7 @@ func (t *connTable) outGet(af, proto uint8, saddr *[16]byte, sport uint16, daddr
 // templateGet finds a persistence template (ip_vs_ct_in_get).
 func (t *connTable) templateGet(af, proto uint8, caddr *[16]byte, vaddr *[16]byte, vport uint16) uint32 {
 	for i := *t.bucket(proto, caddr, 0); i != 0; {
-		c := &t.slab[i-1]
+		c := t.at(i)
 		if c.cport == 0 && c.vport == vport && c.proto == proto && c.af == af &&
 			c.flags&connTemplate != 0 && c.caddr == *caddr && c.vaddr == *vaddr {
 			return i

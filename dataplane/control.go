@@ -305,15 +305,15 @@ func (d *Director) delDest(s *Service, dest *Dest) {
 // unavailable dest that controls nobody is deleted at once, and then its
 // controller if that now controls nobody (assured or not).
 func (d *Director) flushNodest() {
-	for i := range d.conns.slab {
-		c := &d.conns.slab[i]
+	for i := range d.conns.size {
+		c := d.conns.at(i + 1)
 		if c.af == 0 || d.dests[c.dest].Available() || c.nControl > 0 {
 			continue
 		}
 		ct := c.control
-		d.del(uint32(i + 1))
+		d.del(i + 1)
 		if ct != 0 {
-			if p := &d.conns.slab[ct-1]; p.af != 0 && p.nControl == 0 {
+			if p := d.conns.at(ct); p.af != 0 && p.nControl == 0 {
 				d.del(ct)
 			}
 		}
@@ -322,7 +322,7 @@ func (d *Director) flushNodest() {
 
 // del is ip_vs_conn_del: expire now, synchronously, as a forced drop.
 func (d *Director) del(i uint32) {
-	c := &d.conns.slab[i-1]
+	c := d.conns.at(i)
 	if c.control != 0 {
 		c.timeout = 0
 	}
@@ -395,11 +395,17 @@ func (d *Director) SetSysctl(name, value string) error {
 		return fmt.Errorf("%s: %w", name, syscall.EINVAL)
 	}
 	boolean := func(p *bool) error { *p = v != 0; return nil }
+	// Defense levels (§6.1): 1 and 2 are automatic and follow available
+	// memory; the write re-evaluates at once, and a userspace director never
+	// runs short, so 2 ("on") falls back to 1 ("off") as the kernel's would.
 	level := func(p *int) error {
 		if v < 0 || v > 3 {
 			return fmt.Errorf("%s: %w", name, syscall.EINVAL)
 		}
 		*p = v
+		if v == 2 {
+			*p = 1
+		}
 		return nil
 	}
 	switch name {

@@ -55,7 +55,7 @@ type Sysctls struct {
 	ConnReuseMode           int
 	SloppyTCP               bool
 	SloppySCTP              bool
-	SecureTCP               int // 0..3; levels 2 and 3 use the secure state table
+	SecureTCP               int // 0, 1 (automatic, off) or 3 (on): the secure state table
 	DropPacket              int // 0..3; 3 drops one in AmDropRate new connections
 	AmDropRate              int
 	CacheBypass             bool
@@ -145,6 +145,11 @@ func (d *Director) Sysctls() Sysctls { return d.sys }
 func (d *Director) Advance(now time.Time) { d.advance(now.UnixNano()) }
 
 func (d *Director) advance(t int64) {
+	if t < d.nextEst && (d.nextTrash == 0 || t < d.nextTrash) && (d.nextSvc == 0 || t < d.nextSvc) &&
+		(len(d.timers) == 0 || t < d.timers[0].when) {
+		d.now = max(d.now, t) // nothing due: the common case of a packet
+		return
+	}
 	for {
 		next := d.nextEst
 		if d.nextTrash != 0 && d.nextTrash < next {
@@ -219,7 +224,7 @@ func (d *Director) NextEstimate() time.Time { return time.Unix(0, d.nextEst) }
 
 // arm sets the conn's timer to fire timeout after t.
 func (d *Director) arm(i uint32, t int64) {
-	c := &d.conns.slab[i-1]
+	c := d.conns.at(i)
 	c.expires = t + int64(c.timeout)*int64(time.Millisecond)
 	if c.armed == 0 || c.expires < c.armed {
 		c.armed = c.expires
@@ -228,7 +233,7 @@ func (d *Director) arm(i uint32, t int64) {
 }
 
 func (d *Director) fireTimer(e timerEntry) {
-	c := &d.conns.slab[e.idx-1]
+	c := d.conns.at(e.idx)
 	if c.gen != e.gen || c.af == 0 || c.armed != e.when {
 		return // stale: the slot was freed, or an earlier entry took over
 	}
@@ -244,7 +249,7 @@ func (d *Director) fireTimer(e timerEntry) {
 // expire is ip_vs_conn_expire: a conn that still controls others is kept
 // another 60 s; otherwise it leaves the table, its controller and its dest.
 func (d *Director) expire(i uint32, t int64) {
-	c := &d.conns.slab[i-1]
+	c := d.conns.at(i)
 	if c.nControl > 0 {
 		c.timeout = uint32(templateRearm / time.Millisecond)
 		d.arm(i, t)
@@ -254,7 +259,7 @@ func (d *Director) expire(i uint32, t int64) {
 	d.conns.unhash(i)
 	if ct := c.control; ct != 0 {
 		c.control = 0
-		p := &d.conns.slab[ct-1]
+		p := d.conns.at(ct)
 		p.nControl--
 		// Drop the controller too, if this was a forced drop and the
 		// controller is now idle (a non-assured template, or a control conn).
@@ -269,7 +274,7 @@ func (d *Director) expire(i uint32, t int64) {
 // expireNow is ip_vs_conn_expire_now: the timer fires at once (on the next
 // Advance), with timeout 0 marking the expiry as forced.
 func (d *Director) expireNow(i uint32, t int64) {
-	c := &d.conns.slab[i-1]
+	c := d.conns.at(i)
 	c.timeout = 0
 	c.expires = t
 	c.armed = t
@@ -278,7 +283,7 @@ func (d *Director) expireNow(i uint32, t int64) {
 
 // bind attaches a new conn to its dest and counts it (ip_vs_bind_dest).
 func (d *Director) bind(i uint32, dest *Dest) {
-	c := &d.conns.slab[i-1]
+	c := d.conns.at(i)
 	c.dest = dest.id
 	c.flags |= uint32(dest.cfg.Method) | connInactive
 	if dest.cfg.Method != MethodMasq {
@@ -294,7 +299,7 @@ func (d *Director) bind(i uint32, dest *Dest) {
 
 // unbind uncounts an expiring conn (ip_vs_unbind_dest).
 func (d *Director) unbind(i uint32) {
-	c := &d.conns.slab[i-1]
+	c := d.conns.at(i)
 	dest := d.dests[c.dest]
 	if c.flags&connTemplate != 0 {
 		dest.UnbindTemplate()

@@ -30,7 +30,7 @@ func (d *Director) In(p *Packet, now time.Time) Verdict {
 
 	// Port reuse: a SYN (INIT) on an old entry may start over (§3.2 step 5).
 	if i != 0 && d.sys.ConnReuseMode != 0 && d.startsConn(p) {
-		c := &d.conns.slab[i-1]
+		c := d.conns.at(i)
 		resched := false
 		if d.sys.ExpireNodestConn && d.dests[c.dest].Weight == 0 {
 			resched = true
@@ -45,7 +45,7 @@ func (d *Director) In(p *Packet, now time.Time) Verdict {
 		}
 	}
 	// Dest gone (in the trash): drop, or expire and reschedule (step 6).
-	if i != 0 && !d.dests[d.conns.slab[i-1].dest].Available() {
+	if i != 0 && !d.dests[d.conns.at(i).dest].Available() {
 		if !d.sys.ExpireNodestConn {
 			return Verdict{Action: Drop}
 		}
@@ -59,8 +59,47 @@ func (d *Director) In(p *Packet, now time.Time) Verdict {
 			return Verdict{Action: act}
 		}
 	}
+	return d.inConn(i, p, t)
+}
 
-	c := &d.conns.slab[i-1]
+// InConn is In for a packet of a connection the caller already holds an id
+// for (Verdict.Conn), as replay and other event sources do: it skips the
+// table lookup. A SYN, an expired id or a dest in the trash take In's full
+// path, so the result is always In's.
+func (d *Director) InConn(id ConnID, p *Packet, now time.Time) Verdict {
+	t := now.UnixNano()
+	d.advance(t)
+	i, ok := d.live(id)
+	if !ok || d.startsConn(p) || !d.dests[d.conns.at(i).dest].Available() {
+		return d.In(p, now)
+	}
+	return d.inConn(i, p, t)
+}
+
+// OutConn is Out for a reply of a connection the caller holds an id for.
+func (d *Director) OutConn(id ConnID, p *Packet, now time.Time) Verdict {
+	t := now.UnixNano()
+	d.advance(t)
+	i, ok := d.live(id)
+	if !ok {
+		return d.Out(p, now)
+	}
+	return d.outConn(i, p, t)
+}
+
+// live resolves an id to a table entry that still exists.
+func (d *Director) live(id ConnID) (uint32, bool) {
+	i, gen := uint32(id), uint32(id>>32)
+	if i == 0 || i > d.conns.size {
+		return 0, false
+	}
+	c := d.conns.at(i)
+	return i, c.gen == gen && c.af != 0 && c.flags&connHashed != 0
+}
+
+// inConn is the rest of In once the connection is known (§3.2 step 8).
+func (d *Director) inConn(i uint32, p *Packet, t int64) Verdict {
+	c := d.conns.at(i)
 	dest := d.dests[c.dest]
 	if dest.Available() {
 		dest.stats.addIn(p.Len)
@@ -69,7 +108,13 @@ func (d *Director) In(p *Packet, now time.Time) Verdict {
 	}
 	d.transition(i, dirInput, p)
 	c.inPkts++
-	v := d.verdict(c)
+	// The packet's own destination is the connection's virtual address.
+	v := Verdict{
+		Action:  Forward,
+		Method:  Method(c.flags & connFwdMask),
+		Dest:    netip.AddrPortFrom(dest.Addr, c.dport),
+		Virtual: netip.AddrPortFrom(p.Dst, p.DstPort),
+	}
 	if c.flags&connOnePacket != 0 {
 		d.expire(i, t) // one-packet conns never enter the table
 		v.Conn = 0
@@ -95,7 +140,12 @@ func (d *Director) Out(p *Packet, now time.Time) Verdict {
 	if i == 0 {
 		return Verdict{}
 	}
-	c := &d.conns.slab[i-1]
+	return d.outConn(i, p, t)
+}
+
+// outConn is handle_response once the connection is known.
+func (d *Director) outConn(i uint32, p *Packet, t int64) Verdict {
+	c := d.conns.at(i)
 	dest := d.dests[c.dest]
 	if dest.Available() {
 		dest.stats.addOut(p.Len)
@@ -104,17 +154,12 @@ func (d *Director) Out(p *Packet, now time.Time) Verdict {
 	}
 	d.transition(i, dirOutput, p)
 	d.arm(i, t)
-	v := d.verdict(c)
-	v.Conn = connID(i, c.gen)
-	return v
-}
-
-func (d *Director) verdict(c *conn) Verdict {
 	return Verdict{
 		Action:  Forward,
 		Method:  Method(c.flags & connFwdMask),
-		Dest:    netip.AddrPortFrom(addrFrom16(c.af, c.daddr), c.dport),
+		Dest:    netip.AddrPortFrom(dest.Addr, c.dport),
 		Virtual: netip.AddrPortFrom(addrFrom16(c.af, c.vaddr), c.vport),
+		Conn:    connID(i, c.gen),
 	}
 }
 
@@ -271,7 +316,7 @@ func (d *Director) countConn(dest *Dest) {
 // one-packet.
 func (d *Director) newConn(af, proto uint8, caddr *[16]byte, cport uint16, vaddr *[16]byte, vport uint16, dest *Dest, dport uint16, flags, mark uint32) uint32 {
 	i := d.conns.alloc()
-	c := &d.conns.slab[i-1]
+	c := d.conns.at(i)
 	c.af, c.proto = af, proto
 	c.caddr, c.cport = *caddr, cport
 	c.vaddr, c.vport = *vaddr, vport
@@ -315,17 +360,17 @@ func (d *Director) schedulePersist(s *Service, p *Packet, af uint8, caddr, vaddr
 			tdport = dest.Port
 		}
 		ct = d.newConn(af, proto, &snet, 0, &tvaddr, tvport, dest, tdport, connTemplate, p.Mark)
-		d.conns.slab[ct-1].timeout = uint32(s.cfg.Timeout / time.Millisecond)
+		d.conns.at(ct).timeout = uint32(s.cfg.Timeout / time.Millisecond)
 	} else {
-		dest = d.dests[d.conns.slab[ct-1].dest]
+		dest = d.dests[d.conns.at(ct).dest]
 	}
 	dport := p.DstPort
 	if dport == key.Port && dest.Port != 0 {
 		dport = dest.Port
 	}
 	i := d.newConn(af, p.Proto, caddr, p.SrcPort, vaddr, p.DstPort, dest, dport, d.opsFlag(s, p), p.Mark)
-	d.conns.slab[i-1].control = ct
-	d.conns.slab[ct-1].nControl++
+	d.conns.at(i).control = ct
+	d.conns.at(ct).nControl++
 	d.arm(ct, t)
 	d.countConn(dest)
 	return i, Forward
@@ -335,7 +380,7 @@ func (d *Director) schedulePersist(s *Service, p *Packet, af uint8, caddr, vaddr
 // quiescent, with expire_quiescent_template) is rehashed so that it never
 // matches again, and left to expire.
 func (d *Director) checkTemplate(i uint32) bool {
-	c := &d.conns.slab[i-1]
+	c := d.conns.at(i)
 	dest := d.dests[c.dest]
 	if dest.Available() && !(d.sys.ExpireQuiescentTemplate && dest.Weight == 0) {
 		return true
@@ -378,7 +423,7 @@ func markAddr(af uint8, mark uint32) [16]byte {
 // transition runs the protocol state machine for one packet (set_tcp_state,
 // set_sctp_state, udp_state_transition) and sets the conn's timeout.
 func (d *Director) transition(i uint32, dir int, p *Packet) {
-	c := &d.conns.slab[i-1]
+	c := d.conns.at(i)
 	switch c.proto {
 	case ProtoUDP:
 		c.timeout = d.udpTimeout
@@ -404,7 +449,7 @@ func (d *Director) transition(i uint32, dir int, p *Packet) {
 		next = TCPClose
 		if ev := tcpEvent(p.TCPFlags); ev >= 0 {
 			table := &tcpStatesNormal
-			if d.sys.SecureTCP >= 2 {
+			if d.sys.SecureTCP == 3 {
 				table = &tcpStatesSecure
 			}
 			next = table[off][ev][c.state]
@@ -441,8 +486,64 @@ func (d *Director) assure(c *conn) {
 	if c.control == 0 {
 		return
 	}
-	ct := &d.conns.slab[c.control-1]
+	ct := d.conns.at(c.control)
 	if ct.flags&connTemplate != 0 {
 		ct.state |= tplAssured
+	}
+}
+
+// InRelated handles an ICMP error that arrives from the client side and
+// quotes a packet sent to the client (VIP:vport → client), as
+// ip_vs_in_icmp does: the quoted packet's connection is looked up in
+// reverse, the ICMP packet (n bytes) counts as inbound traffic, and the
+// verdict says where to relay it. No state changes. Accept means it belongs
+// to no connection.
+func (d *Director) InRelated(quoted *Packet, n int, now time.Time) Verdict {
+	d.advance(now.UnixNano())
+	af := afOf(quoted.Dst)
+	caddr, vaddr := addr16(quoted.Dst), addr16(quoted.Src)
+	i := d.conns.inGet(af, quoted.Proto, &caddr, quoted.DstPort, &vaddr, quoted.SrcPort)
+	if i == 0 {
+		return Verdict{}
+	}
+	c := d.conns.at(i)
+	dest := d.dests[c.dest]
+	if !dest.Available() {
+		return Verdict{Action: Drop}
+	}
+	dest.stats.addIn(n)
+	dest.svc.stats.addIn(n)
+	d.total.addIn(n)
+	return d.relatedVerdict(i, c, dest)
+}
+
+// OutRelated handles an ICMP error from a real server quoting a packet it
+// received from a client (ip_vs_out_icmp): the quoted packet's connection
+// is found as a reply's would be, and the ICMP packet counts as outbound.
+func (d *Director) OutRelated(quoted *Packet, n int, now time.Time) Verdict {
+	d.advance(now.UnixNano())
+	af := afOf(quoted.Dst)
+	saddr, daddr := addr16(quoted.Dst), addr16(quoted.Src)
+	i := d.conns.outGet(af, quoted.Proto, &saddr, quoted.DstPort, &daddr, quoted.SrcPort)
+	if i == 0 {
+		return Verdict{}
+	}
+	c := d.conns.at(i)
+	dest := d.dests[c.dest]
+	if dest.Available() {
+		dest.stats.addOut(n)
+		dest.svc.stats.addOut(n)
+		d.total.addOut(n)
+	}
+	return d.relatedVerdict(i, c, dest)
+}
+
+func (d *Director) relatedVerdict(i uint32, c *conn, dest *Dest) Verdict {
+	return Verdict{
+		Action:  Forward,
+		Method:  Method(c.flags & connFwdMask),
+		Dest:    netip.AddrPortFrom(dest.Addr, c.dport),
+		Virtual: netip.AddrPortFrom(addrFrom16(c.af, c.vaddr), c.vport),
+		Conn:    connID(i, c.gen),
 	}
 }

@@ -88,7 +88,7 @@ func (d *Director) Conns(now time.Time) []ConnInfo {
 	var out []ConnInfo
 	for _, head := range d.conns.buckets {
 		for i := head; i != 0; {
-			c := &d.conns.slab[i-1]
+			c := d.conns.at(i)
 			out = append(out, ConnInfo{
 				Proto:    c.proto,
 				State:    stateName(c),

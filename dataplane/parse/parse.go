@@ -56,6 +56,11 @@ type Packet struct {
 	Inner      Flow
 	InnerL3Off int
 	InnerL4Off int
+	// Tunneled is set when the error quotes an IPIP packet (a TUN
+	// transmission of ours, §5.5): Inner is then the client's packet
+	// inside it, and QuoteL3Off the quoted outer header.
+	Tunneled   bool
+	QuoteL3Off int
 }
 
 // IsIPv4 reports whether the packet is IPv4.
@@ -260,6 +265,9 @@ func icmp(frame []byte, p *Packet, v4 bool) Reason {
 	}
 	p.Kind = KindICMPError
 	p.Inner, p.InnerL3Off, p.InnerL4Off = in.Flow, in.L3Off, in.L4Off
+	if in.Tunneled {
+		p.Tunneled, p.QuoteL3Off = true, q
+	}
 	return OK
 }
 
@@ -282,6 +290,12 @@ func quoted(frame []byte, off int, v4 bool, in *Packet) bool {
 			return false // no L4 header in a later fragment
 		}
 		in.Proto, in.Src, in.Dst, in.L4Off = ip.Protocol(), ip.Source(), ip.Destination(), off+hl
+		if in.Proto == header.IPv4ProtocolIPIP && !in.Tunneled {
+			// An error about our IPIP packet: read the client's packet
+			// inside it (ip_vs_in_icmp's tunnel case).
+			in.Tunneled = true
+			return quoted(frame, off+hl, true, in)
+		}
 	} else {
 		if len(b) < header.IPv6FixedHeaderSize {
 			return false

@@ -45,6 +45,7 @@ type held struct {
 	method         dataplane.Method
 	rs             netip.AddrPort // where replies come from (NAT)
 	keepalive      time.Time      // when both ends next probe
+	id             dataplane.ConnID
 }
 
 // Run replays sc and writes kipvs's output to w. It returns an error only

@@ -45,13 +45,23 @@ func serverPort(v dataplane.Verdict, target netip.AddrPort) uint16 {
 }
 
 // in sends a client packet through the director, marked by the nft rules.
-func (r *runner) in(client, target netip.AddrPort, proto, flags uint8, n int) dataplane.Verdict {
+// Once a connection has an id, the director skips the table lookup.
+func (r *runner) in(h *held, proto, flags uint8, n int) dataplane.Verdict {
 	p := dataplane.Packet{
-		Proto: proto, Src: client.Addr(), Dst: target.Addr(),
-		SrcPort: client.Port(), DstPort: target.Port(), TCPFlags: flags, Len: n,
+		Proto: proto, Src: h.client.Addr(), Dst: h.target.Addr(),
+		SrcPort: h.client.Port(), DstPort: h.target.Port(), TCPFlags: flags, Len: n,
 	}
 	p.Mark = r.nft.mark(&p)
-	return r.d.In(&p, r.now)
+	var v dataplane.Verdict
+	if h.id != 0 {
+		v = r.d.InConn(h.id, &p, r.now)
+	} else {
+		v = r.d.In(&p, r.now)
+	}
+	if v.Action == dataplane.Forward {
+		h.id = v.Conn
+	}
+	return v
 }
 
 // reply sends a server packet towards the client, if it passes the
@@ -71,7 +81,13 @@ func (r *runner) reply(h *held, proto, flags uint8, n int) bool {
 		Proto: proto, Src: src.Addr(), Dst: h.client.Addr(),
 		SrcPort: src.Port(), DstPort: h.client.Port(), TCPFlags: flags, Len: n,
 	}
-	return r.d.Out(&p, r.now).Action == dataplane.Forward
+	var v dataplane.Verdict
+	if h.id != 0 {
+		v = r.d.OutConn(h.id, &p, r.now)
+	} else {
+		v = r.d.Out(&p, r.now)
+	}
+	return v.Action == dataplane.Forward
 }
 
 // refused maps a failed first packet to the client's error.
@@ -89,23 +105,24 @@ func (r *runner) failed(v dataplane.Verdict, cs *ConnSpec) string {
 // tcp runs one TCP connection and returns its decision.
 func (r *runner) tcp(client, target netip.AddrPort, cs *ConnSpec) string {
 	ip := ipHdr(client.Addr())
-	v := r.in(client, target, dataplane.ProtoTCP, dataplane.TCPSyn, ip+tcpSynHdr)
+	h := &held{client: client, target: target}
+	v := r.in(h, dataplane.ProtoTCP, dataplane.TCPSyn, ip+tcpSynHdr)
 	if v.Action != dataplane.Forward {
 		return r.failed(v, cs)
 	}
+	h.method, h.rs = v.Method, v.Dest
 	rs := netip.AddrPortFrom(v.Dest.Addr(), serverPort(v, target))
 	line := rs.String()
-	h := &held{client: client, target: target, method: v.Method, rs: v.Dest}
 	r.reply(h, dataplane.ProtoTCP, synAckFlag, ip+tcpSynHdr)
-	r.in(client, target, dataplane.ProtoTCP, dataplane.TCPAck, ip+tcpHdr)
+	r.in(h, dataplane.ProtoTCP, dataplane.TCPAck, ip+tcpHdr)
 	r.reply(h, dataplane.ProtoTCP, pshAckFlag, ip+tcpHdr+len(line)+1)
-	r.in(client, target, dataplane.ProtoTCP, dataplane.TCPAck, ip+tcpHdr)
+	r.in(h, dataplane.ProtoTCP, dataplane.TCPAck, ip+tcpHdr)
 	switch cs.Mode {
 	case "hold":
 		h.keepalive = r.now.Add(keepaliveIdle)
 		r.held = append(r.held, h)
 	case "rst":
-		r.in(client, target, dataplane.ProtoTCP, rstAckFlag, ip+tcpHdr)
+		r.in(h, dataplane.ProtoTCP, rstAckFlag, ip+tcpHdr)
 	default:
 		r.finish(h)
 	}
@@ -116,20 +133,20 @@ func (r *runner) tcp(client, target netip.AddrPort, cs *ConnSpec) string {
 // the client's last ACK.
 func (r *runner) finish(h *held) {
 	ip := ipHdr(h.client.Addr())
-	r.in(h.client, h.target, dataplane.ProtoTCP, finAckFlag, ip+tcpHdr)
+	r.in(h, dataplane.ProtoTCP, finAckFlag, ip+tcpHdr)
 	r.reply(h, dataplane.ProtoTCP, dataplane.TCPAck, ip+tcpHdr)
 	r.reply(h, dataplane.ProtoTCP, finAckFlag, ip+tcpHdr)
-	r.in(h.client, h.target, dataplane.ProtoTCP, dataplane.TCPAck, ip+tcpHdr)
+	r.in(h, dataplane.ProtoTCP, dataplane.TCPAck, ip+tcpHdr)
 }
 
 // keepalive is one keepalive round of an idle held connection: both ends
 // have been idle equally long, so both probe and both answer.
 func (r *runner) keepalive(h *held) {
 	ip := ipHdr(h.client.Addr())
-	r.in(h.client, h.target, dataplane.ProtoTCP, dataplane.TCPAck, ip+tcpHdr)
+	r.in(h, dataplane.ProtoTCP, dataplane.TCPAck, ip+tcpHdr)
 	r.reply(h, dataplane.ProtoTCP, dataplane.TCPAck, ip+tcpHdr)
 	r.reply(h, dataplane.ProtoTCP, dataplane.TCPAck, ip+tcpHdr)
-	r.in(h.client, h.target, dataplane.ProtoTCP, dataplane.TCPAck, ip+tcpHdr)
+	r.in(h, dataplane.ProtoTCP, dataplane.TCPAck, ip+tcpHdr)
 	h.keepalive = h.keepalive.Add(keepaliveIdle)
 }
 
@@ -152,15 +169,16 @@ func (r *runner) closeHeld(who string) {
 func (r *runner) udp(client, target netip.AddrPort, cs *ConnSpec) []string {
 	ip := ipHdr(client.Addr())
 	var res []string
+	h := &held{client: client, target: target}
 	for i := 0; i < cs.Pkts; i++ {
 		tag := fmt.Sprintf("req-%d", i)
-		v := r.in(client, target, dataplane.ProtoUDP, 0, ip+udpHdr+len(tag)+1)
+		v := r.in(h, dataplane.ProtoUDP, 0, ip+udpHdr+len(tag)+1)
 		if v.Action != dataplane.Forward {
 			res = append(res, r.failed(v, cs))
 			continue
 		}
 		rs := netip.AddrPortFrom(v.Dest.Addr(), serverPort(v, target))
-		h := &held{client: client, target: target, method: v.Method, rs: rs}
+		h.method, h.rs = v.Method, rs
 		line := rs.String()
 		if !r.reply(h, dataplane.ProtoUDP, 0, ip+udpHdr+len(line)+1+len(tag)+1) {
 			line += " reply-from=" + rs.String()

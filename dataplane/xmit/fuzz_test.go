@@ -31,6 +31,11 @@ func FuzzTransmit(f *testing.F) {
 	}
 	reply := make([]byte, 2048)
 	buf := make([]byte, 4096)
+	segs := make([][]byte, 64)
+	for i := range segs {
+		segs[i] = make([]byte, 4096)
+	}
+	lens := make([]int, len(segs))
 	f.Fuzz(func(t *testing.T, frame, vnet []byte) {
 		if len(frame) > len(buf)-TunnelHeadroom {
 			return
@@ -63,11 +68,35 @@ func FuzzTransmit(f *testing.F) {
 				t.Fatalf("ICMP relay result does not parse back: %v", r)
 			}
 		}
+		if p.Tunneled {
+			if n := TunnelICMP(reply, frame, &p, 1500); n > 0 {
+				if r := parse.Frame(reply[:n], nil, &again); r != parse.OK || again.Inner != p.Inner {
+					t.Fatalf("tunnel ICMP answer does not parse: %v", r)
+				}
+			}
+		}
+		if n := SegmentTCP(segs, lens, frame, v, &p); n > 0 {
+			for i := range n {
+				if r := parse.Frame(segs[i][:lens[i]], nil, &again); r != parse.OK || again.Flow != p.Flow {
+					t.Fatalf("segment %d does not parse: %v", i, r)
+				}
+			}
+		}
 		q = p
 		f = append(f[:0], frame...)
-		if verdict, n := (Hop{MTU: 576, Tunnel: true, PMTUDisc: true}).Check(reply, f, v, &q); verdict == Reply {
+		verdict, n := (Hop{MTU: 576, Tunnel: true}).Check(reply, f, v, &q)
+		switch verdict {
+		case Reply:
 			if r := parse.Frame(reply[:n], nil, &again); r != parse.OK || again.Kind != parse.KindICMPError {
 				t.Fatalf("our ICMP error does not parse: %v", r)
+			}
+		case Fragment:
+			if k := FragmentIPv4(segs, lens, f, &q, 556); k > 0 {
+				for i := range k {
+					if r := parse.Frame(segs[i][:lens[i]], nil, &again); r != parse.Fragment {
+						t.Fatalf("fragment %d parses as %v", i, r)
+					}
+				}
 			}
 		}
 		if !p.IsIPv4() || v != nil && v.IsGSO() {

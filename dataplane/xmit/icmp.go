@@ -139,3 +139,37 @@ func natICMP(frame []byte, p *parse.Packet, out bool, addr netip.Addr, port uint
 	m.SetChecksum(0)
 	m.SetChecksum(m.CalculateChecksum(header.PseudoHeaderChecksum(header.ProtocolICMPv6, o.Source(), o.Destination(), uint32(len(m)))))
 }
+
+// TunnelICMP answers an ICMP error about one of our IPIP packets
+// (p.Tunneled, §5.5): the client's packet inside it is extracted and the
+// error is sent to the client, from the VIP, with the same type and code.
+// For fragmentation-needed the MTU becomes the reported one (or routeMTU,
+// the route to the real server, when smaller) less the 20-byte outer
+// header when above 88, and only a client packet with DF gets an answer:
+// otherwise TunnelICMP returns 0 and the error is consumed. The link
+// addresses of out are swapped from frame's (which came from the real
+// server's side): the caller sets them for the client's side.
+func TunnelICMP(out, frame []byte, p *parse.Packet, routeMTU int) int {
+	if !p.Tunneled || !p.IsIPv4() {
+		return 0
+	}
+	m := header.ICMPv4(frame[p.L4Off:])
+	rest := binary.BigEndian.Uint32(frame[p.L4Off+4:])
+	client := header.IPv4(frame[p.InnerL3Off:])
+	if m.Type() == header.ICMPv4DestUnreach && m.Code() == header.ICMPv4FragNeeded {
+		mtu := int(m.MTU())
+		if routeMTU > 0 && routeMTU < mtu {
+			mtu = routeMTU
+		}
+		if mtu > header.IPv4MinimumMTU+header.IPv4MinimumSize {
+			mtu -= header.IPv4MinimumSize
+		}
+		if !client.DF() {
+			return 0
+		}
+		rest = uint32(mtu)
+	}
+	q := parse.Packet{Kind: parse.KindTransport, Flow: p.Inner, L3Off: p.InnerL3Off, L4Off: p.InnerL4Off,
+		Len: min(int(client.TotalLength()), p.L3Off+p.Len-p.InnerL3Off)}
+	return ICMPError(out, frame, &q, p.Inner.Dst, m.Type(), m.Code(), rest)
+}

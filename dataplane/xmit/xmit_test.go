@@ -335,3 +335,35 @@ func BenchmarkParseNATIn(b *testing.B) {
 		ip.SetChecksum(header.UpdateChecksum(ip.Checksum(), header.WordDelta(63<<8|6, 64<<8|6)))
 	}
 }
+
+func TestTunnelICMP(t *testing.T) {
+	// The client's packet, tunnelled by us to the RS, bounced by a router
+	// on the way with fragmentation needed (MTU 1400).
+	tunnelled := func(df bool) []byte {
+		inner := ht.TCP(ht.Spec{Src: cip, Dst: vip, SrcPort: 40000, DstPort: 80, DF: df, Payload: make([]byte, 1400)})
+		buf := make([]byte, TunnelHeadroom+len(inner))
+		copy(buf[TunnelHeadroom:], inner)
+		p := mustParse(t, buf[TunnelHeadroom:], nil)
+		off, n := Tunnel{Src: dip, RIP: rip, PMTUDisc: true}.Encapsulate(buf, TunnelHeadroom, len(inner), nil, p, 5)
+		return ht.ICMPError(netip.MustParseAddr("10.0.0.254"), dip, 3, 4, 1400, buf[off:off+n], 20+20+8) // outer and client IP headers, ports
+	}
+	f := tunnelled(true)
+	p := mustParse(t, f, nil)
+	require.True(t, p.Tunneled)
+	assert.Equal(t, parse.Flow{Proto: 6, Src: cip, Dst: vip, SrcPort: 40000, DstPort: 80}, p.Inner)
+
+	out := make([]byte, 1500)
+	n := TunnelICMP(out, f, p, 1500)
+	require.NotZero(t, n)
+	q := mustParse(t, out[:n], nil)
+	assert.Equal(t, parse.Flow{Proto: 1, Src: vip, Dst: cip}, q.Flow, "from the VIP to the client")
+	assert.Equal(t, p.Inner, q.Inner, "quoting the client's own packet")
+	assert.Equal(t, uint16(1380), header.ICMPv4(out[q.L4Off:]).MTU(), "reported MTU less the outer header")
+
+	n = TunnelICMP(out, f, p, 1280)
+	q = mustParse(t, out[:n], nil)
+	assert.Equal(t, uint16(1260), header.ICMPv4(out[q.L4Off:]).MTU(), "a smaller route MTU wins")
+
+	nodf := tunnelled(false)
+	assert.Zero(t, TunnelICMP(out, nodf, mustParse(t, nodf, nil), 1500), "a client without DF gets nothing")
+}

@@ -135,3 +135,10 @@ func (p Prefix) Status() uint16 { return binary.BigEndian.Uint16(p[pfxStatus:]) 
 
 // ID is the real server's name; it aliases p.
 func (p Prefix) ID() []byte { return p[pfxID : pfxID+int(p[pfxIDLen])] }
+
+// MaybeRequest reports whether b, the first bytes read of a request, can
+// still be the start of a request header.
+func MaybeRequest(b []byte) bool {
+	n := min(len(b), len(requestMagic))
+	return string(b[:n]) == string(requestMagic[:n])
+}

@@ -143,7 +143,19 @@ func Seeds() [][]byte {
 		ICMPError(r, c, 3, 4, 1400, udp, 0),
 		ICMPError(v6, c6, 2, 0, 1280, tcp6, 0),
 		ICMPError(c, v, 8, 0, 1, make([]byte, 14), 0),
+		ICMPError(netip.MustParseAddr("10.0.0.254"), netip.MustParseAddr("10.0.0.1"), 3, 4, 1400, ipip(udp, netip.MustParseAddr("10.0.0.1"), r), 0),
 	}
+}
+
+// ipip wraps the IPv4 packet of frame in an outer IPv4 header, as the
+// director's TUN transmitter does (built with gopacket, independently).
+func ipip(frame []byte, src, dst netip.Addr) []byte {
+	q := frame[14:]
+	if n := ipLen(q); n < len(q) {
+		q = q[:n]
+	}
+	ip := &layers.IPv4{Version: 4, TTL: 64, Protocol: layers.IPProtocolIPv4, SrcIP: src.AsSlice(), DstIP: dst.AsSlice()}
+	return serialize(eth(layers.EthernetTypeIPv4), ip, gopacket.Payload(q))
 }
 
 // WriteCorpus writes fuzz seed files for a target taking (frame, vnet
