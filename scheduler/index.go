@@ -106,13 +106,17 @@ func (r *ranked) UpdDest(*Service, *Dest) {}
 func eligibleUsable(_ Profile, d *Dest) bool { return usable(d) }
 
 // weightTree is a Fenwick tree over the usable weights in list order, so
-// twos finds the dest a weighted draw lands on in O(log n).
+// twos finds the dest a weighted draw lands on in O(log n). Its length is a
+// power of two; the nodes past the list hold a sum no draw reaches, so the
+// search needs no bounds test.
 type weightTree struct {
 	weight []int64 // per list position: the weight if usable, else 0
 	fen    []int64 // 1-based Fenwick sums of weight
 	total  int64
-	top    int // the highest power of two below len(fen), where find starts
 }
+
+// beyondList is the weight of the positions past the end of the list.
+const beyondList = int64(1) << 62
 
 func usableWeight(d *Dest) int64 {
 	if usable(d) {
@@ -123,31 +127,32 @@ func usableWeight(d *Dest) int64 {
 
 func (t *weightTree) build(svc *Service, owner loadIndex) {
 	n := len(svc.Dests)
-	t.weight = append(t.weight[:0], make([]int64, n)...)
-	t.fen = append(t.fen[:0], make([]int64, n+1)...)
-	t.total = 0
-	for t.top = 1; t.top*2 < len(t.fen); t.top *= 2 {
+	size := 1
+	for size < n+1 {
+		size *= 2
 	}
+	t.weight = append(t.weight[:0], make([]int64, n)...)
+	t.fen = append(t.fen[:0], make([]int64, size)...)
+	for j := n + 1; j < size; j++ {
+		t.fen[j] = beyondList
+	}
+	t.total = 0
 	for i, d := range svc.Dests {
 		d.index, d.pos = owner, i
-		w := usableWeight(d)
-		t.weight[i] = w
-		t.total += w
-		for j := i + 1; j <= n; j += j & -j {
-			t.fen[j] += w
-		}
+		t.set(i, usableWeight(d))
 	}
 }
 
-func (t *weightTree) update(d *Dest) {
-	w := usableWeight(d)
-	delta := w - t.weight[d.pos]
+func (t *weightTree) update(d *Dest) { t.set(d.pos, usableWeight(d)) }
+
+func (t *weightTree) set(pos int, w int64) {
+	delta := w - t.weight[pos]
 	if delta == 0 {
 		return
 	}
-	t.weight[d.pos] = w
+	t.weight[pos] = w
 	t.total += delta
-	for j := d.pos + 1; j < len(t.fen); j += j & -j {
+	for j := pos + 1; j < len(t.fen); j += j & -j {
 		t.fen[j] += delta
 	}
 }
@@ -157,10 +162,10 @@ func (t *weightTree) update(d *Dest) {
 // weight from r, first sees r ≤ 0.
 func (t *weightTree) find(r int64) int {
 	pos := 0
-	for step := t.top; step > 0; step /= 2 {
-		if next := pos + step; next < len(t.fen) && t.fen[next] < r {
-			pos = next
-			r -= t.fen[next]
+	for step := len(t.fen) / 2; step > 0; step /= 2 {
+		if v := t.fen[pos+step]; v < r {
+			pos += step
+			r -= v
 		}
 	}
 	return pos
