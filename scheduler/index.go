@@ -163,10 +163,12 @@ func (t *weightTree) set(pos int, w int64) {
 func (t *weightTree) find(r int64) int {
 	pos := 0
 	for step := len(t.fen) / 2; step > 0; step /= 2 {
-		if v := t.fen[pos+step]; v < r {
-			pos += step
-			r -= v
-		}
+		// Branch-free "if v < r { pos += step; r -= v }": the draws are
+		// random, so a branch here would mispredict half the time.
+		v := t.fen[pos+step]
+		take := int64(uint64(v-r) >> 63) // 1 when v < r; no overflow: 0 ≤ v ≤ 2^63−1−2^62
+		pos += step & int(-take)
+		r -= v & -take
 	}
 	return pos
 }
