@@ -109,7 +109,7 @@ var registry = map[string]func(svc *Service) Scheduler{}
 type Service struct {
 	Dests    []*Dest
 	Flags    uint32        // service flags; FlagSched1..3 are read by sh and mh
-	Profile  Profile       // kernel bookkeeping rules
+	Profile  Profile       // kernel bookkeeping rules; set before SetScheduler (the load indexes order by it)
 	Tunables *Tunables     // nil means DefaultTunables
 	Rand     func() uint32 // twos' random source; nil means a fixed-seed generator
 
