@@ -40,3 +40,6 @@ func (s *LBLC) Schedule(svc *Service, f Flow, now time.Time) *Dest {
 func (s *LBLC) Expire(svc *Service, now time.Time) {
 	s.cache.expire(now, svc.tunables().LBLCExpiration)
 }
+
+// Holds reports whether the cache still references d (see Holder).
+func (s *LBLC) Holds(d *Dest) bool { return s.cache.holds(d) }

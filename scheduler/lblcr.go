@@ -108,3 +108,6 @@ func setMax(svc *Service, set []*Dest) *Dest {
 func (s *LBLCR) Expire(svc *Service, now time.Time) {
 	s.cache.expire(now, svc.tunables().LBLCRExpiration)
 }
+
+// Holds reports whether the cache still references d (see Holder).
+func (s *LBLCR) Holds(d *Dest) bool { return s.cache.holds(d) }

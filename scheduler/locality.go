@@ -2,6 +2,7 @@ package scheduler
 
 import (
 	"net/netip"
+	"slices"
 	"time"
 )
 
@@ -116,3 +117,16 @@ func (s *Service) tunables() *Tunables {
 }
 
 var defaultTunables = *DefaultTunables()
+
+// holds reports whether an entry names d: the kernel keeps a reference for
+// every cached dest, so a deleted one stays in the trash while cached.
+func (c *localityCache) holds(d *Dest) bool {
+	for _, b := range c.buckets {
+		for _, en := range b {
+			if en.dest == d || slices.Contains(en.set, d) {
+				return true
+			}
+		}
+	}
+	return false
+}

@@ -164,3 +164,27 @@ func TestLocalityGarbageCollection(t *testing.T) {
 		assert.Equal(t, localityMaxSize+1, c.entries)
 	})
 }
+
+func TestLocalityCacheKeepsDeletedDestsReferenced(t *testing.T) {
+	for _, sched := range []string{"lblc", "lblcr"} {
+		t.Run(sched+"/a cached dest is held until its entry expires", func(t *testing.T) {
+			b := newBench(t, sched)
+			addAll(b, 1, "A", "B")
+			require.Equal(t, "B", b.picks(1, closed))
+			b.del("B")
+			assert.True(t, b.svc.Holds(b.dests["B"]))
+			assert.False(t, b.svc.Holds(b.dests["A"]), "A was never cached")
+			for range localityFullEvery {
+				b.svc.Expire(b.now.Add(24 * time.Hour))
+			}
+			assert.False(t, b.svc.Holds(b.dests["B"]))
+		})
+	}
+	t.Run("rr/holds nothing beyond its list", func(t *testing.T) {
+		b := newBench(t, "rr")
+		b.add("A", 1)
+		b.picks(1, closed)
+		b.del("A")
+		assert.False(t, b.svc.Holds(b.dests["A"]))
+	})
+}

@@ -32,13 +32,18 @@ type exit struct{ status int }
 func (e *exit) Error() string { return fmt.Sprintf("exit status %d", e.status) }
 
 // Run is the ipvsadm program: args are its arguments without the program
-// name, stdin feeds -R, and the return value is the exit status. The
-// Director plays the kernel.
+// name, stdin feeds -R (nil reads as empty), and the return value is the
+// exit status: 0, 2 for usage and validation errors, 255 for kernel and
+// option-parser errors, 1 for -L of a missing service. The Director plays
+// the kernel. Messages go to stderr as they happen and listings to stdout
+// when Run returns, as ipvsadm's do when its stdout is a pipe, so passing
+// one writer for both gives the interleaving a shell's 2>&1 shows.
 func Run(d Director, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
-	out, errw := bufio.NewWriter(stdout), bufio.NewWriter(stderr)
+	// Like the C program writing to a pipe: stdout is flushed at exit,
+	// stderr is written at once (so with 2>&1 messages come first).
+	out := bufio.NewWriter(stdout)
 	defer out.Flush()
-	defer errw.Flush()
-	r := &runner{d: d, stdin: stdin, out: out, err: errw}
+	r := &runner{d: d, stdin: stdin, out: out, err: stderr}
 	argv := make([]string, 0, len(args)+1)
 	argv = append(argv, program)
 	for _, a := range args {
@@ -61,7 +66,7 @@ type runner struct {
 	d     Director
 	stdin io.Reader
 	out   *bufio.Writer
-	err   *bufio.Writer
+	err   io.Writer
 	// op is libipvs's ipvs_func: the last library call, which selects the
 	// wording of a kernel error. It survives from one restored line to the
 	// next, as in the C program.
@@ -70,8 +75,7 @@ type runner struct {
 
 // fail is ipvsadm's fail(): the message on stderr, then exit(status).
 func (r *runner) fail(status int, format string, args ...any) error {
-	fmt.Fprintf(r.err, format, args...)
-	r.err.WriteByte('\n')
+	fmt.Fprintf(r.err, format+"\n", args...)
 	return &exit{status}
 }
 
