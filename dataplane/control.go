@@ -37,7 +37,9 @@ func (d *Director) validService(cfg *ServiceConfig) syscall.Errno {
 	if k.IPv6 && cfg.Netmask > 128 {
 		return syscall.EINVAL
 	}
-	if cfg.PE != "" && cfg.PE != "sip" {
+	if cfg.PE != "" {
+		// No persistence engine is implemented: like a kernel without
+		// ip_vs_pe_sip, the name is not found.
 		return syscall.ENOENT
 	}
 	if cfg.Scheduler != "none" && !known(cfg.Scheduler) {

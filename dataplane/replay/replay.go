@@ -75,6 +75,11 @@ func Run(sc *Script, opts Options, w io.Writer) error {
 		if err := r.step(st); err != nil {
 			return &Error{File: sc.Name, Line: st.Line, Err: err}
 		}
+		if r.now.Sub(epoch) > sc.Timeout {
+			// kipvs's limit, on the virtual clock.
+			r.printf("\n#ERROR scenario timed out after %v\n", sc.Timeout)
+			return &Error{File: sc.Name, Line: st.Line, Err: fmt.Errorf("scenario timed out after %v", sc.Timeout)}
+		}
 	}
 	if sc.StatsWait > 0 {
 		r.waitStats(sc.StatsWait)
