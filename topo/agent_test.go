@@ -103,4 +103,3 @@ func TestDataplaneEditsTheVIPDropSet(t *testing.T) {
 	require.NoError(t, err)
 	assert.Error(t, topo.AddDropVIPs(int(h2.Fd()), extra), "only a director has the set")
 }
-
