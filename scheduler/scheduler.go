@@ -73,6 +73,21 @@ type Expirer interface {
 	Expire(svc *Service, now time.Time)
 }
 
+// Holder is implemented by schedulers whose state references dests beyond
+// the list (lblc and lblcr caches). The kernel frees a deleted dest from the
+// trash only once nothing references it, so while a cache entry names it, an
+// ipvsadm -a of the same address brings back the same object.
+type Holder interface {
+	Holds(d *Dest) bool
+}
+
+// Holds reports whether the bound scheduler still references d; the core's
+// trash asks before freeing a deleted dest.
+func (s *Service) Holds(d *Dest) bool {
+	h, ok := s.sched.(Holder)
+	return ok && h.Holds(d)
+}
+
 // ErrUnknown is returned for a name that is not a scheduler; the kernel
 // answers ENOENT ("Scheduler or persistence engine not found").
 var ErrUnknown = errors.New("scheduler not found")

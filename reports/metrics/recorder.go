@@ -1,0 +1,115 @@
+package metrics
+
+import "time"
+
+// Outcome is one request's result as the generator hands it to a Recorder.
+type Outcome struct {
+	At            time.Duration // since the Result's Start: when the outcome became known
+	Class         Class
+	Latency       time.Duration // from the intended send time; recorded for OK only
+	Server        []byte        // the real server's name from the response; nil when unknown
+	NewConnection bool          // the first response on its connection
+	Bytes         int           // response bytes received
+}
+
+// Recorder fills one Result from one goroutine. Record does not allocate
+// once a real server's name has been seen and the current interval exists.
+type Recorder struct {
+	res     *Result
+	ids     map[string]int
+	names   []string
+	servers []ServerCounts
+	// conns counts new connections per server index in the interval cur; it
+	// is folded into that interval's map when the series moves on.
+	cur   int
+	conns []uint64
+}
+
+// NewRecorder starts an empty Result at start.
+func NewRecorder(start time.Time, interval time.Duration) *Recorder {
+	return &Recorder{res: NewResult(start, interval), ids: map[string]int{}}
+}
+
+// Scheduled counts a request the arrival process asked for.
+func (r *Recorder) Scheduled() { r.res.Scheduled++ }
+
+// Sent counts a request written to the wire with its size.
+func (r *Recorder) Sent(bytes int) {
+	r.res.Sent++
+	r.res.BytesSent += uint64(bytes)
+}
+
+func (r *Recorder) serverIndex(name []byte) int {
+	if i, ok := r.ids[string(name)]; ok {
+		return i
+	}
+	s := string(name)
+	i := len(r.names)
+	r.ids[s] = i
+	r.names = append(r.names, s)
+	r.servers = append(r.servers, ServerCounts{})
+	r.conns = append(r.conns, 0)
+	return i
+}
+
+// Record adds one outcome.
+func (r *Recorder) Record(o *Outcome) {
+	res := r.res
+	res.Outcomes[o.Class]++
+	res.BytesReceived += uint64(o.Bytes)
+	i := int(o.At / res.Interval)
+	if i < 0 {
+		i = 0
+	}
+	if i != r.cur {
+		r.flush()
+		r.cur = i
+	}
+	iv := res.interval(i)
+	iv.Outcomes[o.Class]++
+	iv.BytesReceived += uint64(o.Bytes)
+	if o.Class == OK {
+		us := o.Latency.Microseconds()
+		us = min(max(us, 1), latencyMax)
+		res.Latency.RecordValue(us)
+		iv.Latency.RecordValue(us)
+	}
+	if o.Server == nil && o.Bytes == 0 {
+		return // no response: nobody to attribute it to
+	}
+	s := r.serverIndex(o.Server)
+	sc := &r.servers[s]
+	sc.Requests++
+	sc.Bytes += uint64(o.Bytes)
+	if o.NewConnection {
+		sc.Connections++
+		r.conns[s]++
+	}
+}
+
+func (r *Recorder) flush() {
+	if r.cur >= len(r.res.Series) {
+		return
+	}
+	m := r.res.Series[r.cur].Connections
+	for s, n := range r.conns {
+		if n != 0 {
+			m[r.names[s]] += n
+			r.conns[s] = 0
+		}
+	}
+}
+
+// Finish closes the Result: elapsed is the time from Start to the last outcome.
+// The Recorder must not be used afterwards.
+func (r *Recorder) Finish(elapsed time.Duration) *Result {
+	r.flush()
+	r.res.Elapsed = elapsed
+	for s, name := range r.names {
+		sc := r.servers[s]
+		r.res.Servers[name] = &sc
+	}
+	res := r.res
+	r.res = nil
+	return res
+}
