@@ -377,3 +377,28 @@ func TestClassicTUN(t *testing.T) {
 		assert.Equal(t, client, from.Addr(), "the inner packet reaches the VIP untouched")
 	}
 }
+
+func TestACanceledBuildLeavesNothing(t *testing.T) {
+	requireNamespaces(t)
+	s, err := scenarios.LoadExample("tun")
+	require.NoError(t, err)
+	before := rootSnapshot(t)
+	runDir := t.TempDir()
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	_, err = topo.Build(ctx, s.Lab(), topo.Options{RunDir: runDir, Pin: true})
+	require.ErrorIs(t, err, context.Canceled)
+	assertNothingLeft(t, runDir, nil)
+	assert.Equal(t, before, rootSnapshot(t))
+}
+
+func TestAnInvalidLabBuildsNothing(t *testing.T) {
+	requireNamespaces(t)
+	runDir := t.TempDir()
+	lab := &topo.Lab{Name: "bad", Nodes: []topo.Node{{Name: "x", Role: topo.Client}}}
+	_, err := topo.Build(context.Background(), lab, topo.Options{RunDir: runDir})
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), `node "x": has no interfaces`)
+	entries, _ := os.ReadDir(runDir)
+	assert.Empty(t, entries)
+}
