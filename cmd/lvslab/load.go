@@ -21,11 +21,11 @@ import (
 func init() {
 	var (
 		target, kind, rate, arrival, sourceRange, out, name, path, host, header string
-		concurrency, requestBytes, workers                                    int
-		duration, timeout                                                     time.Duration
-		keepalive                                                             bool
-		weights                                                               []string
-		seed                                                                  uint64
+		concurrency, requestBytes, workers                                      int
+		duration, timeout                                                       time.Duration
+		keepalive                                                               bool
+		weights                                                                 []string
+		seed                                                                    uint64
 	)
 	cmd := &cobra.Command{
 		Use:   "load --target ADDR:PORT --kind http|tcp|udp (--rate N/s | --concurrency N) --duration D --out DIR",
