@@ -57,7 +57,7 @@ func TestOpenLoopRate(t *testing.T) {
 			res := run(t, Config{Target: s.Addr(), Kind: wire.TCP, Rate: 2000, Arrival: tc.arrival, Duration: 5 * time.Second, Workers: tc.workers, Seed: 7})
 			assert.InEpsilon(t, 10000, res.Scheduled, tc.tol)
 			assert.Equal(t, res.Scheduled, res.Sent, "an open loop sends everything it scheduled")
-			assert.InEpsilon(t, float64(res.Scheduled), float64(res.Outcomes[metrics.OK]), 0.01)
+			assert.InEpsilon(t, float64(res.Scheduled), float64(res.Outcomes[metrics.OK]), 0.01, "%v", res.Outcomes)
 			assert.Equal(t, res.Outcomes[metrics.OK], res.Servers["rs1"].Connections, "a new connection per request")
 		})
 	}
@@ -68,20 +68,28 @@ func TestOpenLoopRate(t *testing.T) {
 // up to a second and the tail says so; a closed loop of one client just stops
 // sending while it waits, and one slow request hides among thousands.
 func TestCoordinatedOmission(t *testing.T) {
-	stall := func(t *testing.T, s *realserver.Server) {
-		timer := time.AfterFunc(time.Second, func() {
-			require.NoError(t, s.SetFault(realserver.Fault{Mode: realserver.Hang}))
-			time.AfterFunc(time.Second, func() { s.SetFault(realserver.Fault{}) })
-		})
-		t.Cleanup(func() { timer.Stop() })
+	// stalled runs cfg against s and hangs s from 1 s to 2 s into the run.
+	stalled := func(t *testing.T, s *realserver.Server, cfg Config) *metrics.Result {
+		type outcome struct {
+			res *metrics.Result
+			err error
+		}
+		done := make(chan outcome, 1)
+		cfg.Target, cfg.Kind, cfg.Duration, cfg.Workers = s.Addr(), wire.HTTP, 3*time.Second, 1
+		go func() {
+			res, err := Run(context.Background(), cfg)
+			done <- outcome{res, err}
+		}()
+		time.Sleep(time.Second) // the fault timeline, not a wait for state
+		require.NoError(t, s.SetFault(realserver.Fault{Mode: realserver.Hang}))
+		time.Sleep(time.Second)
+		require.NoError(t, s.SetFault(realserver.Fault{}))
+		o := <-done
+		require.NoError(t, o.err)
+		return o.res
 	}
-	s := serve(t, realserver.Config{Kind: wire.HTTP, ID: "rs1"})
-	stall(t, s)
-	open := run(t, Config{Target: s.Addr(), Kind: wire.HTTP, Rate: 300, Duration: 3 * time.Second, Workers: 1})
-
-	s2 := serve(t, realserver.Config{Kind: wire.HTTP, ID: "rs2"})
-	stall(t, s2)
-	closed := run(t, Config{Target: s2.Addr(), Kind: wire.HTTP, Concurrency: 1, Duration: 3 * time.Second, Workers: 1})
+	open := stalled(t, serve(t, realserver.Config{Kind: wire.HTTP, ID: "rs1"}), Config{Rate: 300})
+	closed := stalled(t, serve(t, realserver.Config{Kind: wire.HTTP, ID: "rs2"}), Config{Concurrency: 1})
 
 	assert.Zero(t, open.Errors())
 	assert.Zero(t, closed.Errors())
@@ -192,7 +200,7 @@ func TestSourceAddressesInTurn(t *testing.T) {
 	srcs, err := ParseRange("127.0.0.10-127.0.0.13")
 	require.NoError(t, err)
 	res := run(t, Config{Target: netip.MustParseAddrPort(ln.Addr().String()), Kind: wire.TCP, Rate: 400, Duration: 100 * time.Millisecond, Workers: 1, Sources: srcs})
-	require.Equal(t, uint64(40), res.Outcomes[metrics.OK])
+	require.Equal(t, uint64(40), res.Outcomes[metrics.OK], "%v", res.Outcomes)
 	mu.Lock()
 	defer mu.Unlock()
 	assert.Equal(t, map[netip.Addr]int{srcs[0]: 10, srcs[1]: 10, srcs[2]: 10, srcs[3]: 10}, seen, "each address in turn")
