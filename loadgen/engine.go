@@ -125,17 +125,17 @@ type worker struct {
 	lingerTimeouts ring[deadline]
 	lingering      int
 
-	events []unix.EpollEvent
-	ev     unix.EpollEvent
-	ts     unix.Timespec
-	buf    []byte
-	req    []byte
+	events    []unix.EpollEvent
+	ev        unix.EpollEvent
+	ts        unix.Timespec
+	buf       []byte
+	req       []byte
 	targetRaw unsafe.Pointer // the target as a raw sockaddr, for connect
 	targetLen uintptr
-	family int
-	stype  int
-	srcs   []unix.Sockaddr
-	srcAt  int
+	family    int
+	stype     int
+	srcs      []unix.Sockaddr
+	srcAt     int
 
 	scheduling  bool
 	dispatching bool
