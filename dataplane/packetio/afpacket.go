@@ -118,7 +118,7 @@ func (s *AFPacket) setup(ifindex int, cfg Config, ring func() error) error {
 func OpenInterface(name string, batch int, cfg Config) (*AFPacket, error) {
 	ifi, err := net.InterfaceByName(name)
 	if err != nil {
-		return nil, fmt.Errorf("packetio: %w", err)
+		return nil, fmt.Errorf("packetio: interface %q: %w", name, err)
 	}
 	return Open(ifi.Index, batch, cfg)
 }

@@ -198,3 +198,22 @@ func TestFanoutKeepsAClientOnOneSocket(t *testing.T) {
 	}
 	assert.Len(t, used, 2, "both sockets get clients")
 }
+
+func TestOpenWorkers(t *testing.T) {
+	n, _, _ := vethNS(t)
+	require.NoError(t, n.Do(func(ns.NetNS) error {
+		ports := []Port{{Ifname: "lvsa", Side: ClientSide}, {Ifname: "lvsb", Side: ServerSide}}
+		for _, ring := range []bool{false, true} {
+			ws, err := OpenWorkers(ports, 2, 8, Config{Vnet: true}, ring)
+			require.NoError(t, err, "ring %v", ring)
+			require.Len(t, ws, 2)
+			for _, w := range ws {
+				require.Len(t, w.Sockets, 2)
+			}
+			assert.NoError(t, CloseWorkers(ws))
+		}
+		_, err := OpenWorkers([]Port{{Ifname: "lvsa"}, {Ifname: "lvsnothere"}}, 2, 8, Config{}, false)
+		assert.ErrorContains(t, err, "lvsnothere")
+		return nil
+	}))
+}

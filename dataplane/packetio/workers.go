@@ -56,7 +56,7 @@ func OpenWorkers(ports []Port, workers, batch int, cfg Config, ring bool) (ws []
 		for i, p := range ports {
 			ifi, err := net.InterfaceByName(p.Ifname)
 			if err != nil {
-				return ws, fmt.Errorf("packetio: %w", err)
+				return ws, fmt.Errorf("packetio: interface %q: %w", p.Ifname, err)
 			}
 			c := cfg
 			if workers > 1 {
