@@ -3,7 +3,6 @@ package packetio
 import (
 	"errors"
 	"fmt"
-	"net"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -112,15 +111,6 @@ func (s *AFPacket) setup(ifindex int, cfg Config, ring func() error) error {
 		return cfg.Fanout.join(s.fd)
 	}
 	return nil
-}
-
-// OpenInterface opens a socket on the named interface.
-func OpenInterface(name string, batch int, cfg Config) (*AFPacket, error) {
-	ifi, err := net.InterfaceByName(name)
-	if err != nil {
-		return nil, fmt.Errorf("packetio: interface %q: %w", name, err)
-	}
-	return Open(ifi.Index, batch, cfg)
 }
 
 // Fd returns the socket's descriptor, for a poller.
