@@ -1,6 +1,7 @@
 package fwdbench
 
 import (
+	"fmt"
 	"os"
 	"testing"
 
@@ -51,7 +52,7 @@ func BenchmarkForwarding(b *testing.B) {
 				b.ReportMetric(row.Value/base.Value, row.Dataplane+"/"+row.Metric+"-ratio")
 			}
 		}
-		b.Log("\n" + rep.Table())
+		fmt.Fprintln(os.Stderr, rep.Table()) // b.Log would cut it at 10 lines
 	}
 }
 
