@@ -84,13 +84,20 @@ func startLab(t *testing.T, example, sched string) *lab {
 			continue
 		}
 		for _, kind := range []wire.Kind{wire.TCP, wire.UDP} {
-			port := uint16(tcpPort)
+			listen := netip.AddrPortFrom(netip.IPv4Unspecified(), tcpPort)
 			if kind == wire.UDP {
-				port = udpPort
+				// A reply comes from the address the socket is bound to:
+				// a DR or TUN real server answers from the VIP only when
+				// it listens there (a wildcard socket would answer from
+				// its own address, which the client's socket ignores).
+				listen = netip.AddrPortFrom(netip.IPv4Unspecified(), udpPort)
+				if len(n.Loopback) > 0 {
+					listen = netip.AddrPortFrom(vip, udpPort)
+				}
 			}
 			var srv *realserver.Server
 			require.NoError(t, in.Do(n.Name, func() (err error) {
-				srv, err = realserver.Listen(realserver.Config{Listen: netip.AddrPortFrom(netip.IPv4Unspecified(), port),
+				srv, err = realserver.Listen(realserver.Config{Listen: listen,
 					Kind: kind, ID: n.Name, ResponseBytes: wire.PrefixLen})
 				return err
 			}))
@@ -240,6 +247,33 @@ func testMode(t *testing.T, example, sched string) {
 		assert.Equal(t, first, lb.ask(t, "tcp", tcpPort, uint32(101+i)), "a persistent service keeps the client on %s", first)
 	}
 	assert.Contains(t, lb.ipvsadm(t, "-L", "-n"), "persistent 60")
+
+	// The director's own stack neither answered VIP traffic (no RST, no
+	// ICMP) nor forwarded anything: the engine alone did.
+	snmp, err := lb.in.Output("director", "cat", "/proc/net/snmp")
+	require.NoError(t, err)
+	assert.Equal(t, "0", snmpValue(t, string(snmp), "Tcp", "OutRsts"), "RSTs the director's kernel sent")
+	assert.Equal(t, "0", snmpValue(t, string(snmp), "Ip", "ForwDatagrams"), "packets the director's kernel forwarded")
+	assert.Equal(t, "0", snmpValue(t, string(snmp), "Icmp", "OutDestUnreachs"), "ICMP unreachables the director's kernel sent")
+}
+
+// snmpValue reads one counter of /proc/net/snmp (a names line followed by
+// a values line per protocol).
+func snmpValue(t *testing.T, snmp, proto, name string) string {
+	lines := strings.Split(snmp, "\n")
+	for i := 0; i+1 < len(lines); i++ {
+		names, values := strings.Fields(lines[i]), strings.Fields(lines[i+1])
+		if len(names) == 0 || names[0] != proto+":" || len(values) != len(names) {
+			continue
+		}
+		for k, n := range names {
+			if n == name {
+				return values[k]
+			}
+		}
+	}
+	t.Fatalf("no %s %s in /proc/net/snmp", proto, name)
+	return ""
 }
 
 func TestNAT(t *testing.T) { testMode(t, "nat", "wrr") }
