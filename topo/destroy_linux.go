@@ -270,6 +270,9 @@ func watchFabric(fd int, id string) (*fabricWatch, error) {
 // remaining counts the lab's veth ends still in the fabric.
 func (w *fabricWatch) remaining() (int, error) {
 	links, err := w.h.LinkList()
+	for errors.Is(err, netlink.ErrDumpInterrupted) {
+		links, err = w.h.LinkList() // links changed during the dump: again
+	}
 	if err != nil {
 		return 0, err
 	}

@@ -1,6 +1,9 @@
 package topo
 
 import (
+	"errors"
+	"strings"
+
 	"github.com/containernetworking/plugins/pkg/ns"
 	"github.com/vishvananda/netlink/nl"
 	"github.com/vishvananda/netns"
@@ -64,3 +67,52 @@ func (v *vethMaker) addVeth(name string, index, master, mtu int, peer string, pe
 	_, err := req.Execute(unix.NETLINK_ROUTE, 0)
 	return err
 }
+
+// readyLinks counts the fabric's veth ends (names starting with prefix)
+// that can carry frames. A port joins its bridge at once, but a veth end
+// created before its peer starts without carrier, and its queueing
+// discipline stays "noop" (dropping every frame) until the kernel's link
+// watcher, which runs asynchronously, sees the carrier and marks the link up.
+func (v *vethMaker) readyLinks(prefix string) (int, error) {
+	req := nl.NewNetlinkRequest(unix.RTM_GETLINK, unix.NLM_F_DUMP)
+	req.Sockets = map[int]*nl.SocketHandle{unix.NETLINK_ROUTE: {Socket: v.sock}}
+	req.AddData(nl.NewIfInfomsg(unix.AF_UNSPEC))
+	msgs, err := req.Execute(unix.NETLINK_ROUTE, unix.RTM_NEWLINK)
+	if errors.Is(err, nl.ErrDumpInterrupted) {
+		return 0, nil // links changed during the dump: count again later
+	}
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, m := range msgs {
+		if len(m) < unix.SizeofIfInfomsg {
+			continue
+		}
+		attrs, err := nl.ParseRouteAttr(m[unix.SizeofIfInfomsg:])
+		if err != nil {
+			continue
+		}
+		var name, qdisc string
+		var oper byte
+		for _, a := range attrs {
+			switch a.Attr.Type {
+			case unix.IFLA_IFNAME:
+				name = unix.ByteSliceToString(a.Value)
+			case unix.IFLA_QDISC:
+				qdisc = unix.ByteSliceToString(a.Value)
+			case unix.IFLA_OPERSTATE:
+				if len(a.Value) == 1 {
+					oper = a.Value[0]
+				}
+			}
+		}
+		if strings.HasPrefix(name, prefix) && oper == ifOperUp && qdisc != "" && qdisc != "noop" {
+			n++
+		}
+	}
+	return n, nil
+}
+
+// ifOperUp is IF_OPER_UP of linux/if.h.
+const ifOperUp = 6
