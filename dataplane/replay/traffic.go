@@ -26,6 +26,8 @@ const (
 	// keepaliveIdle is Go's default TCP keepalive (idle time and interval),
 	// which both the kipvs client and the real-server stub use.
 	keepaliveIdle = 15 * time.Second
+	// synRTO is Linux's initial retransmission timeout for a SYN.
+	synRTO = time.Second
 	// closeTimeout is how long kipvs's close waits for the server's FIN.
 	closeTimeout = 3 * time.Second
 )
@@ -109,8 +111,18 @@ func (r *runner) tcp(client, target netip.AddrPort, cs *ConnSpec) {
 	ip := ipHdr(client.Addr())
 	h := held{client: client, target: target}
 	v := r.in(&h, dataplane.ProtoTCP, dataplane.TCPSyn, ip+tcpSynHdr)
+	// A dropped SYN is sent again after 1, 2, 4, ... s (Linux's initial
+	// RTO), until the client's timeout.
+	waited := time.Duration(0)
+	for rto := synRTO; v.Action == dataplane.Drop && waited+rto < cs.Timeout; rto *= 2 {
+		r.advance(rto)
+		waited += rto
+		v = r.in(&h, dataplane.ProtoTCP, dataplane.TCPSyn, ip+tcpSynHdr)
+	}
 	if v.Action != dataplane.Forward {
-		r.decide(client, netip.AddrPort{}, false, r.failed(v, cs))
+		cs := *cs
+		cs.Timeout -= waited
+		r.decide(client, netip.AddrPort{}, false, r.failed(v, &cs))
 		return
 	}
 	h.method, h.rs = v.Method, v.Dest
