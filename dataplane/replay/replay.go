@@ -122,8 +122,14 @@ func (r *runner) printf(format string, a ...any) { fmt.Fprintf(r.out, format, a.
 
 // advance moves the virtual clock; the director's timers run, and held
 // connections exchange their keepalives on the way.
+//
+// The clock never runs past the scenario's timeout: the step ends there
+// and the run stops with kipvs's timeout error.
 func (r *runner) advance(d time.Duration) {
 	end := r.now.Add(d)
+	if deadline := epoch.Add(r.sc.Timeout + time.Nanosecond); end.After(deadline) {
+		end = deadline
+	}
 	for {
 		var next *held
 		for _, h := range r.held {

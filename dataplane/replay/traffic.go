@@ -26,6 +26,10 @@ const (
 	// keepaliveIdle is Go's default TCP keepalive (idle time and interval),
 	// which both the kipvs client and the real-server stub use.
 	keepaliveIdle = 15 * time.Second
+	// synRTO is Linux's initial retransmission timeout for a SYN.
+	synRTO = time.Second
+	// closeTimeout is how long kipvs's close waits for the server's FIN.
+	closeTimeout = 3 * time.Second
 )
 
 func ipHdr(a netip.Addr) int {
@@ -107,8 +111,18 @@ func (r *runner) tcp(client, target netip.AddrPort, cs *ConnSpec) {
 	ip := ipHdr(client.Addr())
 	h := held{client: client, target: target}
 	v := r.in(&h, dataplane.ProtoTCP, dataplane.TCPSyn, ip+tcpSynHdr)
+	// A dropped SYN is sent again after 1, 2, 4, ... s (Linux's initial
+	// RTO), until the client's timeout.
+	waited := time.Duration(0)
+	for rto := synRTO; v.Action == dataplane.Drop && waited+rto < cs.Timeout; rto *= 2 {
+		r.advance(rto)
+		waited += rto
+		v = r.in(&h, dataplane.ProtoTCP, dataplane.TCPSyn, ip+tcpSynHdr)
+	}
 	if v.Action != dataplane.Forward {
-		r.decide(client, netip.AddrPort{}, false, r.failed(v, cs))
+		cs := *cs
+		cs.Timeout -= waited
+		r.decide(client, netip.AddrPort{}, false, r.failed(v, &cs))
 		return
 	}
 	h.method, h.rs = v.Method, v.Dest
@@ -125,7 +139,7 @@ func (r *runner) tcp(client, target netip.AddrPort, cs *ConnSpec) {
 	case "rst":
 		r.in(&h, dataplane.ProtoTCP, rstAckFlag, ip+tcpHdr)
 	default:
-		r.finish(&h)
+		r.finish(&h, cs.Timeout)
 	}
 	r.decide(client, rs, false, "")
 }
@@ -137,10 +151,14 @@ func (r *runner) textLen(a netip.AddrPort) int {
 }
 
 // finish is the client's graceful close: FIN, the server's ACK and FIN,
-// the client's last ACK.
-func (r *runner) finish(h *held) {
+// the client's last ACK. A FIN the director drops (its dest is in the
+// trash) is never answered: the client gives up after its timeout.
+func (r *runner) finish(h *held, timeout time.Duration) {
 	ip := ipHdr(h.client.Addr())
-	r.in(h, dataplane.ProtoTCP, finAckFlag, ip+tcpHdr)
+	if r.in(h, dataplane.ProtoTCP, finAckFlag, ip+tcpHdr).Action == dataplane.Drop {
+		r.advance(timeout)
+		return
+	}
 	r.reply(h, dataplane.ProtoTCP, dataplane.TCPAck, ip+tcpHdr)
 	r.reply(h, dataplane.ProtoTCP, finAckFlag, ip+tcpHdr)
 	r.in(h, dataplane.ProtoTCP, dataplane.TCPAck, ip+tcpHdr)
@@ -162,7 +180,7 @@ func (r *runner) closeHeld(who string) {
 	keep := r.held[:0]
 	for _, h := range r.held {
 		if who == "*" || h.client.Addr().String() == who {
-			r.finish(h)
+			r.finish(h, closeTimeout)
 		} else {
 			keep = append(keep, h)
 		}
