@@ -10,7 +10,7 @@ import (
 )
 
 func httpResponse() *response {
-	return &response{kind: wire.HTTP, header: []byte("x-real-server")}
+	return &response{kind: wire.HTTP, header: "x-real-server"}
 }
 
 // feedSplit feeds msg cut at every position, and whole; each way must parse the same.
