@@ -146,6 +146,8 @@ type worker struct {
 	// the wait for the GC and the scheduler.
 	holdP bool
 
+	peerClosed bool // the event being handled says the server has sent its FIN
+
 	scheduling  bool
 	dispatching bool
 	open        bool
@@ -422,7 +424,9 @@ func (w *worker) wait(d int64) error {
 			w.write(ev.Fd)
 		}
 		if c.state == stReceiving || c.state == stIdle {
+			w.peerClosed = ev.Events&(unix.EPOLLRDHUP|unix.EPOLLHUP) != 0
 			w.read(ev.Fd)
+			w.peerClosed = false
 		}
 	}
 	return nil
@@ -704,6 +708,10 @@ func (w *worker) linger(i int32) {
 	fd := c.fd
 	c.fd, c.state = -1, stFree
 	w.free = append(w.free, i)
+	if w.peerClosed {
+		sysClose(fd) // the event that brought the response brought the FIN too
+		return
+	}
 	n, err := sysRead(fd, w.buf)
 	if err != unix.EAGAIN || n > 0 {
 		sysClose(fd) // FIN (or an error) is already here
