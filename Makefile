@@ -49,7 +49,7 @@ bench: build
 	$(GO) test -run '^$$' -bench . -benchmem ./scheduler/...
 
 fuzz:
-	$(GO) test -run '^$$' -fuzz . -fuzztime 30s ./scheduler/
+	$(GO) test -run '^$$' -fuzz '^FuzzSchedulers$$' -fuzztime 30s ./scheduler/
 
 clean:
 	rm -rf bin

@@ -1,0 +1,57 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/spf13/cobra"
+
+	"github.com/lvslab/lvslab/dataplane/engine"
+	"github.com/lvslab/lvslab/topo"
+)
+
+func init() {
+	c := &cobra.Command{
+		Use:   "up FILE|EXAMPLE",
+		Short: "Build a scenario's lab and leave it running (lvslab down removes it)",
+		Long: `up builds the lab a scenario describes — namespaces, bridges, veth pairs, addresses,
+routes, the NAT/DR/TUN real-server setup derived from its services — pins its namespaces
+under the run folder and exits, leaving the lab for lvslab exec. It prints the lab ID.`,
+		Args: cobra.ExactArgs(1),
+	}
+	runDir := runDirFlag(c)
+	c.RunE = func(cmd *cobra.Command, args []string) error {
+		s, err := loadScenario(args[0])
+		if err != nil {
+			return err
+		}
+		if err := requireRoot(); err != nil {
+			return err
+		}
+		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+		defer stop()
+		f := topo.Probe()
+		in, err := topo.Build(ctx, s.Lab(), topo.Options{RunDir: *runDir, Pin: true, Detached: true, Features: &f})
+		if err != nil {
+			return err
+		}
+		scheds := make([]string, len(s.Services))
+		for i := range s.Services {
+			scheds[i] = s.Services[i].SchedulerOf()
+		}
+		if _, err := engine.StartDirectors(in, scheds); err != nil {
+			in.Destroy()
+			return fmt.Errorf("starting the director: %w", err)
+		}
+		out := cmd.OutOrStdout()
+		fmt.Fprintf(out, "lab %s (%s) is up: %d nodes, %d networks\n", in.ID, in.Lab.Name, len(in.Lab.Nodes), len(in.Lab.Networks))
+		fmt.Fprintf(out, "features: %s (TUN decapsulation: %s)\n\n", f, f.Decap())
+		fmt.Fprint(out, in.Lab)
+		fmt.Fprintf(out, "\nlvslab ipvsadm --lab %s -L -n\nlvslab exec %s %s -- ip addr\nlvslab down %s\n", in.ID, in.ID, in.Lab.Nodes[0].Name, in.ID)
+		return nil
+	}
+	root.AddCommand(c)
+}

@@ -1,0 +1,285 @@
+package dataplane
+
+import "unsafe"
+
+// Connection flags (IP_VS_CONN_F_*, spec §3.1) kept in conn.flags.
+const (
+	connFwdMask   uint32 = 0x0007
+	connHashed    uint32 = 0x0040
+	connNoOutput  uint32 = 0x0080
+	connInactive  uint32 = 0x0100
+	connTemplate  uint32 = 0x1000
+	connOnePacket uint32 = 0x2000
+)
+
+// Template states (IP_VS_CTPL_S_*): a template is ASSURED once a connection
+// it controls reached ESTABLISHED or saw a reply.
+const (
+	tplNone    uint8 = 0
+	tplAssured uint8 = 1
+)
+
+// conn is one connection or persistence template. It holds no pointers, so
+// a table of millions costs the garbage collector nothing, and is 112 bytes.
+// Links to other entries are slab indices plus one (0 = none).
+type conn struct {
+	caddr, vaddr, daddr [16]byte // client, virtual, destination (As16 form)
+
+	expires int64 // virtual time (ns) at which the timer fires
+	armed   int64 // earliest pending heap entry for this conn
+
+	cport, vport, dport uint16
+	proto               uint8
+	af                  uint8 // 4 or 6; 0 marks a free slot
+	state               uint8 // protocol state, or template state
+	_                   uint8
+
+	flags    uint32
+	fwmark   uint32
+	timeout  uint32 // ms; 0 after a forced expiry
+	dest     uint32 // Director.dests index
+	control  uint32 // controlling template (index+1)
+	nControl uint32 // connections this entry controls
+	next     uint32 // hash chain (index+1)
+	gen      uint32 // incremented when the slot is freed
+	inPkts   uint32
+}
+
+// chunkBits sizes the slab's chunks: growing the table adds a chunk and
+// never copies the entries already there.
+const chunkBits = 16
+
+// connTable is the connection table: a slab of conns and a chained hash
+// index keyed by (protocol, client address, client port), the kernel's
+// ip_vs_conn_tab key. Inbound, outbound and template lookups all walk one
+// chain: the client side of a connection is the same in both directions.
+type connTable struct {
+	chunks  [][]conn
+	size    uint32 // slots handed out so far
+	free    uint32 // free list through conn.next (index+1)
+	buckets []uint32
+	count   int
+	seed    uint64
+}
+
+func newConnTable(seed uint64) connTable {
+	return connTable{buckets: make([]uint32, 1024), seed: seed}
+}
+
+// connHash mixes the lookup key; seed keeps chains unpredictable to clients.
+func connHash(seed uint64, proto uint8, a *[16]byte, port uint16) uint64 {
+	lo := uint64(a[0]) | uint64(a[1])<<8 | uint64(a[2])<<16 | uint64(a[3])<<24 |
+		uint64(a[4])<<32 | uint64(a[5])<<40 | uint64(a[6])<<48 | uint64(a[7])<<56
+	hi := uint64(a[8]) | uint64(a[9])<<8 | uint64(a[10])<<16 | uint64(a[11])<<24 |
+		uint64(a[12])<<32 | uint64(a[13])<<40 | uint64(a[14])<<48 | uint64(a[15])<<56
+	h := seed ^ uint64(port)<<8 ^ uint64(proto)
+	h = mix64(h ^ lo)
+	h = mix64(h ^ hi)
+	return h
+}
+
+func mix64(h uint64) uint64 {
+	h ^= h >> 33
+	h *= 0xff51afd7ed558ccd
+	h ^= h >> 33
+	h *= 0xc4ceb9fe1a85ec53
+	h ^= h >> 33
+	return h
+}
+
+func (t *connTable) bucket(proto uint8, a *[16]byte, port uint16) *uint32 {
+	return &t.buckets[connHash(t.seed, proto, a, port)&uint64(len(t.buckets)-1)]
+}
+
+// at is the entry of slot index i (index+1 form).
+func (t *connTable) at(i uint32) *conn {
+	i--
+	return &t.chunks[i>>chunkBits][i&(1<<chunkBits-1)]
+}
+
+// alloc returns a zeroed slot (index+1), not yet hashed.
+func (t *connTable) alloc() uint32 {
+	if t.free != 0 {
+		i := t.free
+		c := t.at(i)
+		t.free = c.next
+		gen := c.gen
+		*c = conn{gen: gen}
+		return i
+	}
+	if t.size>>chunkBits == uint32(len(t.chunks)) {
+		chunk := make([]conn, 1<<chunkBits)
+		adviseHuge(unsafe.Pointer(&chunk[0]), unsafe.Sizeof(conn{})<<chunkBits)
+		t.chunks = append(t.chunks, chunk)
+	}
+	t.size++
+	return t.size
+}
+
+// release returns a slot to the free list; it must be unhashed.
+func (t *connTable) release(i uint32) {
+	c := t.at(i)
+	c.af = 0
+	c.gen++
+	c.next = t.free
+	t.free = i
+}
+
+// hash links the entry at the head of its chain, as the kernel does, so a
+// new connection shadows an older one with the same key until that expires.
+func (t *connTable) hash(i uint32) {
+	if 2*t.count >= len(t.buckets) {
+		t.grow()
+	}
+	c := t.at(i)
+	b := t.bucket(c.proto, &c.caddr, c.cport)
+	c.next = *b
+	*b = i
+	c.flags |= connHashed
+	t.count++
+}
+
+func (t *connTable) unhash(i uint32) {
+	c := t.at(i)
+	if c.flags&connHashed == 0 {
+		return
+	}
+	for p := t.bucket(c.proto, &c.caddr, c.cport); *p != 0; p = &t.at(*p).next {
+		if *p == i {
+			*p = c.next
+			break
+		}
+	}
+	c.next = 0
+	c.flags &^= connHashed
+	t.count--
+}
+
+// grow doubles the bucket array. Old chain j splits into new chains j and
+// j+len(old), each keeping the old order, so that a newer connection still
+// shadows an older one with the same key.
+func (t *connTable) grow() {
+	old := t.buckets
+	t.buckets = make([]uint32, 2*len(old))
+	adviseHuge(unsafe.Pointer(&t.buckets[0]), uintptr(len(t.buckets))*4)
+	for j, head := range old {
+		tails := [2]*uint32{&t.buckets[j], &t.buckets[j+len(old)]}
+		for i := head; i != 0; {
+			c := t.at(i)
+			next := c.next
+			k := 0
+			if connHash(t.seed, c.proto, &c.caddr, c.cport)&uint64(len(old)) != 0 {
+				k = 1
+			}
+			c.next = 0
+			*tails[k] = i
+			tails[k] = &c.next
+			i = next
+		}
+	}
+}
+
+// inGet finds the connection of an inbound packet (ip_vs_conn_in_get).
+func (t *connTable) inGet(af, proto uint8, caddr *[16]byte, cport uint16, vaddr *[16]byte, vport uint16) uint32 {
+	for i := *t.bucket(proto, caddr, cport); i != 0; {
+		c := t.at(i)
+		if c.cport == cport && c.vport == vport && c.proto == proto && c.af == af &&
+			c.flags&connTemplate == 0 && c.caddr == *caddr && c.vaddr == *vaddr {
+			return i
+		}
+		i = c.next
+	}
+	return 0
+}
+
+// outGet finds the connection of a reply from saddr:sport to the client
+// daddr:dport: the reply comes from the destination for NAT and from the
+// virtual address for the other methods.
+func (t *connTable) outGet(af, proto uint8, saddr *[16]byte, sport uint16, daddr *[16]byte, dport uint16) uint32 {
+	for i := *t.bucket(proto, daddr, dport); i != 0; {
+		c := t.at(i)
+		if c.cport == dport && c.proto == proto && c.af == af && c.flags&connTemplate == 0 && c.caddr == *daddr {
+			if c.flags&connFwdMask == uint32(MethodMasq) {
+				if c.dport == sport && c.daddr == *saddr {
+					return i
+				}
+			} else if c.vport == sport && c.vaddr == *saddr {
+				return i
+			}
+		}
+		i = c.next
+	}
+	return 0
+}
+
+// templateGet finds a persistence template (ip_vs_ct_in_get).
+func (t *connTable) templateGet(af, proto uint8, caddr *[16]byte, vaddr *[16]byte, vport uint16) uint32 {
+	for i := *t.bucket(proto, caddr, 0); i != 0; {
+		c := t.at(i)
+		if c.cport == 0 && c.vport == vport && c.proto == proto && c.af == af &&
+			c.flags&connTemplate != 0 && c.caddr == *caddr && c.vaddr == *vaddr {
+			return i
+		}
+		i = c.next
+	}
+	return 0
+}
+
+// timerEntry is one pending expiry. Entries are lazy: re-arming a conn to a
+// later time leaves its entry in place, and the entry re-queues itself when
+// it comes due early; only a move to an earlier time pushes a new entry.
+type timerEntry struct {
+	when int64
+	idx  uint32
+	gen  uint32
+}
+
+// timerHeap is a 4-ary min-heap of timer entries.
+type timerHeap []timerEntry
+
+func (h *timerHeap) push(e timerEntry) {
+	*h = append(*h, e)
+	s := *h
+	i := len(s) - 1
+	for i > 0 {
+		p := (i - 1) / 4
+		if s[p].when <= e.when {
+			break
+		}
+		s[i] = s[p]
+		i = p
+	}
+	s[i] = e
+}
+
+func (h *timerHeap) pop() timerEntry {
+	s := *h
+	top := s[0]
+	last := s[len(s)-1]
+	s = s[:len(s)-1]
+	*h = s
+	n := len(s)
+	if n == 0 {
+		return top
+	}
+	i := 0
+	for {
+		c := 4*i + 1
+		if c >= n {
+			break
+		}
+		m := c
+		for k := c + 1; k < c+4 && k < n; k++ {
+			if s[k].when < s[m].when {
+				m = k
+			}
+		}
+		if s[m].when >= last.when {
+			break
+		}
+		s[i] = s[m]
+		i = m
+	}
+	s[i] = last
+	return top
+}

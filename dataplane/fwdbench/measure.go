@@ -1,0 +1,180 @@
+package fwdbench
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/netip"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+func sumCounters(nftJSON []byte) (uint64, error) {
+	var doc struct {
+		Nftables []map[string]json.RawMessage `json:"nftables"`
+	}
+	if err := json.Unmarshal(nftJSON, &doc); err != nil {
+		return 0, err
+	}
+	var total uint64
+	for _, obj := range doc.Nftables {
+		raw, ok := obj["rule"]
+		if !ok {
+			continue
+		}
+		var rule struct {
+			Expr []map[string]json.RawMessage `json:"expr"`
+		}
+		if err := json.Unmarshal(raw, &rule); err != nil {
+			return 0, err
+		}
+		for _, e := range rule.Expr {
+			if c, ok := e["counter"]; ok {
+				var cnt struct {
+					Packets uint64 `json:"packets"`
+				}
+				if err := json.Unmarshal(c, &cnt); err != nil {
+					return 0, err
+				}
+				total += cnt.Packets
+			}
+		}
+	}
+	return total, nil
+}
+
+// Server is an iperf3 server in the lab's server namespace.
+type Server struct{ cmd *exec.Cmd }
+
+// StartServer starts iperf3 -s in the server namespace and waits until it
+// listens.
+func (l *Lab) StartServer() (*Server, error) {
+	c := Cmd(l.Server, "iperf3", "-s", "-B", l.ServerAddr.String())
+	if err := c.Start(); err != nil {
+		return nil, err
+	}
+	s := &Server{cmd: c}
+	ok := waitFor(5*time.Second, func() bool {
+		out, _ := Cmd(l.Server, "ss", "-ltnH", "sport = :5201").Output()
+		return len(strings.TrimSpace(string(out))) > 0
+	})
+	if !ok {
+		s.Stop()
+		return nil, fmt.Errorf("iperf3 server did not listen")
+	}
+	return s, nil
+}
+
+// Stop ends the server.
+func (s *Server) Stop() {
+	s.cmd.Process.Kill()
+	s.cmd.Wait()
+}
+
+// Load is one iperf3 run from the client namespace.
+type Load struct {
+	UDP     bool
+	Seconds int
+	Len     int    // -l: UDP payload size (0: iperf3's default)
+	Rate    string // -b: offered rate ("0": unlimited)
+}
+
+// Result of one run.
+type Result struct {
+	BitsPerSecond float64 // received
+	PPS           float64 // UDP datagrams received per second
+	LossPercent   float64 // UDP
+	Retransmits   int     // TCP
+	BusyCPU       float64 // machine CPU busy during the run, in cores
+	DirectorCPU   float64 // this process's CPU during the run, in cores (the userspace forwarder)
+}
+
+// Drive runs load against target and reads iperf3's receiver-side numbers.
+func (l *Lab) Drive(target netip.Addr, load Load) (Result, error) {
+	args := []string{"iperf3", "-c", target.String(), "-t", strconv.Itoa(load.Seconds), "-J"}
+	if load.UDP {
+		args = append(args, "-u")
+	}
+	if load.Len > 0 {
+		args = append(args, "-l", strconv.Itoa(load.Len))
+	}
+	if load.Rate != "" {
+		args = append(args, "-b", load.Rate)
+	}
+	cpu0, self0 := busy(), selfCPU()
+	t0 := time.Now()
+	out, err := Cmd(l.Client, args...).Output()
+	elapsed := time.Since(t0).Seconds()
+	cpu1, self1 := busy(), selfCPU()
+	var r Result
+	r.BusyCPU = (cpu1 - cpu0) / elapsed
+	r.DirectorCPU = (self1 - self0) / elapsed
+	var doc struct {
+		Error string `json:"error"`
+		End   struct {
+			SumReceived struct {
+				Bps float64 `json:"bits_per_second"`
+			} `json:"sum_received"`
+			SumSent struct {
+				Retransmits int `json:"retransmits"`
+			} `json:"sum_sent"`
+			Sum struct {
+				Bps     float64 `json:"bits_per_second"`
+				Seconds float64 `json:"seconds"`
+				Packets float64 `json:"packets"`
+				Lost    float64 `json:"lost_packets"`
+				LostPct float64 `json:"lost_percent"`
+			} `json:"sum"`
+		} `json:"end"`
+	}
+	if jerr := json.Unmarshal(out, &doc); jerr != nil {
+		return r, fmt.Errorf("iperf3 %s: %v: %s", strings.Join(args[1:], " "), err, out)
+	}
+	if doc.Error != "" {
+		return r, fmt.Errorf("iperf3 %s: %s", strings.Join(args[1:], " "), doc.Error)
+	}
+	if load.UDP {
+		s := doc.End.Sum
+		if s.Seconds > 0 {
+			r.PPS = (s.Packets - s.Lost) / s.Seconds
+		}
+		r.BitsPerSecond = s.Bps * (1 - s.LostPct/100)
+		r.LossPercent = s.LostPct
+	} else {
+		r.BitsPerSecond = doc.End.SumReceived.Bps
+		r.Retransmits = doc.End.SumSent.Retransmits
+	}
+	return r, nil
+}
+
+// busy returns the machine's non-idle CPU seconds so far (/proc/stat).
+func busy() float64 {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	f := strings.Fields(line)
+	var total, idle float64
+	for i, v := range f[1:] {
+		x, _ := strconv.ParseFloat(v, 64)
+		total += x
+		if i == 3 || i == 4 { // idle, iowait
+			idle += x
+		}
+	}
+	return (total - idle) / 100 // USER_HZ
+}
+
+// selfCPU returns this process's user+system CPU seconds so far.
+func selfCPU() float64 {
+	var ru unix.Rusage
+	if unix.Getrusage(unix.RUSAGE_SELF, &ru) != nil {
+		return 0
+	}
+	return float64(ru.Utime.Nano()+ru.Stime.Nano()) / 1e9
+}

@@ -1,0 +1,404 @@
+package topo_test
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gopacket/gopacket"
+	"github.com/gopacket/gopacket/layers"
+	"github.com/mdlayher/packet"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
+
+	"github.com/lvslab/lvslab/scenarios"
+	"github.com/lvslab/lvslab/topo"
+	"github.com/lvslab/lvslab/topo/agent"
+)
+
+// The test binary serves as its own agent executable.
+func TestMain(m *testing.M) {
+	agent.MainIfAgent()
+	os.Exit(m.Run())
+}
+
+var (
+	vip    = netip.MustParseAddr("192.168.1.110")
+	client = netip.MustParseAddr("192.168.1.254")
+)
+
+// requireNamespaces skips a test that cannot create network namespaces.
+func requireNamespaces(t testing.TB) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to build network namespaces (run as root, or in CI)")
+	}
+}
+
+// rootSnapshot is what the root namespace must not gain while a lab runs.
+func rootSnapshot(t testing.TB) string {
+	t.Helper()
+	routes, err := netlink.RouteListFiltered(netlink.FAMILY_ALL, &netlink.Route{Table: unix.RT_TABLE_UNSPEC}, netlink.RT_FILTER_TABLE)
+	require.NoError(t, err)
+	links, err := netlink.LinkList()
+	require.NoError(t, err)
+	var b strings.Builder
+	for _, r := range routes {
+		fmt.Fprintf(&b, "route %s\n", r)
+	}
+	for _, l := range links {
+		fmt.Fprintf(&b, "link %s\n", l.Attrs().Name)
+	}
+	return b.String()
+}
+
+// build builds an example lab and registers its teardown, after which it
+// proves nothing is left: no run folder, no process in a lab namespace, no
+// mount, and the root namespace as it was.
+func build(t *testing.T, example string) *topo.Instance {
+	t.Helper()
+	requireNamespaces(t)
+	s, err := scenarios.LoadExample(example)
+	require.NoError(t, err)
+	before := rootSnapshot(t)
+	runDir := t.TempDir()
+	in, err := topo.Build(context.Background(), s.Lab(), topo.Options{RunDir: runDir})
+	require.NoError(t, err)
+	assert.Equal(t, before, rootSnapshot(t), "the root namespace gains no route or link")
+	inos := namespaceInodes(t, in)
+	t.Cleanup(func() {
+		require.NoError(t, in.Destroy())
+		assertNothingLeft(t, runDir, inos)
+		assert.Equal(t, before, rootSnapshot(t))
+	})
+	return in
+}
+
+func namespaceInodes(t testing.TB, in *topo.Instance) []uint64 {
+	var inos []uint64
+	for _, n := range in.Lab.Nodes {
+		h, err := in.NetNS(n.Name)
+		require.NoError(t, err)
+		var st unix.Stat_t
+		require.NoError(t, unix.Fstat(int(h.Fd()), &st))
+		inos = append(inos, st.Ino)
+	}
+	return inos
+}
+
+func assertNothingLeft(t testing.TB, runDir string, inos []uint64) {
+	t.Helper()
+	labs, err := topo.List(runDir)
+	require.NoError(t, err)
+	assert.Empty(t, labs, "no lab left in the run folder")
+	entries, _ := os.ReadDir(runDir)
+	assert.Empty(t, entries)
+	mounts, err := os.ReadFile("/proc/self/mountinfo")
+	require.NoError(t, err)
+	assert.NotContains(t, string(mounts), runDir, "no pinned namespace left")
+	procs, _ := os.ReadDir("/proc")
+	for _, p := range procs {
+		link, err := os.Readlink(filepath.Join("/proc", p.Name(), "ns/net"))
+		if err != nil {
+			continue
+		}
+		for _, ino := range inos {
+			if link == fmt.Sprintf("net:[%d]", ino) {
+				cmdline, _ := os.ReadFile(filepath.Join("/proc", p.Name(), "cmdline"))
+				t.Errorf("process %s (%q, test pid %d) still in a lab namespace", p.Name(), cmdline, os.Getpid())
+			}
+		}
+	}
+}
+
+// listenUDP opens a UDP socket inside node; the socket stays in that
+// namespace whichever thread uses it later.
+func listenUDP(t *testing.T, in *topo.Instance, node string, at netip.AddrPort) *net.UDPConn {
+	t.Helper()
+	var c *net.UDPConn
+	require.NoError(t, in.Do(node, func() (err error) {
+		c, err = net.ListenUDP("udp4", net.UDPAddrFromAddrPort(at))
+		return err
+	}))
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+func sendUDP(t *testing.T, in *topo.Instance, node string, to netip.AddrPort, payload string) {
+	t.Helper()
+	require.NoError(t, in.Do(node, func() error {
+		c, err := net.DialUDP("udp4", nil, net.UDPAddrFromAddrPort(to))
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		_, err = c.Write([]byte(payload))
+		return err
+	}))
+}
+
+// receive reads one datagram, failing the test after a generous deadline
+// (a liveness bound, not a timing assertion).
+func receive(t *testing.T, c *net.UDPConn) (string, netip.AddrPort) {
+	t.Helper()
+	require.NoError(t, c.SetReadDeadline(time.Now().Add(10*time.Second)))
+	b := make([]byte, 2048)
+	n, from, err := c.ReadFromUDPAddrPort(b)
+	require.NoError(t, err)
+	return string(b[:n]), from
+}
+
+func macOf(t *testing.T, in *topo.Instance, node, ifname string) net.HardwareAddr {
+	t.Helper()
+	var mac net.HardwareAddr
+	require.NoError(t, in.Do(node, func() error {
+		ifi, err := net.InterfaceByName(ifname)
+		if err == nil {
+			mac = ifi.HardwareAddr
+		}
+		return err
+	}))
+	return mac
+}
+
+func serialize(t *testing.T, ls ...gopacket.SerializableLayer) []byte {
+	t.Helper()
+	buf := gopacket.NewSerializeBuffer()
+	require.NoError(t, gopacket.SerializeLayers(buf, gopacket.SerializeOptions{FixLengths: true, ComputeChecksums: true}, ls...))
+	return buf.Bytes()
+}
+
+// udpTo builds client → VIP:9999 as the director receives it.
+func udpTo(t *testing.T, eth *layers.Ethernet, payload string) []byte {
+	ip := &layers.IPv4{Version: 4, TTL: 64, Protocol: layers.IPProtocolUDP, SrcIP: client.AsSlice(), DstIP: vip.AsSlice()}
+	udp := &layers.UDP{SrcPort: 40000, DstPort: 9999}
+	require.NoError(t, udp.SetNetworkLayerForChecksum(ip))
+	if eth == nil {
+		return serialize(t, ip, udp, gopacket.Payload(payload))
+	}
+	return serialize(t, eth, ip, udp, gopacket.Payload(payload))
+}
+
+func TestClassicNAT(t *testing.T) {
+	in := build(t, "nat")
+
+	t.Run("real servers route back through the director", func(t *testing.T) {
+		for _, rs := range []string{"rs1", "rs2", "rs3"} {
+			require.NoError(t, in.Do(rs, func() error {
+				routes, err := netlink.RouteGet(client.AsSlice())
+				require.NoError(t, err)
+				require.Len(t, routes, 1)
+				assert.Equal(t, "10.1.1.1", routes[0].Gw.String(), rs)
+				return nil
+			}))
+		}
+		dip := listenUDP(t, in, "director", netip.MustParseAddrPort("10.1.1.1:7"))
+		sendUDP(t, in, "rs2", netip.MustParseAddrPort("10.1.1.1:7"), "from rs2")
+		msg, from := receive(t, dip)
+		assert.Equal(t, "from rs2", msg)
+		assert.Equal(t, "10.1.1.3", from.Addr().String())
+	})
+	t.Run("director forwards nothing itself and holds the VIP", func(t *testing.T) {
+		out, err := in.Output("director", "cat", "/proc/sys/net/ipv4/ip_forward")
+		require.NoError(t, err)
+		assert.Equal(t, "0\n", string(out))
+		out, err = in.Output("director", "ip", "-4", "-o", "addr", "show", "dev", "eth0")
+		require.NoError(t, err)
+		assert.Contains(t, string(out), "192.168.1.110/24")
+	})
+	t.Run("the director's kernel never sees VIP traffic but its taps do", func(t *testing.T) {
+		// A socket bound to the VIP would get the datagram if the kernel
+		// handled it; the datagram to the DIP sent after it proves it
+		// has crossed the wire.
+		onVIP := listenUDP(t, in, "director", netip.AddrPortFrom(vip, 9999))
+		onDIP := listenUDP(t, in, "director", netip.MustParseAddrPort("192.168.1.1:9999"))
+		var tap *packet.Conn
+		require.NoError(t, in.Do("director", func() error {
+			ifi, err := net.InterfaceByName("eth0")
+			if err != nil {
+				return err
+			}
+			tap, err = packet.Listen(ifi, packet.Raw, unix.ETH_P_ALL, nil)
+			return err
+		}))
+		defer tap.Close()
+		sendUDP(t, in, "client", netip.AddrPortFrom(vip, 9999), "to the VIP")
+		sendUDP(t, in, "client", netip.MustParseAddrPort("192.168.1.1:9999"), "to the DIP")
+		msg, _ := receive(t, onDIP)
+		assert.Equal(t, "to the DIP", msg)
+		require.NoError(t, onVIP.SetReadDeadline(time.Now()))
+		_, _, err := onVIP.ReadFromUDPAddrPort(make([]byte, 64))
+		assert.ErrorIs(t, err, os.ErrDeadlineExceeded, "the director's kernel must not deliver VIP traffic")
+
+		require.NoError(t, tap.SetDeadline(time.Now().Add(10*time.Second)))
+		b := make([]byte, 2048)
+		for {
+			n, _, err := tap.ReadFrom(b)
+			require.NoError(t, err, "the tap sees the VIP datagram")
+			p := gopacket.NewPacket(b[:n], layers.LayerTypeEthernet, gopacket.Default)
+			if ip, ok := p.Layer(layers.LayerTypeIPv4).(*layers.IPv4); ok && ip.DstIP.Equal(vip.AsSlice()) {
+				assert.Equal(t, "to the VIP", string(p.ApplicationLayer().Payload()))
+				break
+			}
+		}
+	})
+}
+
+// arpReplies asks, from the client, who has addr, and returns the sender MAC
+// of every reply until a reply from want arrived (or the deadline).
+func arpReplies(t *testing.T, in *topo.Instance, addr netip.Addr, want net.HardwareAddr) []string {
+	t.Helper()
+	var replies []string
+	require.NoError(t, in.Do("client", func() error {
+		ifi, err := net.InterfaceByName("eth0")
+		if err != nil {
+			return err
+		}
+		c, err := packet.Listen(ifi, packet.Raw, unix.ETH_P_ARP, nil)
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		req := serialize(t,
+			&layers.Ethernet{SrcMAC: ifi.HardwareAddr, DstMAC: layers.EthernetBroadcast, EthernetType: layers.EthernetTypeARP},
+			&layers.ARP{AddrType: layers.LinkTypeEthernet, Protocol: layers.EthernetTypeIPv4, HwAddressSize: 6, ProtAddressSize: 4,
+				Operation: layers.ARPRequest, SourceHwAddress: ifi.HardwareAddr, SourceProtAddress: client.AsSlice(),
+				DstHwAddress: make([]byte, 6), DstProtAddress: addr.AsSlice()})
+		if _, err := c.WriteTo(req, &packet.Addr{HardwareAddr: layers.EthernetBroadcast}); err != nil {
+			return err
+		}
+		// One request, no retry: Build returns only when every link carries
+		// frames, so the first request must be answered. A second request
+		// after the expected reply flushes any straggler through the same
+		// queue before we stop listening.
+		sawWant := false
+		b := make([]byte, 1500)
+		c.SetReadDeadline(time.Now().Add(10 * time.Second))
+		for {
+			n, _, err := c.ReadFrom(b)
+			if err != nil {
+				return fmt.Errorf("replies so far %v: %w", replies, err)
+			}
+			p := gopacket.NewPacket(b[:n], layers.LayerTypeEthernet, gopacket.Default)
+			arp, ok := p.Layer(layers.LayerTypeARP).(*layers.ARP)
+			if !ok || arp.Operation != layers.ARPReply {
+				continue
+			}
+			sender := net.HardwareAddr(arp.SourceHwAddress).String()
+			replies = append(replies, sender)
+			if sender == want.String() {
+				if sawWant {
+					return nil
+				}
+				sawWant = true
+				if _, err := c.WriteTo(req, &packet.Addr{HardwareAddr: layers.EthernetBroadcast}); err != nil {
+					return err
+				}
+			}
+		}
+	}))
+	return replies
+}
+
+func TestClassicDR(t *testing.T) {
+	in := build(t, "dr")
+	director := macOf(t, in, "director", "eth0")
+
+	t.Run("only the director answers ARP for the VIP", func(t *testing.T) {
+		replies := arpReplies(t, in, vip, director)
+		require.GreaterOrEqual(t, len(replies), 2)
+		for _, r := range replies {
+			assert.Equal(t, director.String(), r, "a real server answered ARP for the VIP")
+		}
+	})
+	t.Run("real servers still answer ARP for their own address", func(t *testing.T) {
+		rs2 := macOf(t, in, "rs2", "eth0")
+		for _, r := range arpReplies(t, in, netip.MustParseAddr("192.168.1.3"), rs2) {
+			assert.Equal(t, rs2.String(), r)
+		}
+	})
+	t.Run("real servers accept a frame for the VIP sent to their MAC", func(t *testing.T) {
+		for _, rs := range []string{"rs1", "rs2", "rs3"} {
+			sock := listenUDP(t, in, rs, netip.AddrPortFrom(vip, 9999))
+			mac := macOf(t, in, rs, "eth0")
+			// What a DR director does: the IP packet untouched, the
+			// destination MAC rewritten to the real server's.
+			require.NoError(t, in.Do("director", func() error {
+				ifi, err := net.InterfaceByName("eth0")
+				if err != nil {
+					return err
+				}
+				c, err := packet.Listen(ifi, packet.Raw, unix.ETH_P_IP, nil)
+				if err != nil {
+					return err
+				}
+				defer c.Close()
+				frame := udpTo(t, &layers.Ethernet{SrcMAC: ifi.HardwareAddr, DstMAC: mac, EthernetType: layers.EthernetTypeIPv4}, "dr to "+rs)
+				_, err = c.WriteTo(frame, &packet.Addr{HardwareAddr: mac})
+				return err
+			}))
+			msg, from := receive(t, sock)
+			assert.Equal(t, "dr to "+rs, msg)
+			assert.Equal(t, client, from.Addr())
+			sock.Close()
+		}
+	})
+}
+
+func TestClassicTUN(t *testing.T) {
+	in := build(t, "tun")
+	t.Logf("features: %s (decapsulation: %s)", in.Features, in.Features.Decap())
+	if !in.Features.IPIP {
+		require.Len(t, in.Agents(), 3, "a userspace decapsulator in every TUN real server")
+	}
+	for i, rs := range []string{"rs1", "rs2", "rs3"} {
+		sock := listenUDP(t, in, rs, netip.AddrPortFrom(vip, 9999))
+		rip := netip.AddrFrom4([4]byte{192, 168, 1, byte(2 + i)})
+		// What a TUN director does: the client's packet, whole, inside an
+		// outer IPv4 header to the real server's address.
+		require.NoError(t, in.Do("director", func() error {
+			fd, err := unix.Socket(unix.AF_INET, unix.SOCK_RAW, unix.IPPROTO_IPIP)
+			if err != nil {
+				return err
+			}
+			defer unix.Close(fd)
+			return unix.Sendto(fd, udpTo(t, nil, "tun to "+rs), 0, &unix.SockaddrInet4{Addr: rip.As4()})
+		}))
+		msg, from := receive(t, sock)
+		assert.Equal(t, "tun to "+rs, msg)
+		assert.Equal(t, client, from.Addr(), "the inner packet reaches the VIP untouched")
+	}
+}
+
+func TestACanceledBuildLeavesNothing(t *testing.T) {
+	requireNamespaces(t)
+	s, err := scenarios.LoadExample("tun")
+	require.NoError(t, err)
+	before := rootSnapshot(t)
+	runDir := t.TempDir()
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	_, err = topo.Build(ctx, s.Lab(), topo.Options{RunDir: runDir, Pin: true})
+	require.ErrorIs(t, err, context.Canceled)
+	assertNothingLeft(t, runDir, nil)
+	assert.Equal(t, before, rootSnapshot(t))
+}
+
+func TestAnInvalidLabBuildsNothing(t *testing.T) {
+	requireNamespaces(t)
+	runDir := t.TempDir()
+	lab := &topo.Lab{Name: "bad", Nodes: []topo.Node{{Name: "x", Role: topo.Client}}}
+	_, err := topo.Build(context.Background(), lab, topo.Options{RunDir: runDir})
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), `node "x": has no interfaces`)
+	entries, _ := os.ReadDir(runDir)
+	assert.Empty(t, entries)
+}
