@@ -256,3 +256,23 @@ func TestParsers(t *testing.T) {
 	_, err = ParseRange("10.0.0.0-10.1.0.0")
 	assert.ErrorContains(t, err, "more than")
 }
+
+func TestOpenLoopKeepAliveReusesConnections(t *testing.T) {
+	s := serve(t, realserver.Config{Kind: wire.HTTP, ID: "rs1"})
+	res := run(t, Config{Target: s.Addr(), Kind: wire.HTTP, Rate: 500, Duration: time.Second, KeepAlive: true, Workers: 1})
+	assert.InEpsilon(t, 500, res.Scheduled, 0.01)
+	sc := res.Servers["rs1"]
+	require.NotNil(t, sc)
+	assert.Less(t, sc.Connections, sc.Requests/10, "an idle connection serves the next arrival")
+}
+
+func TestIPv6Target(t *testing.T) {
+	s, err := realserver.Listen(realserver.Config{Listen: netip.MustParseAddrPort("[::1]:0"), Kind: wire.TCP, ID: "rs6"})
+	if err != nil {
+		t.Skipf("no IPv6 loopback: %v", err)
+	}
+	t.Cleanup(func() { s.Close() })
+	res := run(t, Config{Target: s.Addr(), Kind: wire.TCP, Concurrency: 2, Duration: 200 * time.Millisecond, Workers: 1})
+	assert.Zero(t, res.Errors(), "%v", res.Outcomes)
+	assert.Positive(t, res.Servers["rs6"].Connections)
+}
