@@ -44,7 +44,18 @@ func Run(ctx context.Context, cfg Config) (*metrics.Result, error) {
 		}
 		workers[i] = w
 	}
-	var wg sync.WaitGroup
+	var wg, live sync.WaitGroup
+	if cfg.Progress != nil {
+		ch := make(chan sealed, 4*len(workers))
+		for _, w := range workers {
+			w.progress = ch
+		}
+		live.Go(func() { collect(ch, len(workers), cfg.Progress) })
+		defer func() {
+			close(ch)
+			live.Wait()
+		}()
+	}
 	for _, w := range workers {
 		wg.Go(func() { w.run(ctx) })
 	}
@@ -147,6 +158,9 @@ type worker struct {
 	holdP bool
 
 	peerClosed bool // the event being handled says the server has sent its FIN
+
+	progress chan<- sealed // nil without Config.Progress
+	sealed   int           // intervals before this one went to progress
 
 	scheduling  bool
 	dispatching bool
@@ -291,6 +305,9 @@ func (w *worker) run(ctx context.Context) {
 			// send before the end, however late this loop woke up.
 			w.scheduling = false
 		}
+		if w.progress != nil {
+			w.seal(int(now/int64(w.cfg.Interval)), false)
+		}
 		w.expire(now)
 		if w.open {
 			w.arrivals(now)
@@ -300,13 +317,75 @@ func (w *worker) run(ctx context.Context) {
 		if !w.scheduling && w.inflight == 0 && w.pending.len() == 0 && w.lingering == 0 {
 			break
 		}
-		if err := w.wait(w.nextWake() - now); err != nil {
+		wake := w.nextWake()
+		if w.progress != nil {
+			wake = min(wake, int64(w.sealed+1)*int64(w.cfg.Interval))
+		}
+		if err := w.wait(wake - now); err != nil {
 			w.err = err
 			break
 		}
 	}
 	w.closeAll()
-	w.result = w.rec.Finish(time.Duration(w.now()))
+	end := w.now()
+	if w.progress != nil {
+		w.seal(int(end/int64(w.cfg.Interval))+1, true)
+	}
+	w.result = w.rec.Finish(time.Duration(end))
+}
+
+// sealed is a run of a worker's finished intervals, for the live view.
+type sealed struct {
+	worker int
+	from   int
+	ivs    []metrics.Interval
+	last   bool // the worker has finished
+}
+
+// seal sends the intervals before `to` that were not sent yet.
+func (w *worker) seal(to int, last bool) {
+	if to <= w.sealed && !last {
+		return
+	}
+	w.progress <- sealed{worker: w.index, from: w.sealed, ivs: w.rec.Seal(w.sealed, to), last: last}
+	w.sealed = max(w.sealed, to)
+}
+
+// collect merges the workers' sealed intervals and hands each to progress
+// once every worker has sealed it (or finished).
+func collect(ch <-chan sealed, workers int, progress func(int, metrics.Interval)) {
+	upto := make([]int, workers)
+	done := make([]bool, workers)
+	merged := map[int]*metrics.Interval{}
+	next, highest := 0, 0
+	for m := range ch {
+		for k := range m.ivs {
+			i := m.from + k
+			if merged[i] == nil {
+				iv := metrics.NewInterval()
+				merged[i] = &iv
+			}
+			merged[i].Merge(&m.ivs[k])
+			highest = max(highest, i+1)
+		}
+		upto[m.worker] = max(upto[m.worker], m.from+len(m.ivs))
+		done[m.worker] = done[m.worker] || m.last
+		ready := highest
+		for w := range workers {
+			if !done[w] {
+				ready = min(ready, upto[w])
+			}
+		}
+		for ; next < ready; next++ {
+			iv := merged[next]
+			if iv == nil {
+				empty := metrics.NewInterval()
+				iv = &empty
+			}
+			delete(merged, next)
+			progress(next, *iv)
+		}
+	}
 }
 
 // take returns a slot for a new request: a kept-alive connection first.

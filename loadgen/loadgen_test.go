@@ -276,3 +276,21 @@ func TestIPv6Target(t *testing.T) {
 	assert.Zero(t, res.Errors(), "%v", res.Outcomes)
 	assert.Positive(t, res.Servers["rs6"].Connections)
 }
+
+func TestProgressStreamsEveryIntervalInOrder(t *testing.T) {
+	s := serve(t, realserver.Config{Kind: wire.TCP, ID: "rs1"})
+	var got []int
+	var ok uint64
+	res := run(t, Config{Target: s.Addr(), Kind: wire.TCP, Rate: 400, Duration: 1200 * time.Millisecond, Workers: 2,
+		Interval: 200 * time.Millisecond, Progress: func(i int, iv metrics.Interval) {
+			got = append(got, i)
+			ok += iv.Outcomes[metrics.OK]
+			assert.Equal(t, iv.Outcomes[metrics.OK], iv.Connections["rs1"], "interval %d", i)
+		}})
+	require.GreaterOrEqual(t, len(got), 6, "1.2 s in 200 ms steps")
+	for k, i := range got {
+		assert.Equal(t, k, i, "in order, none skipped")
+	}
+	assert.Equal(t, res.Outcomes[metrics.OK], ok, "the live view adds up to the result")
+	assert.Len(t, res.Series, len(got))
+}
