@@ -402,3 +402,65 @@ func TestAnInvalidLabBuildsNothing(t *testing.T) {
 	entries, _ := os.ReadDir(runDir)
 	assert.Empty(t, entries)
 }
+
+// TestTUNThroughARouter puts a TUN real server "in another country": the
+// director reaches it only through a router node, and the real server
+// answers the client directly through that router too.
+func TestTUNThroughARouter(t *testing.T) {
+	requireNamespaces(t)
+	s, err := scenarios.Parse("routed.yaml", []byte(`
+name: routed-tun
+networks:
+  - {name: home, subnet: 192.168.1.0/24}
+  - {name: abroad, subnet: 172.16.5.0/24, mtu: 1400}
+nodes:
+  - {name: client, role: client, interfaces: [{network: home, address: 192.168.1.254}]}
+  - name: director
+    role: director
+    interfaces: [{network: home, address: 192.168.1.1}]
+    routes: [{to: 172.16.5.0/24, via: 192.168.1.250}]
+  - name: gw
+    role: router
+    interfaces: [{network: home, address: 192.168.1.250}, {network: abroad, address: 172.16.5.1}]
+  - name: mirror
+    role: realserver
+    interfaces: [{network: abroad, address: 172.16.5.10}]
+    routes: [{to: default, via: 172.16.5.1}]
+services:
+  - {vip: 192.168.1.110:21, realservers: [{node: mirror, forward: tun}]}
+`))
+	require.NoError(t, err)
+	in, err := topo.Build(context.Background(), s.Lab(), topo.Options{RunDir: t.TempDir()})
+	require.NoError(t, err)
+	inos := namespaceInodes(t, in)
+	t.Cleanup(func() {
+		require.NoError(t, in.Destroy())
+		assertNothingLeft(t, filepath.Dir(in.Dir), inos)
+	})
+	out, err := in.Output("gw", "cat", "/proc/sys/net/ipv4/ip_forward")
+	require.NoError(t, err)
+	assert.Equal(t, "1\n", string(out), "a router forwards")
+	out, err = in.Output("mirror", "ip", "-o", "link", "show", "eth0")
+	require.NoError(t, err)
+	assert.Contains(t, string(out), "mtu 1400", "the network's MTU")
+
+	sock := listenUDP(t, in, "mirror", netip.AddrPortFrom(vip, 9999))
+	atClient := listenUDP(t, in, "client", netip.AddrPortFrom(client, 40000))
+	require.NoError(t, in.Do("director", func() error {
+		fd, err := unix.Socket(unix.AF_INET, unix.SOCK_RAW, unix.IPPROTO_IPIP)
+		if err != nil {
+			return err
+		}
+		defer unix.Close(fd)
+		return unix.Sendto(fd, udpTo(t, nil, "across the sea"), 0, &unix.SockaddrInet4{Addr: [4]byte{172, 16, 5, 10}})
+	}))
+	msg, from := receive(t, sock)
+	assert.Equal(t, "across the sea", msg)
+	assert.Equal(t, client, from.Addr())
+
+	_, err = sock.WriteToUDPAddrPort([]byte("greetings from abroad"), from)
+	require.NoError(t, err)
+	msg, from = receive(t, atClient)
+	assert.Equal(t, "greetings from abroad", msg)
+	assert.Equal(t, netip.AddrPortFrom(vip, 9999), from, "the reply comes from the VIP, straight from the real server")
+}
