@@ -1,13 +1,16 @@
 package topo_test
 
 import (
+	"bufio"
 	"context"
 	"fmt"
 	"net"
 	"net/netip"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -27,7 +30,25 @@ import (
 // The test binary serves as its own agent executable.
 func TestMain(m *testing.M) {
 	agent.MainIfAgent()
+	if dir := os.Getenv("LVSLAB_TEST_HOLD"); dir != "" {
+		holdLab(dir)
+	}
 	os.Exit(m.Run())
+}
+
+// holdLab is a runner that builds the TUN lab unpinned, says so, and waits
+// to be killed: a go test suite that crashes.
+func holdLab(runDir string) {
+	s, err := scenarios.LoadExample("tun")
+	if err == nil {
+		_, err = topo.Build(context.Background(), s.Lab(), topo.Options{RunDir: runDir})
+	}
+	if err != nil {
+		fmt.Println("error:", err)
+		os.Exit(1)
+	}
+	fmt.Println("up")
+	select {}
 }
 
 var (
@@ -463,4 +484,54 @@ services:
 	msg, from = receive(t, atClient)
 	assert.Equal(t, "greetings from abroad", msg)
 	assert.Equal(t, netip.AddrPortFrom(vip, 9999), from, "the reply comes from the VIP, straight from the real server")
+}
+
+// TestKilledRunnerLeavesNothingAfterDestroyAll: a runner holding an unpinned
+// lab is SIGKILLed; its namespaces die with it, its agents die with it, and
+// destroy --all removes the rest.
+func TestKilledRunnerLeavesNothingAfterDestroyAll(t *testing.T) {
+	requireNamespaces(t)
+	runDir := t.TempDir()
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), "LVSLAB_TEST_HOLD="+runDir)
+	out, err := cmd.StdoutPipe()
+	require.NoError(t, err)
+	require.NoError(t, cmd.Start())
+	line, err := bufio.NewReader(out).ReadString('\n')
+	require.NoError(t, err)
+	require.Equal(t, "up\n", line)
+
+	labs, err := topo.List(runDir)
+	require.NoError(t, err)
+	require.Len(t, labs, 1)
+	lab := labs[0]
+	assert.True(t, lab.RunnerAlive)
+	require.Len(t, lab.Agents, 3)
+	// A live runner's unpinned nodes are reachable through its descriptors.
+	f, err := lab.OpenNetNS("rs1")
+	require.NoError(t, err)
+	f.Close()
+	_, err = topo.DestroyAll(runDir)
+	require.Error(t, err, "a lab whose runner lives is left to it")
+
+	require.NoError(t, cmd.Process.Kill())
+	cmd.Wait()
+	for _, a := range lab.Agents {
+		require.Eventually(t, func() bool { return syscall.Kill(a.PID, 0) != nil }, 10*time.Second, 10*time.Millisecond,
+			"agent %d dies with its runner", a.PID)
+	}
+	labs, err = topo.List(runDir)
+	require.NoError(t, err)
+	require.Len(t, labs, 1)
+	assert.False(t, labs[0].RunnerAlive)
+	_, err = labs[0].OpenNetNS("rs1")
+	assert.Error(t, err, "an unpinned node is gone with its runner")
+	removed, err := topo.DestroyAll(runDir)
+	require.NoError(t, err)
+	assert.Equal(t, []string{lab.ID}, removed)
+	var inos []uint64
+	for _, n := range lab.Nodes {
+		inos = append(inos, n.Ino)
+	}
+	assertNothingLeft(t, runDir, inos)
 }
