@@ -2,6 +2,7 @@ package loadgen
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"math"
@@ -76,6 +77,7 @@ type conn struct {
 	rgen     uint32 // bumps with every request; tags timeouts
 	state    connState
 	fresh    bool // no response yet on this socket: the next one is a new connection's
+	wantOut  bool // the socket is watched for EPOLLOUT
 	reused   bool // the request runs on a kept-alive connection (retried once if it was closed under us)
 	intended int64
 	off      int
@@ -123,16 +125,17 @@ type worker struct {
 	lingerTimeouts ring[deadline]
 	lingering      int
 
-	events []unix.EpollEvent
-	ev     unix.EpollEvent
-	ts     unix.Timespec
-	buf    []byte
-	req    []byte
-	target unix.Sockaddr
-	family int
-	stype  int
-	srcs   []unix.Sockaddr
-	srcAt  int
+	events    []unix.EpollEvent
+	ev        unix.EpollEvent
+	ts        unix.Timespec
+	buf       []byte
+	req       []byte
+	targetRaw unsafe.Pointer // the target as a raw sockaddr, for connect
+	targetLen uintptr
+	family    int
+	stype     int
+	srcs      []unix.Sockaddr
+	srcAt     int
 
 	scheduling  bool
 	dispatching bool
@@ -159,12 +162,18 @@ func newWorker(cfg *Config, index int, base time.Time) (*worker, error) {
 		buf:     make([]byte, 64<<10),
 		req:     buildRequest(cfg),
 		open:    cfg.OpenLoop(),
-		target:  sockaddr(cfg.Target),
 		family:  unix.AF_INET,
 		stype:   unix.SOCK_STREAM,
 	}
-	if !cfg.Target.Addr().Is4() {
+	if cfg.Target.Addr().Is4() {
+		sa := &unix.RawSockaddrInet4{Family: unix.AF_INET, Addr: cfg.Target.Addr().As4()}
+		binary.BigEndian.PutUint16((*[2]byte)(unsafe.Pointer(&sa.Port))[:], cfg.Target.Port())
+		w.targetRaw, w.targetLen = unsafe.Pointer(sa), unsafe.Sizeof(*sa)
+	} else {
 		w.family = unix.AF_INET6
+		sa := &unix.RawSockaddrInet6{Family: unix.AF_INET6, Addr: cfg.Target.Addr().As16()}
+		binary.BigEndian.PutUint16((*[2]byte)(unsafe.Pointer(&sa.Port))[:], cfg.Target.Port())
+		w.targetRaw, w.targetLen = unsafe.Pointer(sa), unsafe.Sizeof(*sa)
 	}
 	if cfg.Kind == wire.UDP {
 		w.stype = unix.SOCK_DGRAM
@@ -444,7 +453,7 @@ func (w *worker) begin(i int32) {
 
 // dial opens a socket on slot i, binds the next source address, and starts connecting.
 func (w *worker) dial(i int32) error {
-	fd, err := unix.Socket(w.family, w.stype|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
+	fd, err := sysSocket(w.family, w.stype|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC)
 	if err != nil {
 		return err
 	}
@@ -456,22 +465,26 @@ func (w *worker) dial(i int32) error {
 		err = unix.Bind(fd, w.srcs[w.srcAt])
 		w.srcAt = (w.srcAt + 1) % len(w.srcs)
 		if err != nil {
-			unix.Close(fd)
+			sysClose(fd)
 			return err
 		}
 	}
-	if err := unix.Connect(fd, w.target); err != nil && err != unix.EINPROGRESS {
-		unix.Close(fd)
+	if err := sysConnect(fd, w.targetRaw, w.targetLen); err != nil && err != unix.EINPROGRESS {
+		sysClose(fd)
 		return err
 	}
 	c := &w.conns[i]
 	c.fd = fd
 	c.cgen++
 	c.fresh = true
-	w.ev.Events = unix.EPOLLIN | unix.EPOLLOUT | unix.EPOLLRDHUP | unix.EPOLLET
+	c.wantOut = false
+	// No EPOLLOUT: the request is written at once, and only a connection
+	// still in progress (or a full send buffer) asks for it (see write).
+	// Watching it always would wake the loop for every ACK.
+	w.ev.Events = unix.EPOLLIN | unix.EPOLLRDHUP | unix.EPOLLET
 	w.ev.Fd, w.ev.Pad = i, int32(c.cgen)
-	if err := unix.EpollCtl(w.ep, unix.EPOLL_CTL_ADD, fd, &w.ev); err != nil {
-		unix.Close(fd)
+	if err := sysEpollCtl(w.ep, unix.EPOLL_CTL_ADD, fd, &w.ev); err != nil {
+		sysClose(fd)
 		c.fd = -1
 		return err
 	}
@@ -481,13 +494,22 @@ func (w *worker) dial(i int32) error {
 func (w *worker) write(i int32) {
 	c := &w.conns[i]
 	for c.off < len(w.req) {
-		n, err := unix.Write(c.fd, w.req[c.off:])
+		n, err := sysWrite(c.fd, w.req[c.off:])
 		switch err {
 		case nil:
 			c.off += n
 		case unix.EINTR:
-		case unix.EAGAIN:
-			return // not connected yet, or the socket buffer is full: wait for EPOLLOUT
+		case unix.EAGAIN, unix.ENOTCONN:
+			// Not connected yet, or the send buffer is full: wait for EPOLLOUT.
+			if !c.wantOut {
+				c.wantOut = true
+				w.ev.Events = unix.EPOLLIN | unix.EPOLLOUT | unix.EPOLLRDHUP | unix.EPOLLET
+				w.ev.Fd, w.ev.Pad = i, int32(c.cgen)
+				if err := sysEpollCtl(w.ep, unix.EPOLL_CTL_MOD, c.fd, &w.ev); err != nil {
+					w.fail(i, classify(err))
+				}
+			}
+			return
 		default:
 			w.failOrRetry(i, err)
 			return
@@ -503,7 +525,7 @@ func (w *worker) write(i int32) {
 func (w *worker) read(i int32) {
 	c := &w.conns[i]
 	for {
-		n, err := unix.Read(c.fd, w.buf)
+		n, err := sysRead(c.fd, w.buf)
 		switch {
 		case err == unix.EINTR:
 			continue
@@ -633,7 +655,7 @@ func (w *worker) failOrRetry(i int32, err error) {
 
 func (w *worker) retry(i int32) {
 	c := &w.conns[i]
-	unix.Close(c.fd)
+	sysClose(c.fd)
 	c.fd, c.reused = -1, false
 	if err := w.dial(i); err != nil {
 		c.state = stFree
@@ -653,7 +675,7 @@ func (w *worker) released() {
 
 func (w *worker) closeSlot(i int32) {
 	c := &w.conns[i]
-	unix.Close(c.fd)
+	sysClose(c.fd)
 	c.fd, c.state = -1, stFree
 	w.free = append(w.free, i)
 }
@@ -676,9 +698,9 @@ func (w *worker) linger(i int32) {
 	fd := c.fd
 	c.fd, c.state = -1, stFree
 	w.free = append(w.free, i)
-	n, err := unix.Read(fd, w.buf)
+	n, err := sysRead(fd, w.buf)
 	if err != unix.EAGAIN || n > 0 {
-		unix.Close(fd) // FIN (or an error) is already here
+		sysClose(fd) // FIN (or an error) is already here
 		return
 	}
 	var li int32
@@ -694,8 +716,8 @@ func (w *worker) linger(i int32) {
 	l.gen++
 	w.ev.Events = unix.EPOLLIN | unix.EPOLLRDHUP | unix.EPOLLET
 	w.ev.Fd, w.ev.Pad = ^li, int32(l.gen)
-	if unix.EpollCtl(w.ep, unix.EPOLL_CTL_MOD, fd, &w.ev) != nil {
-		unix.Close(fd)
+	if sysEpollCtl(w.ep, unix.EPOLL_CTL_MOD, fd, &w.ev) != nil {
+		sysClose(fd)
 		w.lingerFree = append(w.lingerFree, li)
 		return
 	}
@@ -709,7 +731,7 @@ func (w *worker) lingerEvent(li int32, gen uint32) {
 		return
 	}
 	for {
-		n, err := unix.Read(l.fd, w.buf)
+		n, err := sysRead(l.fd, w.buf)
 		if err == unix.EINTR || (err == nil && n > 0) {
 			continue
 		}
@@ -723,7 +745,7 @@ func (w *worker) lingerEvent(li int32, gen uint32) {
 
 func (w *worker) unlinger(li int32) {
 	l := &w.lingers[li]
-	unix.Close(l.fd)
+	sysClose(l.fd)
 	l.fd = -1
 	l.gen++
 	w.lingering--
@@ -762,13 +784,13 @@ func (w *worker) expire(now int64) {
 func (w *worker) closeAll() {
 	for i := range w.conns {
 		if c := &w.conns[i]; c.fd >= 0 {
-			unix.Close(c.fd)
+			sysClose(c.fd)
 			c.fd = -1
 		}
 	}
 	for li := range w.lingers {
 		if l := &w.lingers[li]; l.fd >= 0 {
-			unix.Close(l.fd)
+			sysClose(l.fd)
 			l.fd = -1
 		}
 	}

@@ -127,3 +127,13 @@ func FuzzParse(f *testing.F) {
 		_ = Run(sc, Options{}, &out)
 	})
 }
+
+func TestTimeoutIsOnTheVirtualClock(t *testing.T) {
+	sc, err := Parse("t.scn", "timeout 10\nsleep 6\nsleep 6\necho never\n")
+	require.NoError(t, err)
+	var out bytes.Buffer
+	err = Run(sc, Options{}, &out)
+	require.EqualError(t, err, "t.scn:3: scenario timed out after 10s")
+	assert.Contains(t, out.String(), "#ERROR scenario timed out after 10s")
+	assert.NotContains(t, out.String(), "never")
+}

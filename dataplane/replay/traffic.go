@@ -1,8 +1,8 @@
 package replay
 
 import (
-	"fmt"
 	"net/netip"
+	"strconv"
 	"time"
 
 	"github.com/lvslab/lvslab/dataplane"
@@ -102,31 +102,38 @@ func (r *runner) failed(v dataplane.Verdict, cs *ConnSpec) string {
 	return "FAIL connection_refused"
 }
 
-// tcp runs one TCP connection and returns its decision.
-func (r *runner) tcp(client, target netip.AddrPort, cs *ConnSpec) string {
+// tcp runs one TCP connection and prints its decision.
+func (r *runner) tcp(client, target netip.AddrPort, cs *ConnSpec) {
 	ip := ipHdr(client.Addr())
-	h := &held{client: client, target: target}
-	v := r.in(h, dataplane.ProtoTCP, dataplane.TCPSyn, ip+tcpSynHdr)
+	h := held{client: client, target: target}
+	v := r.in(&h, dataplane.ProtoTCP, dataplane.TCPSyn, ip+tcpSynHdr)
 	if v.Action != dataplane.Forward {
-		return r.failed(v, cs)
+		r.decide(client, netip.AddrPort{}, false, r.failed(v, cs))
+		return
 	}
 	h.method, h.rs = v.Method, v.Dest
 	rs := netip.AddrPortFrom(v.Dest.Addr(), serverPort(v, target))
-	line := rs.String()
-	r.reply(h, dataplane.ProtoTCP, synAckFlag, ip+tcpSynHdr)
-	r.in(h, dataplane.ProtoTCP, dataplane.TCPAck, ip+tcpHdr)
-	r.reply(h, dataplane.ProtoTCP, pshAckFlag, ip+tcpHdr+len(line)+1)
-	r.in(h, dataplane.ProtoTCP, dataplane.TCPAck, ip+tcpHdr)
+	r.reply(&h, dataplane.ProtoTCP, synAckFlag, ip+tcpSynHdr)
+	r.in(&h, dataplane.ProtoTCP, dataplane.TCPAck, ip+tcpHdr)
+	r.reply(&h, dataplane.ProtoTCP, pshAckFlag, ip+tcpHdr+r.textLen(rs)+1)
+	r.in(&h, dataplane.ProtoTCP, dataplane.TCPAck, ip+tcpHdr)
 	switch cs.Mode {
 	case "hold":
 		h.keepalive = r.now.Add(keepaliveIdle)
-		r.held = append(r.held, h)
+		hh := h
+		r.held = append(r.held, &hh)
 	case "rst":
-		r.in(h, dataplane.ProtoTCP, rstAckFlag, ip+tcpHdr)
+		r.in(&h, dataplane.ProtoTCP, rstAckFlag, ip+tcpHdr)
 	default:
-		r.finish(h)
+		r.finish(&h)
 	}
-	return line
+	r.decide(client, rs, false, "")
+}
+
+// textLen is the length of the address as the server writes it.
+func (r *runner) textLen(a netip.AddrPort) int {
+	r.line = a.AppendTo(r.line[:0])
+	return len(r.line)
 }
 
 // finish is the client's graceful close: FIN, the server's ACK and FIN,
@@ -164,26 +171,22 @@ func (r *runner) closeHeld(who string) {
 	r.held = keep
 }
 
-// udp sends cs.Pkts datagrams from one socket, each answered by the server,
-// and returns one decision per datagram.
-func (r *runner) udp(client, target netip.AddrPort, cs *ConnSpec) []string {
+// udp sends cs.Pkts datagrams from one socket, each answered by the
+// server with its address and the request's tag, and prints one decision
+// per datagram.
+func (r *runner) udp(client, target netip.AddrPort, cs *ConnSpec) {
 	ip := ipHdr(client.Addr())
-	var res []string
-	h := &held{client: client, target: target}
+	h := held{client: client, target: target}
 	for i := 0; i < cs.Pkts; i++ {
-		tag := fmt.Sprintf("req-%d", i)
-		v := r.in(h, dataplane.ProtoUDP, 0, ip+udpHdr+len(tag)+1)
+		tag := len("req-") + len(strconv.Itoa(i)) + 1 // "req-N\n"
+		v := r.in(&h, dataplane.ProtoUDP, 0, ip+udpHdr+tag)
 		if v.Action != dataplane.Forward {
-			res = append(res, r.failed(v, cs))
+			r.decide(client, netip.AddrPort{}, false, r.failed(v, cs))
 			continue
 		}
 		rs := netip.AddrPortFrom(v.Dest.Addr(), serverPort(v, target))
 		h.method, h.rs = v.Method, rs
-		line := rs.String()
-		if !r.reply(h, dataplane.ProtoUDP, 0, ip+udpHdr+len(line)+1+len(tag)+1) {
-			line += " reply-from=" + rs.String()
-		}
-		res = append(res, line)
+		translated := r.reply(&h, dataplane.ProtoUDP, 0, ip+udpHdr+r.textLen(rs)+1+tag)
+		r.decide(client, rs, !translated, "")
 	}
-	return res
 }
