@@ -45,8 +45,10 @@
 // Each lab's run folder (RunDir()/ID, mode 0700) holds owner.log, an
 // append-only registry written before each object can outlive its creator:
 // namespace inodes, pins, agents. Teardown kills every process living in a
-// recorded namespace, unpins, releases the namespaces and waits until the
-// kernel has torn them down (their veth peers vanish from the fabric).
+// recorded namespace, unpins, deletes every veth pair in one batch (a device
+// group delete in the fabric), releases the namespaces and checks that no
+// veth of the lab is left (waiting, if need be, for the kernel's asynchronous
+// namespace teardown to remove them).
 // Destroy and DestroyAll do the same from the registry alone, after the
 // runner was killed.
 package topo
