@@ -13,40 +13,6 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-func sumCounters(nftJSON []byte) (uint64, error) {
-	var doc struct {
-		Nftables []map[string]json.RawMessage `json:"nftables"`
-	}
-	if err := json.Unmarshal(nftJSON, &doc); err != nil {
-		return 0, err
-	}
-	var total uint64
-	for _, obj := range doc.Nftables {
-		raw, ok := obj["rule"]
-		if !ok {
-			continue
-		}
-		var rule struct {
-			Expr []map[string]json.RawMessage `json:"expr"`
-		}
-		if err := json.Unmarshal(raw, &rule); err != nil {
-			return 0, err
-		}
-		for _, e := range rule.Expr {
-			if c, ok := e["counter"]; ok {
-				var cnt struct {
-					Packets uint64 `json:"packets"`
-				}
-				if err := json.Unmarshal(c, &cnt); err != nil {
-					return 0, err
-				}
-				total += cnt.Packets
-			}
-		}
-	}
-	return total, nil
-}
-
 // Server is an iperf3 server in the lab's server namespace.
 type Server struct{ cmd *exec.Cmd }
 

@@ -168,7 +168,7 @@ func testNATForwarder(t *testing.T, dp string) {
 	require.NoError(t, err)
 	assert.Greater(t, r.BitsPerSecond, 1e8, "TCP through the forwarder")
 
-	drops, err := l.DropCount()
+	drops, err := a.DropCount()
 	require.NoError(t, err)
 	assert.Greater(t, drops, uint64(100), "the netdev ingress drop saw the packets after the taps")
 
