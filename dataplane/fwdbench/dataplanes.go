@@ -15,10 +15,11 @@ const (
 	NftDNAT     = "nft-dnat"
 	LvslabNAT   = "lvslab-nat"      // recvmmsg/sendmmsg
 	LvslabRing  = "lvslab-nat-ring" // TPACKET_V2 receive ring, sendmmsg
+	LvslabDR    = "lvslab-dr"       // direct routing, recvmmsg/sendmmsg
 )
 
 // Dataplanes lists what Run compares, baseline first.
-var Dataplanes = []string{KernelRoute, NftDNAT, LvslabNAT, LvslabRing}
+var Dataplanes = []string{KernelRoute, NftDNAT, LvslabNAT, LvslabRing, LvslabDR}
 
 // Active is a dataplane set up in the lab's director.
 type Active struct {
@@ -47,7 +48,7 @@ func (l *Lab) Start(name string, workers int, observe func(int, packetio.Side, n
 }
 `, l.VIP, l.ServerAddr, l.ServerAddr))
 		}
-	case LvslabNAT, LvslabRing:
+	case LvslabNAT, LvslabRing, LvslabDR:
 		if err = Sysctl(l.Director, "net.ipv4.ip_forward", "0"); err != nil {
 			break
 		}
@@ -57,7 +58,7 @@ func (l *Lab) Start(name string, workers int, observe func(int, packetio.Side, n
 		a.nat, err = StartNAT(NATConfig{
 			Netns: NetnsPath(l.Director), ClientIf: DirClientIf, ServerIf: DirServerIf,
 			VIP: l.VIP, RIP: l.ServerAddr, ClientMAC: l.ClientMAC, ServerMAC: l.ServerMAC,
-			DirClientMAC: l.DirClientMAC, DirServMAC: l.DirServMAC, MTU: 1500, Workers: workers, Observe: observe, Ring: name == LvslabRing,
+			DirClientMAC: l.DirClientMAC, DirServMAC: l.DirServMAC, MTU: 1500, Workers: workers, Observe: observe, Ring: name == LvslabRing, DR: name == LvslabDR,
 		})
 	default:
 		return nil, fmt.Errorf("fwdbench: unknown dataplane %q", name)

@@ -19,7 +19,7 @@ type Server struct{ cmd *exec.Cmd }
 // StartServer starts iperf3 -s in the server namespace and waits until it
 // listens.
 func (l *Lab) StartServer() (*Server, error) {
-	c := Cmd(l.Server, "iperf3", "-s", "-B", l.ServerAddr.String())
+	c := Cmd(l.Server, "iperf3", "-s") // on every address: the RIP, and the VIP for DR
 	if err := c.Start(); err != nil {
 		return nil, err
 	}
