@@ -56,9 +56,10 @@ func inNS(t *testing.T, name string, f func() error) {
 }
 
 // TestForwarderCarriesTCPAndUDP drives real traffic through the AF_PACKET
-// NAT forwarder with default offloads on: an iperf3 TCP bulk transfer (GSO
+// forwarder — NAT over recvmmsg, NAT over a TPACKET_V2 ring, and direct
+// routing — with default offloads on: an iperf3 TCP bulk transfer (GSO
 // super-packets must cross whole), UDP datagrams that must come back from
-// the VIP, and an ICMP error relayed with its quote rewritten. The director
+// the VIP, and an ICMP error relayed (for NAT with its quote rewritten). The director
 // kernel must stay silent, and both directions of each flow must meet in
 // one worker.
 func TestForwarderCarriesTCPAndUDP(t *testing.T) {
