@@ -95,13 +95,7 @@ func startLab(t *testing.T, example, sched string) *lab {
 					listen = netip.AddrPortFrom(vip, udpPort)
 				}
 			}
-			var srv *realserver.Server
-			require.NoError(t, in.Do(n.Name, func() (err error) {
-				srv, err = realserver.Listen(realserver.Config{Listen: listen,
-					Kind: kind, ID: n.Name, ResponseBytes: wire.PrefixLen})
-				return err
-			}))
-			t.Cleanup(func() { srv.Close() })
+			serve(t, in, n.Name, kind, listen)
 		}
 		lb.rips[n.Interfaces[0].Addresses[0].Addr()] = n.Name
 	}
@@ -117,6 +111,17 @@ func startLab(t *testing.T, example, sched string) *lab {
 		t.Logf("director log:\n%s", b)
 	})
 	return lb
+}
+
+// serve runs a built-in real server in node, named after it.
+func serve(t *testing.T, in *topo.Instance, node string, kind wire.Kind, listen netip.AddrPort) {
+	t.Helper()
+	var srv *realserver.Server
+	require.NoError(t, in.Do(node, func() (err error) {
+		srv, err = realserver.Listen(realserver.Config{Listen: listen, Kind: kind, ID: node, ResponseBytes: wire.PrefixLen})
+		return err
+	}))
+	t.Cleanup(func() { srv.Close() })
 }
 
 // ask sends one request from the client to the VIP over a new connection
@@ -274,6 +279,33 @@ func snmpValue(t *testing.T, snmp, proto, name string) string {
 	}
 	t.Fatalf("no %s %s in /proc/net/snmp", proto, name)
 	return ""
+}
+
+// TestPortZero is the classic documentation's all-ports example as written:
+// -A -t VIP:0 -s wrr -p 1800 with -a … -g -w 1. A client's connections to
+// any port stay on one real server (the port-0 template), the service's
+// port is the client's.
+func TestPortZero(t *testing.T) {
+	lb := startLab(t, "dr", "rr")
+	vip0 := netip.AddrPortFrom(vip, 0).String()
+	lb.ipvsadm(t, "-A", "-t", vip0, "-s", "wrr", "-p", "1800")
+	for rip, node := range lb.rips {
+		lb.ipvsadm(t, "-a", "-t", vip0, "-r", rip.String(), "-g", "-w", "1")
+		for _, port := range []uint16{8080, 8443} {
+			serve(t, lb.in, node, wire.TCP, netip.AddrPortFrom(netip.IPv4Unspecified(), port))
+		}
+	}
+	first := lb.ask(t, "tcp", 8080, 1)
+	for i, port := range []uint16{8443, 8080, 8443} {
+		assert.Equal(t, first, lb.ask(t, "tcp", port, uint32(i+2)), "port %d: the client stays on %s", port, first)
+	}
+	// Port 80 has a service of its own, which schedules by itself.
+	lb.ask(t, "tcp", tcpPort, 9)
+	listing := lb.ipvsadm(t, "-L", "-n")
+	assert.Contains(t, listing, "TCP  192.168.1.110:0 wrr persistent 1800\n")
+	conns := lb.ipvsadm(t, "-L", "-n", "-c")
+	assert.Contains(t, conns, "TCP 29:", "the port-0 template (30 min)")
+	assert.Contains(t, conns, "192.168.1.254:0    192.168.1.110:0")
 }
 
 func TestNAT(t *testing.T) { testMode(t, "nat", "wrr") }
