@@ -38,6 +38,7 @@ type nexthops struct {
 	mu       sync.Mutex
 	cache    map[netip.Addr]hop
 	negative map[netip.Addr]time.Time // unresolved until then: no new lookup
+	tried    map[netip.Addr]bool      // resolved early once already
 }
 
 // negativeTTL is how long an unresolved address is not looked up again.
@@ -67,7 +68,8 @@ func newNexthops() (*nexthops, error) {
 }
 
 func newCache(fast, slow finder) *nexthops {
-	return &nexthops{fast: fast, slow: slow, cache: map[netip.Addr]hop{}, negative: map[netip.Addr]time.Time{}}
+	return &nexthops{fast: fast, slow: slow, cache: map[netip.Addr]hop{}, negative: map[netip.Addr]time.Time{},
+		tried: map[netip.Addr]bool{}}
 }
 
 func (n *nexthops) close() {
@@ -145,10 +147,18 @@ func find(h *netlink.Handle, dst netip.Addr, trigger bool) (hop, bool) {
 }
 
 // resolve resolves addrs before traffic needs them (the destinations of
-// the services), waiting up to a second for the kernel's answers.
+// the services), waiting up to a second for the kernel's answers. An
+// address is waited for once: later it is resolved on demand.
 func (n *nexthops) resolve(addrs []netip.Addr) {
 	deadline := time.Now().Add(time.Second)
 	for _, a := range addrs {
+		n.mu.Lock()
+		tried := n.tried[a]
+		n.tried[a] = true
+		n.mu.Unlock()
+		if tried {
+			continue
+		}
 		for {
 			n.mu.Lock()
 			_, ok := n.cache[a]
