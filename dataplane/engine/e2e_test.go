@@ -22,6 +22,7 @@ import (
 	"github.com/lvslab/lvslab/loadgen/realserver"
 	"github.com/lvslab/lvslab/loadgen/wire"
 	"github.com/lvslab/lvslab/scenarios"
+	"github.com/lvslab/lvslab/scheduler"
 	"github.com/lvslab/lvslab/scheduler/picks"
 	"github.com/lvslab/lvslab/topo"
 	"github.com/lvslab/lvslab/topo/agent"
@@ -306,6 +307,43 @@ func TestPortZero(t *testing.T) {
 	conns := lb.ipvsadm(t, "-L", "-n", "-c")
 	assert.Contains(t, conns, "TCP 29:", "the port-0 template (30 min)")
 	assert.Contains(t, conns, "192.168.1.254:0    192.168.1.110:0")
+}
+
+// TestEveryScheduler runs every scheduler in the NAT lab, each on a
+// service of its own (so every one starts from empty counters): the real
+// servers that answer the client's connections, in order, are the ones
+// scheduler/picks (lvslab sched) picks for the same flows, with every
+// earlier connection closed (InActConn).
+func TestEveryScheduler(t *testing.T) {
+	lb := startLab(t, "nat", "wlc")
+	var dests []picks.DestSpec
+	for _, r := range lb.rules {
+		if f := strings.Fields(r); f[0] == "-a" && strings.HasSuffix(f[2], ":80") {
+			w, err := strconv.Atoi(f[7])
+			require.NoError(t, err)
+			dests = append(dests, picks.DestSpec{Addr: netip.MustParseAddrPort(f[4]), Weight: int32(w)})
+		}
+	}
+	require.Len(t, dests, 3)
+	client := netip.MustParseAddr("192.168.1.254")
+	const n = 6
+	for i, name := range scheduler.Names {
+		port := uint16(8000 + i)
+		vs := netip.AddrPortFrom(vip, port).String()
+		lb.ipvsadm(t, "-A", "-t", vs, "-s", name)
+		for _, d := range dests {
+			lb.ipvsadm(t, "-a", "-t", vs, "-r", d.Addr.String(), "-m", "-w", strconv.Itoa(int(d.Weight)))
+		}
+		res, err := picks.Run(picks.Config{Scheduler: name, Dests: dests, Picks: n, Conn: picks.Inactive,
+			Flows: []picks.FlowSpec{{Src: client, Dst: vip, DstPort: port}}})
+		require.NoError(t, err)
+		var want, got []string
+		for k, p := range res.Picks {
+			want = append(want, lb.rips[p.Dest.Addr()])
+			got = append(got, lb.ask(t, "tcp", port, uint32(k)))
+		}
+		assert.Equal(t, want, got, "scheduler %s", name)
+	}
 }
 
 func TestNAT(t *testing.T) { testMode(t, "nat", "wrr") }
