@@ -176,6 +176,9 @@ func (in *Instance) waitForwarding(ctx context.Context) error {
 	defer v.close()
 	want := int(in.veths.Load())
 	deadline := time.Now().Add(LinkUpTimeout)
+	// A dump of a thousand links costs the kernel a millisecond or two:
+	// poll soon, then back off.
+	pause := time.Millisecond
 	for {
 		n, err := v.readyLinks(in.ID)
 		if err != nil {
@@ -190,7 +193,8 @@ func (in *Instance) waitForwarding(ctx context.Context) error {
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
-		case <-time.After(5 * time.Millisecond):
+		case <-time.After(pause):
+			pause = min(2*pause, 50*time.Millisecond)
 		}
 	}
 }

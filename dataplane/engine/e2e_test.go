@@ -22,6 +22,7 @@ import (
 	"github.com/lvslab/lvslab/loadgen/realserver"
 	"github.com/lvslab/lvslab/loadgen/wire"
 	"github.com/lvslab/lvslab/scenarios"
+	"github.com/lvslab/lvslab/scheduler"
 	"github.com/lvslab/lvslab/scheduler/picks"
 	"github.com/lvslab/lvslab/topo"
 	"github.com/lvslab/lvslab/topo/agent"
@@ -95,13 +96,7 @@ func startLab(t *testing.T, example, sched string) *lab {
 					listen = netip.AddrPortFrom(vip, udpPort)
 				}
 			}
-			var srv *realserver.Server
-			require.NoError(t, in.Do(n.Name, func() (err error) {
-				srv, err = realserver.Listen(realserver.Config{Listen: listen,
-					Kind: kind, ID: n.Name, ResponseBytes: wire.PrefixLen})
-				return err
-			}))
-			t.Cleanup(func() { srv.Close() })
+			serve(t, in, n.Name, kind, listen)
 		}
 		lb.rips[n.Interfaces[0].Addresses[0].Addr()] = n.Name
 	}
@@ -117,6 +112,17 @@ func startLab(t *testing.T, example, sched string) *lab {
 		t.Logf("director log:\n%s", b)
 	})
 	return lb
+}
+
+// serve runs a built-in real server in node, named after it.
+func serve(t *testing.T, in *topo.Instance, node string, kind wire.Kind, listen netip.AddrPort) {
+	t.Helper()
+	var srv *realserver.Server
+	require.NoError(t, in.Do(node, func() (err error) {
+		srv, err = realserver.Listen(realserver.Config{Listen: listen, Kind: kind, ID: node, ResponseBytes: wire.PrefixLen})
+		return err
+	}))
+	t.Cleanup(func() { srv.Close() })
 }
 
 // ask sends one request from the client to the VIP over a new connection
@@ -274,6 +280,70 @@ func snmpValue(t *testing.T, snmp, proto, name string) string {
 	}
 	t.Fatalf("no %s %s in /proc/net/snmp", proto, name)
 	return ""
+}
+
+// TestPortZero is the classic documentation's all-ports example as written:
+// -A -t VIP:0 -s wrr -p 1800 with -a … -g -w 1. A client's connections to
+// any port stay on one real server (the port-0 template), the service's
+// port is the client's.
+func TestPortZero(t *testing.T) {
+	lb := startLab(t, "dr", "rr")
+	vip0 := netip.AddrPortFrom(vip, 0).String()
+	lb.ipvsadm(t, "-A", "-t", vip0, "-s", "wrr", "-p", "1800")
+	for rip, node := range lb.rips {
+		lb.ipvsadm(t, "-a", "-t", vip0, "-r", rip.String(), "-g", "-w", "1")
+		for _, port := range []uint16{8080, 8443} {
+			serve(t, lb.in, node, wire.TCP, netip.AddrPortFrom(netip.IPv4Unspecified(), port))
+		}
+	}
+	first := lb.ask(t, "tcp", 8080, 1)
+	for i, port := range []uint16{8443, 8080, 8443} {
+		assert.Equal(t, first, lb.ask(t, "tcp", port, uint32(i+2)), "port %d: the client stays on %s", port, first)
+	}
+	// Port 80 has a service of its own, which schedules by itself.
+	lb.ask(t, "tcp", tcpPort, 9)
+	listing := lb.ipvsadm(t, "-L", "-n")
+	assert.Contains(t, listing, "TCP  192.168.1.110:0 wrr persistent 1800\n")
+	conns := lb.ipvsadm(t, "-L", "-n", "-c")
+	assert.Contains(t, conns, "TCP 29:", "the port-0 template (30 min)")
+	assert.Contains(t, conns, "192.168.1.254:0    192.168.1.110:0")
+}
+
+// TestEveryScheduler runs every scheduler in the NAT lab, each on a
+// service of its own (so every one starts from empty counters): the real
+// servers that answer the client's connections, in order, are the ones
+// scheduler/picks (lvslab sched) picks for the same flows, with every
+// earlier connection closed (InActConn).
+func TestEveryScheduler(t *testing.T) {
+	lb := startLab(t, "nat", "wlc")
+	var dests []picks.DestSpec
+	for _, r := range lb.rules {
+		if f := strings.Fields(r); f[0] == "-a" && strings.HasSuffix(f[2], ":80") {
+			w, err := strconv.Atoi(f[7])
+			require.NoError(t, err)
+			dests = append(dests, picks.DestSpec{Addr: netip.MustParseAddrPort(f[4]), Weight: int32(w)})
+		}
+	}
+	require.Len(t, dests, 3)
+	client := netip.MustParseAddr("192.168.1.254")
+	const n = 6
+	for i, name := range scheduler.Names {
+		port := uint16(8000 + i)
+		vs := netip.AddrPortFrom(vip, port).String()
+		lb.ipvsadm(t, "-A", "-t", vs, "-s", name)
+		for _, d := range dests {
+			lb.ipvsadm(t, "-a", "-t", vs, "-r", d.Addr.String(), "-m", "-w", strconv.Itoa(int(d.Weight)))
+		}
+		res, err := picks.Run(picks.Config{Scheduler: name, Dests: dests, Picks: n, Conn: picks.Inactive,
+			Flows: []picks.FlowSpec{{Src: client, Dst: vip, DstPort: port}}})
+		require.NoError(t, err)
+		var want, got []string
+		for k, p := range res.Picks {
+			want = append(want, lb.rips[p.Dest.Addr()])
+			got = append(got, lb.ask(t, "tcp", port, uint32(k)))
+		}
+		assert.Equal(t, want, got, "scheduler %s", name)
+	}
 }
 
 func TestNAT(t *testing.T) { testMode(t, "nat", "wrr") }
