@@ -515,3 +515,14 @@ func TestICMPErrorsFollowTheQuotedConnection(t *testing.T) {
 	assert.Equal(t, uint64(4), st.InPkts, "3 TCP packets and the ICMP error")
 	assert.Equal(t, uint64(3), st.OutPkts)
 }
+
+func TestYearsOfIdleVirtualTimePassQuickly(t *testing.T) {
+	l := newLab(t, scheduler.ProfileCurrent)
+	l.service(tcp80, "wlc", 0, 0, nat(rs1))
+	l.dial(cl1, 10000).close()
+	l.sleep(10 * 365 * 24 * time.Hour) // estimator ticks every 2 s: skipped once idle
+	di := l.dest(tcp80, rs1)
+	assert.Equal(t, uint64(1), di.Stats.Conns)
+	assert.Zero(t, di.Rates)
+	assert.Zero(t, di.InactConns, "the TIME_WAIT entry expired on the way")
+}

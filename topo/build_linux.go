@@ -156,7 +156,47 @@ feed:
 	if err := ctx.Err(); err != nil {
 		return err
 	}
+	if err := in.waitForwarding(ctx); err != nil {
+		return err
+	}
 	return in.startDecapsulators()
+}
+
+// LinkUpTimeout bounds the wait for every link to carry frames.
+var LinkUpTimeout = 30 * time.Second
+
+// waitForwarding returns once every veth end in the fabric carries frames,
+// so the first packet a test or a user sends is not lost to a link the
+// kernel has not activated yet (see readyLinks).
+func (in *Instance) waitForwarding(ctx context.Context) error {
+	v, err := newVethMaker(in.fabric)
+	if err != nil {
+		return err
+	}
+	defer v.close()
+	want := int(in.veths.Load())
+	deadline := time.Now().Add(LinkUpTimeout)
+	// A dump of a thousand links costs the kernel a millisecond or two:
+	// poll soon, then back off.
+	pause := time.Millisecond
+	for {
+		n, err := v.readyLinks(in.ID)
+		if err != nil {
+			return fmt.Errorf("fabric: %w", err)
+		}
+		if n >= want {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("fabric: %d of %d links up after %v", n, want, LinkUpTimeout)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(pause):
+			pause = min(2*pause, 50*time.Millisecond)
+		}
+	}
 }
 
 // startDecapsulators starts the userspace decapsulator of every TUN real

@@ -1,9 +1,11 @@
 package fwdbench
 
 import (
+	"cmp"
 	"fmt"
 	"io"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -17,10 +19,14 @@ type Config struct {
 	Workers  int // userspace forwarder threads
 	UDPLen   int // UDP payload bytes of the packet-rate runs
 	FixedPPS int // the fixed sub-saturation UDP load
+	// Rounds interleaves the dataplanes this many times (A B C A B C …)
+	// and reports each one's median, so a burst of load from elsewhere on
+	// the machine does not land on one dataplane only.
+	Rounds int
 }
 
 // DefaultConfig is what `lvslab bench` would offer on a small machine.
-var DefaultConfig = Config{Seconds: 5, Workers: 1, UDPLen: 18, FixedPPS: 50000}
+var DefaultConfig = Config{Seconds: 3, Workers: 1, UDPLen: 18, FixedPPS: 20000, Rounds: 3}
 
 // Metrics.
 const (
@@ -77,33 +83,50 @@ func Run(cfg Config, log io.Writer) (rep *Report, err error) {
 		{MetricPPS, Load{UDP: true, Seconds: cfg.Seconds, Len: cfg.UDPLen, Rate: "0"}},
 		{MetricPPSFixed, Load{UDP: true, Seconds: cfg.Seconds, Len: cfg.UDPLen, Rate: strconv.Itoa(cfg.FixedPPS * cfg.UDPLen * 8)}},
 	}
-	for _, dp := range Dataplanes {
-		a, err := l.Start(dp, cfg.Workers, nil)
-		if err != nil {
-			return rep, fmt.Errorf("%s: %w", dp, err)
-		}
-		for _, ld := range loads {
-			r, err := l.Drive(a.Target, ld.load)
+	samples := map[[2]string][]Row{}
+	for round := range max(cfg.Rounds, 1) {
+		for _, dp := range Dataplanes {
+			a, err := l.Start(dp, cfg.Workers, nil)
 			if err != nil {
-				a.Stop()
-				return rep, fmt.Errorf("%s %s: %w", dp, ld.metric, err)
+				return rep, fmt.Errorf("%s: %w", dp, err)
 			}
-			row := Row{Dataplane: dp, Metric: ld.metric, BusyCPU: r.BusyCPU, LossPercent: r.LossPercent}
-			if dp == LvslabNAT || dp == LvslabRing {
-				row.DirectorCPU = r.DirectorCPU
+			for _, ld := range loads {
+				r, err := l.Drive(a.Target, ld.load)
+				if err != nil {
+					a.Stop()
+					return rep, fmt.Errorf("%s %s: %w", dp, ld.metric, err)
+				}
+				row := Row{Dataplane: dp, Metric: ld.metric, BusyCPU: r.BusyCPU, LossPercent: r.LossPercent}
+				if dp != KernelRoute && dp != NftDNAT {
+					row.DirectorCPU = r.DirectorCPU
+				}
+				row.Value = r.PPS
+				if ld.metric == MetricTCP {
+					row.Value = r.BitsPerSecond
+				}
+				k := [2]string{dp, ld.metric}
+				samples[k] = append(samples[k], row)
+				fmt.Fprintf(log, "round %d  %-15s %-10s %14.0f  loss %5.2f%%  busy %.2f cores\n", round+1, dp, ld.metric, row.Value, row.LossPercent, row.BusyCPU)
 			}
-			row.Value = r.PPS
-			if ld.metric == MetricTCP {
-				row.Value = r.BitsPerSecond
+			if err := a.Stop(); err != nil {
+				return rep, fmt.Errorf("%s: %w", dp, err)
 			}
-			rep.Rows = append(rep.Rows, row)
-			fmt.Fprintf(log, "%-13s %-10s %14.0f  loss %5.2f%%  busy %.2f cores\n", dp, ld.metric, row.Value, row.LossPercent, row.BusyCPU)
 		}
-		if err := a.Stop(); err != nil {
-			return rep, fmt.Errorf("%s: %w", dp, err)
+	}
+	for _, dp := range Dataplanes {
+		for _, ld := range loads {
+			rep.Rows = append(rep.Rows, median(samples[[2]string{dp, ld.metric}]))
 		}
 	}
 	return rep, nil
+}
+
+// median returns the row with the median value (the lower middle one for
+// an even count).
+func median(rows []Row) Row {
+	s := slices.Clone(rows)
+	slices.SortFunc(s, func(a, b Row) int { return cmp.Compare(a.Value, b.Value) })
+	return s[(len(s)-1)/2]
 }
 
 // Value returns the row for dataplane and metric.

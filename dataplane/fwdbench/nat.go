@@ -3,7 +3,6 @@ package fwdbench
 import (
 	"errors"
 	"fmt"
-	"net"
 	"net/netip"
 	"runtime"
 	"sync"
@@ -42,6 +41,11 @@ type NATConfig struct {
 	Batch        int
 	// Ring receives through a TPACKET_V2 ring instead of recvmmsg.
 	Ring bool
+	// DR forwards by direct routing instead of NAT: only the destination
+	// MAC changes. The lab's server replies through the director's
+	// interfaces anyway, so replies from the VIP are routed back unchanged
+	// (a router's work, not the director's).
+	DR bool
 	// Observe, if set, is told which worker saw which client endpoint on
 	// which side (tests check fanout with it).
 	Observe func(worker int, side packetio.Side, client netip.AddrPort)
@@ -62,14 +66,14 @@ type WorkerStats struct {
 type NAT struct {
 	cfg     NATConfig
 	workers []*worker
+	sockets []packetio.Worker
 	wg      sync.WaitGroup
 }
 
 type worker struct {
 	id     int
 	cfg    *NATConfig
-	socks  [2]*packetio.AFPacket // client side, server side
-	io     [2]PacketIO
+	io     [2]PacketIO // client side, server side
 	poller *packetio.Poller
 	rx     []packetio.Packet
 	out    [2][]packetio.Packet
@@ -77,12 +81,6 @@ type worker struct {
 	stats  WorkerStats
 	err    error
 }
-
-// fanout group ids for the two sides; unique inside the director netns.
-const (
-	fanoutClient = 0x4c01
-	fanoutServer = 0x4c02
-)
 
 // StartNAT opens the sockets inside cfg.Netns and starts the workers, each
 // on its own OS thread with one epoll loop over its two sockets.
@@ -99,46 +97,16 @@ func StartNAT(cfg NATConfig) (*NAT, error) {
 		return nil, err
 	}
 	defer target.Close()
-	err = target.Do(func(ns.NetNS) error {
-		for i := range cfg.Workers {
-			w := &worker{id: i, cfg: &n.cfg}
-			n.workers = append(n.workers, w)
-			for side, ifname := range []string{cfg.ClientIf, cfg.ServerIf} {
-				ifi, err := net.InterfaceByName(ifname)
-				if err != nil {
-					return err
-				}
-				c := packetio.Config{Vnet: true, QdiscBypass: true, BufferBytes: 4 << 20}
-				if cfg.Workers > 1 {
-					id := uint16(fanoutClient + side)
-					c.Fanout = &packetio.Fanout{ID: id, Side: packetio.Side(side), Workers: cfg.Workers}
-				}
-				if cfg.Ring {
-					r, err := packetio.OpenRing(ifi.Index, cfg.Batch, c)
-					if err != nil {
-						return err
-					}
-					w.socks[side], w.io[side] = r.AFPacket, r
-					continue
-				}
-				s, err := packetio.Open(ifi.Index, cfg.Batch, c)
-				if err != nil {
-					return err
-				}
-				w.socks[side], w.io[side] = s, s
-			}
-		}
-		return nil
+	err = target.Do(func(ns.NetNS) (err error) {
+		ports := []packetio.Port{{Ifname: cfg.ClientIf, Side: packetio.ClientSide}, {Ifname: cfg.ServerIf, Side: packetio.ServerSide}}
+		n.sockets, err = packetio.OpenWorkers(ports, cfg.Workers, cfg.Batch, packetio.Config{Vnet: true, QdiscBypass: true, BufferBytes: 4 << 20}, cfg.Ring)
+		return err
 	})
 	if err != nil {
-		n.close()
 		return nil, err
 	}
-	for _, w := range n.workers {
-		if w.poller, err = packetio.NewPoller(w.socks[0].Fd(), w.socks[1].Fd()); err != nil {
-			n.close()
-			return nil, err
-		}
+	for i, pw := range n.sockets {
+		w := &worker{id: i, cfg: &n.cfg, poller: pw.Poller, io: [2]PacketIO{pw.Sockets[0], pw.Sockets[1]}}
 		if cfg.Ring {
 			w.rx = make([]packetio.Packet, cfg.Batch) // frames stay in the ring
 		} else {
@@ -150,6 +118,7 @@ func StartNAT(cfg NATConfig) (*NAT, error) {
 		for i := range w.reply {
 			w.reply[i].Buf = make([]byte, header.EthernetSize+header.ICMPv6ErrorMaxSize)
 		}
+		n.workers = append(n.workers, w)
 	}
 	for _, w := range n.workers {
 		n.wg.Add(1)
@@ -176,26 +145,15 @@ func (n *NAT) Stop() ([]WorkerStats, error) {
 			errs = append(errs, fmt.Errorf("worker %d: %w", i, w.err))
 		}
 		stats[i] = w.stats
-		for s := range w.socks {
-			stats[i].Socket[s] = w.socks[s].Stats
+		for s, sock := range n.sockets[i].Sockets {
+			stats[i].Socket[s] = sock.Counters()
 		}
 	}
 	n.close()
 	return stats, errors.Join(errs...)
 }
 
-func (n *NAT) close() {
-	for _, w := range n.workers {
-		if w.poller != nil {
-			w.poller.Close()
-		}
-		for _, s := range w.io {
-			if s != nil {
-				s.Close()
-			}
-		}
-	}
-}
+func (n *NAT) close() { packetio.CloseWorkers(n.sockets) }
 
 func (w *worker) loop() error {
 	ready := make([]bool, 2)
@@ -274,12 +232,15 @@ func (w *worker) forward(side packetio.Side, pkts []packetio.Packet) {
 			default:
 				continue // no fragmentation in this instrument
 			}
-			if p.Kind == parse.KindICMPError {
+			if cfg.Observe != nil && p.Kind == parse.KindTransport {
+				cfg.Observe(w.id, side, netip.AddrPortFrom(p.Src, p.SrcPort))
+			}
+			switch {
+			case cfg.DR:
+				xmit.DR(frame, cfg.DirServMAC, cfg.ServerMAC)
+			case p.Kind == parse.KindICMPError:
 				xmit.NATICMPIn(frame, &p, cfg.RIP, p.Inner.SrcPort)
-			} else {
-				if cfg.Observe != nil {
-					cfg.Observe(w.id, side, netip.AddrPortFrom(p.Src, p.SrcPort))
-				}
+			default:
 				xmit.NATIn(frame, vnet, &p, cfg.RIP, p.DstPort)
 			}
 			xmit.SetLink(frame, cfg.DirServMAC, cfg.ServerMAC)
@@ -287,15 +248,21 @@ func (w *worker) forward(side packetio.Side, pkts []packetio.Packet) {
 			w.stats.In++
 			continue
 		}
-		if p.Src != cfg.RIP {
+		from := cfg.RIP
+		if cfg.DR {
+			from = cfg.VIP
+		}
+		if p.Src != from {
 			continue
 		}
-		if p.Kind == parse.KindICMPError {
+		if cfg.Observe != nil && p.Kind == parse.KindTransport {
+			cfg.Observe(w.id, side, netip.AddrPortFrom(p.Dst, p.DstPort))
+		}
+		switch {
+		case cfg.DR:
+		case p.Kind == parse.KindICMPError:
 			xmit.NATICMPOut(frame, &p, cfg.VIP, p.Inner.DstPort)
-		} else {
-			if cfg.Observe != nil {
-				cfg.Observe(w.id, side, netip.AddrPortFrom(p.Dst, p.DstPort))
-			}
+		default:
 			xmit.NATOut(frame, vnet, &p, cfg.VIP, p.SrcPort)
 		}
 		if p.IsIPv4() { // the kernel forwards NAT replies: TTL − 1

@@ -3,7 +3,6 @@ package packetio
 import (
 	"errors"
 	"fmt"
-	"net"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -25,7 +24,16 @@ type Config struct {
 	// BufferBytes sets SO_RCVBUF and SO_SNDBUF (with the FORCE variants);
 	// 0 keeps the defaults.
 	BufferBytes int
+	// RingFrames is the number of TPACKET_V2 slots of a Ring (0:
+	// DefaultRingFrames). Each slot holds a whole GSO packet, so small
+	// packets waste most of one: the ring drops sooner than a socket
+	// buffer of the same memory.
+	RingFrames int
 }
+
+// DefaultRingFrames is the ring size when Config.RingFrames is 0: 256
+// slots of 68 KB, 17 MB of kernel memory per socket.
+const DefaultRingFrames = 256
 
 // Stats counts what a socket dropped on its own.
 type Stats struct {
@@ -112,15 +120,6 @@ func (s *AFPacket) setup(ifindex int, cfg Config, ring func() error) error {
 		return cfg.Fanout.join(s.fd)
 	}
 	return nil
-}
-
-// OpenInterface opens a socket on the named interface.
-func OpenInterface(name string, batch int, cfg Config) (*AFPacket, error) {
-	ifi, err := net.InterfaceByName(name)
-	if err != nil {
-		return nil, fmt.Errorf("packetio: %w", err)
-	}
-	return Open(ifi.Index, batch, cfg)
 }
 
 // Fd returns the socket's descriptor, for a poller.

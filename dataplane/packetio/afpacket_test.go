@@ -17,6 +17,7 @@ import (
 
 	"github.com/lvslab/lvslab/dataplane/header"
 	ht "github.com/lvslab/lvslab/dataplane/header/headertest"
+	"github.com/lvslab/lvslab/dataplane/parse"
 )
 
 // vethNS builds a namespace with a veth pair (a, b) up, and removes it
@@ -144,13 +145,19 @@ func TestFanoutKeepsAClientOnOneSocket(t *testing.T) {
 		server[i] = openIn(t, n, b, Config{Fanout: &Fanout{ID: 8, Side: ServerSide, Workers: 2}})
 	}
 	vip, rip := netip.MustParseAddr("10.9.0.100"), netip.MustParseAddr("10.9.1.2")
-	out := NewBatch(40)
+	vip6, rip6 := netip.MustParseAddr("2001:db8::100"), netip.MustParseAddr("2001:db8:1::2")
+	out := NewBatch(80)
 	var clients []netip.AddrPort
-	for i := range 20 {
+	for i := range 40 {
 		c := netip.AddrPortFrom(netip.AddrFrom4([4]byte{10, 9, byte(i), byte(7 * i)}), uint16(30000+97*i))
+		v, r := vip, rip
+		if i%2 == 1 {
+			c = netip.AddrPortFrom(netip.AddrFrom16([16]byte{0x20, 1, 0xd, 0xb8, 15: byte(i * 5)}), uint16(30000+89*i))
+			v, r = vip6, rip6
+		}
 		clients = append(clients, c)
-		req := ht.UDP(ht.Spec{Src: c.Addr(), Dst: vip, SrcPort: c.Port(), DstPort: 53})
-		rep := ht.UDP(ht.Spec{Src: rip, Dst: c.Addr(), SrcPort: 5300, DstPort: c.Port()})
+		req := ht.UDP(ht.Spec{Src: c.Addr(), Dst: v, SrcPort: c.Port(), DstPort: 53})
+		rep := ht.UDP(ht.Spec{Src: r, Dst: c.Addr(), SrcPort: 5300, DstPort: c.Port()})
 		out[2*i].Len = copy(out[2*i].Buf[Headroom:], req)
 		out[2*i+1].Len = copy(out[2*i+1].Buf[Headroom:], rep)
 	}
@@ -166,19 +173,17 @@ func TestFanoutKeepsAClientOnOneSocket(t *testing.T) {
 				k, err := s.ReadBatch(batch)
 				require.NoError(t, err)
 				for _, p := range batch[:k] {
-					f := p.Frame()
-					if header.Ethernet(f).Type() != header.EtherTypeIPv4 {
-						continue
+					var q parse.Packet
+					if parse.Frame(p.Frame(), nil, &q) != parse.OK || q.Proto != header.ProtocolUDP {
+						continue // router solicitations and the like
 					}
-					ip := header.IPv4(f[14:])
-					u := header.UDP(f[34:])
-					isReq := ip.Destination() == vip
+					isReq := q.Dst == vip || q.Dst == vip6
 					if isReq != (side == 0) {
 						continue
 					}
-					c := netip.AddrPortFrom(ip.Source(), u.SourcePort())
+					c := netip.AddrPortFrom(q.Src, q.SrcPort)
 					if !isReq {
-						c = netip.AddrPortFrom(ip.Destination(), u.DestinationPort())
+						c = netip.AddrPortFrom(q.Dst, q.DstPort)
 					}
 					e := count[c]
 					assert.Zero(t, e[side], "client %v seen twice on side %d", c, side)
@@ -189,12 +194,62 @@ func TestFanoutKeepsAClientOnOneSocket(t *testing.T) {
 			}
 		}
 	}
-	used := map[int]bool{}
+	used := map[bool]map[int]bool{true: {}, false: {}} // by IPv4-ness
 	for _, c := range clients {
 		e := count[c]
 		require.NotZero(t, e[0], "request of %v", c)
 		assert.Equal(t, e[0], e[1], "request and reply of %v on the same index", c)
-		used[e[0]] = true
+		used[c.Addr().Is4()][e[0]] = true
 	}
-	assert.Len(t, used, 2, "both sockets get clients")
+	assert.Len(t, used[true], 2, "both sockets get IPv4 clients")
+	assert.Len(t, used[false], 2, "both sockets get IPv6 clients")
+}
+
+func TestOpenWorkers(t *testing.T) {
+	n, _, _ := vethNS(t)
+	require.NoError(t, n.Do(func(ns.NetNS) error {
+		ports := []Port{{Ifname: "lvsa", Side: ClientSide}, {Ifname: "lvsb", Side: ServerSide}}
+		for _, ring := range []bool{false, true} {
+			ws, err := OpenWorkers(ports, 2, 8, Config{Vnet: true}, ring)
+			require.NoError(t, err, "ring %v", ring)
+			require.Len(t, ws, 2)
+			for _, w := range ws {
+				require.Len(t, w.Sockets, 2)
+			}
+			assert.NoError(t, CloseWorkers(ws))
+		}
+		_, err := OpenWorkers([]Port{{Ifname: "lvsa"}, {Ifname: "lvsnothere"}}, 2, 8, Config{}, false)
+		assert.ErrorContains(t, err, "lvsnothere")
+		return nil
+	}))
+}
+
+// TestKernelOffDropsAfterTheTaps proves the order the director relies on:
+// a frame arriving on an interface reaches the AF_PACKET socket, and then
+// the netdev ingress drop takes it from the kernel.
+func TestKernelOffDropsAfterTheTaps(t *testing.T) {
+	n, a, b := vethNS(t)
+	k, err := NewKernelOff(int(n.Fd()), "lvsa", "lvsb")
+	require.NoError(t, err)
+	send, recv := openIn(t, n, a, Config{}), openIn(t, n, b, Config{})
+
+	out := NewBatch(5)
+	for i := range out {
+		f := ht.UDP(ht.Spec{Src: netip.MustParseAddr("10.9.0.1"), Dst: netip.MustParseAddr("10.9.0.2"), SrcPort: uint16(i + 1), DstPort: 9})
+		out[i].Len = copy(out[i].Buf[Headroom:], f)
+	}
+	_, err = send.WriteBatch(out)
+	require.NoError(t, err)
+	assert.Len(t, readN(t, recv, NewBatch(8), 5), 5, "the tap saw every frame")
+	dropped, err := k.Dropped()
+	require.NoError(t, err)
+	assert.GreaterOrEqual(t, dropped, uint64(5), "and the kernel got none of them (IPv6 neighbour discovery may add to the count)")
+
+	require.NoError(t, k.Close())
+	var list []byte
+	require.NoError(t, n.Do(func(ns.NetNS) (err error) {
+		list, err = exec.Command("nft", "list", "tables").Output()
+		return err
+	}))
+	assert.NotContains(t, string(list), KernelOffTable, "Close removes the table")
 }

@@ -34,29 +34,36 @@ type Fanout struct {
 
 // Classic BPF opcodes (linux/filter.h) the program uses.
 const (
-	bpfLdH   = unix.BPF_LD | unix.BPF_H | unix.BPF_ABS
-	bpfLdW   = unix.BPF_LD | unix.BPF_W | unix.BPF_ABS
-	bpfLdxB  = unix.BPF_LDX | unix.BPF_B | unix.BPF_MSH
-	bpfLdHX  = unix.BPF_LD | unix.BPF_H | unix.BPF_IND
-	bpfJeq   = unix.BPF_JMP | unix.BPF_JEQ | unix.BPF_K
-	bpfSt    = unix.BPF_ST
-	bpfLdxM  = unix.BPF_LDX | unix.BPF_W | unix.BPF_MEM
-	bpfAddX  = unix.BPF_ALU | unix.BPF_ADD | unix.BPF_X
-	bpfMulK  = unix.BPF_ALU | unix.BPF_MUL | unix.BPF_K
-	bpfRshK  = unix.BPF_ALU | unix.BPF_RSH | unix.BPF_K
-	bpfRetA  = unix.BPF_RET | unix.BPF_A
-	bpfRetK  = unix.BPF_RET | unix.BPF_K
-	ethIPv4  = 0x0800
-	ipSrcOff = 12
+	bpfLdH  = unix.BPF_LD | unix.BPF_H | unix.BPF_ABS
+	bpfLdW  = unix.BPF_LD | unix.BPF_W | unix.BPF_ABS
+	bpfLdxB = unix.BPF_LDX | unix.BPF_B | unix.BPF_MSH
+	bpfLdHX = unix.BPF_LD | unix.BPF_H | unix.BPF_IND
+	bpfJeq  = unix.BPF_JMP | unix.BPF_JEQ | unix.BPF_K
+	bpfSt   = unix.BPF_ST
+	bpfLdxM = unix.BPF_LDX | unix.BPF_W | unix.BPF_MEM
+	bpfAddX = unix.BPF_ALU | unix.BPF_ADD | unix.BPF_X
+	bpfMulK = unix.BPF_ALU | unix.BPF_MUL | unix.BPF_K
+	bpfRshK = unix.BPF_ALU | unix.BPF_RSH | unix.BPF_K
+	bpfRetA = unix.BPF_RET | unix.BPF_A
+	bpfRetK = unix.BPF_RET | unix.BPF_K
+	bpfJa   = unix.BPF_JMP | unix.BPF_JA
+	ethIPv4 = 0x0800
+	ethIPv6 = 0x86dd
+	// last words of the IPv6 addresses
+	ip6SrcLastWord = 8 + 12
+	ip6DstLastWord = 24 + 12
+	ipSrcOff       = 12
 	// Ancillary loads (linux/filter.h); x/sys does not carry them.
 	skfAdOff      = 0xfffff000 // SKF_AD_OFF, -0x1000
 	skfAdProtocol = 0
 	ipDstOff      = 16
 )
 
-// program returns the client-endpoint hash for f.Side: for IPv4,
-// ((addr + port) × 2654435761) >> 16; other frames go to worker 0. The
-// kernel takes the result modulo the group size.
+// program returns the client-endpoint hash for f.Side:
+// ((address + port) × 2654435761) >> 16, over the IPv4 address or the last
+// word of the IPv6 address; other frames go to worker 0. The kernel takes
+// the result modulo the group size. IPv6 ports are read right after the
+// fixed header: a packet with extension headers hashes on other bytes.
 //
 // The fanout demux runs before the packet socket pushes the link header
 // back, so on ingress the program's offsets start at the IP header and the
@@ -64,23 +71,28 @@ const (
 // would start at the link header, never reach the group
 // (PACKET_FANOUT_FLAG_IGNORE_OUTGOING).
 func (f *Fanout) program() []unix.SockFilter {
-	addr, port := uint32(ipSrcOff), uint32(0)
+	addr4, addr6, port := uint32(ipSrcOff), uint32(ip6SrcLastWord), uint32(0)
 	if f.Side == ServerSide {
-		addr, port = ipDstOff, 2
+		addr4, addr6, port = ipDstOff, ip6DstLastWord, 2
 	}
 	return []unix.SockFilter{
-		{Code: bpfLdW, K: skfAdOff + skfAdProtocol}, // A = ntohs(skb->protocol)
-		{Code: bpfJeq, K: ethIPv4, Jt: 0, Jf: 9},    // not IPv4: return 0
-		{Code: bpfLdxB, K: 0},                       // X = IHL × 4
-		{Code: bpfLdHX, K: port},                    // A = port
-		{Code: bpfSt, K: 0},                         // M[0] = port
-		{Code: bpfLdW, K: addr},                     // A = address
-		{Code: bpfLdxM, K: 0},                       // X = port
-		{Code: bpfAddX},                             // A += X
-		{Code: bpfMulK, K: 2654435761},              // Fibonacci hashing
-		{Code: bpfRshK, K: 16},
-		{Code: bpfRetA},
-		{Code: bpfRetK, K: 0},
+		{Code: bpfLdW, K: skfAdOff + skfAdProtocol}, // 0: A = ntohs(skb->protocol)
+		{Code: bpfJeq, K: ethIPv4, Jt: 0, Jf: 5},    // 1: IPv4, else 7
+		{Code: bpfLdxB, K: 0},                       // 2: X = IHL × 4
+		{Code: bpfLdHX, K: port},                    // 3: A = port
+		{Code: bpfSt, K: 0},                         // 4: M[0] = port
+		{Code: bpfLdW, K: addr4},                    // 5: A = address
+		{Code: bpfJa, K: 4},                         // 6: to 11
+		{Code: bpfJeq, K: ethIPv6, Jt: 0, Jf: 8},    // 7: IPv6, else 16
+		{Code: bpfLdH, K: 40 + port},                // 8: A = port after the fixed header
+		{Code: bpfSt, K: 0},                         // 9: M[0] = port
+		{Code: bpfLdW, K: addr6},                    // 10: A = last address word
+		{Code: bpfLdxM, K: 0},                       // 11: X = port
+		{Code: bpfAddX},                             // 12: A += X
+		{Code: bpfMulK, K: 2654435761},              // 13: Fibonacci hashing
+		{Code: bpfRshK, K: 16},                      // 14
+		{Code: bpfRetA},                             // 15
+		{Code: bpfRetK, K: 0},                       // 16
 	}
 }
 

@@ -46,9 +46,13 @@ const (
 	ringFrameSize = 17 * 4096
 )
 
-// OpenRing opens a ring socket on ifindex with frames ring frames (and
-// batches of up to that many).
-func OpenRing(ifindex, frames int, cfg Config) (*Ring, error) {
+// OpenRing opens a ring socket on ifindex with cfg.RingFrames slots,
+// reading and writing batches of up to batch frames.
+func OpenRing(ifindex, batch int, cfg Config) (*Ring, error) {
+	frames := cfg.RingFrames
+	if frames <= 0 {
+		frames = DefaultRingFrames
+	}
 	fd, err := unix.Socket(unix.AF_PACKET, unix.SOCK_RAW|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		return nil, fmt.Errorf("packetio: socket: %w", err)
@@ -79,8 +83,8 @@ func OpenRing(ifindex, frames int, cfg Config) (*Ring, error) {
 		unix.Close(fd)
 		return nil, err
 	}
-	r.init(frames)
-	r.held = make([]int, 0, frames)
+	r.init(batch)
+	r.held = make([]int, 0, min(batch, frames)) // never hand out a slot twice
 	return r, nil
 }
 
@@ -98,7 +102,7 @@ func (r *Ring) ReadBatch(pkts []Packet) (int, error) {
 	}
 	r.held = r.held[:0]
 	n := 0
-	for n < len(pkts) && n < r.frames {
+	for n < len(pkts) && len(r.held) < cap(r.held) {
 		i := r.next
 		st := atomic.LoadUint32(r.status(i))
 		if st&tpStatusUser == 0 {
