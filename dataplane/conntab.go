@@ -1,5 +1,7 @@
 package dataplane
 
+import "unsafe"
+
 // Connection flags (IP_VS_CONN_F_*, spec §3.1) kept in conn.flags.
 const (
 	connFwdMask   uint32 = 0x0007
@@ -106,7 +108,9 @@ func (t *connTable) alloc() uint32 {
 		return i
 	}
 	if t.size>>chunkBits == uint32(len(t.chunks)) {
-		t.chunks = append(t.chunks, make([]conn, 1<<chunkBits))
+		chunk := make([]conn, 1<<chunkBits)
+		adviseHuge(unsafe.Pointer(&chunk[0]), unsafe.Sizeof(conn{})<<chunkBits)
+		t.chunks = append(t.chunks, chunk)
 	}
 	t.size++
 	return t.size
@@ -124,7 +128,7 @@ func (t *connTable) release(i uint32) {
 // hash links the entry at the head of its chain, as the kernel does, so a
 // new connection shadows an older one with the same key until that expires.
 func (t *connTable) hash(i uint32) {
-	if t.count >= len(t.buckets) {
+	if 2*t.count >= len(t.buckets) {
 		t.grow()
 	}
 	c := t.at(i)
@@ -151,17 +155,25 @@ func (t *connTable) unhash(i uint32) {
 	t.count--
 }
 
-// grow doubles the bucket array and relinks every hashed entry.
+// grow doubles the bucket array. Old chain j splits into new chains j and
+// j+len(old), each keeping the old order, so that a newer connection still
+// shadows an older one with the same key.
 func (t *connTable) grow() {
 	old := t.buckets
 	t.buckets = make([]uint32, 2*len(old))
-	for _, head := range old {
+	adviseHuge(unsafe.Pointer(&t.buckets[0]), uintptr(len(t.buckets))*4)
+	for j, head := range old {
+		tails := [2]*uint32{&t.buckets[j], &t.buckets[j+len(old)]}
 		for i := head; i != 0; {
 			c := t.at(i)
 			next := c.next
-			b := t.bucket(c.proto, &c.caddr, c.cport)
-			c.next = *b
-			*b = i
+			k := 0
+			if connHash(t.seed, c.proto, &c.caddr, c.cport)&uint64(len(old)) != 0 {
+				k = 1
+			}
+			c.next = 0
+			*tails[k] = i
+			tails[k] = &c.next
 			i = next
 		}
 	}

@@ -37,7 +37,9 @@ func (d *Director) validService(cfg *ServiceConfig) syscall.Errno {
 	if k.IPv6 && cfg.Netmask > 128 {
 		return syscall.EINVAL
 	}
-	if cfg.PE != "" && cfg.PE != "sip" {
+	if cfg.PE != "" {
+		// No persistence engine is implemented: like a kernel without
+		// ip_vs_pe_sip, the name is not found.
 		return syscall.ENOENT
 	}
 	if cfg.Scheduler != "none" && !known(cfg.Scheduler) {
@@ -64,7 +66,6 @@ func (d *Director) AddService(cfg ServiceConfig, now time.Time) syscall.Errno {
 	s := &Service{dests: map[*scheduler.Dest]*Dest{}}
 	s.Profile = d.profile
 	s.Tunables = d.tunables
-	s.nextExpire = d.now + int64(schedExpirePeriod)
 	if err := d.configure(s, cfg); err != 0 {
 		return err
 	}
@@ -77,8 +78,18 @@ func (d *Director) AddService(cfg ServiceConfig, now time.Time) syscall.Errno {
 
 // configure applies flags, timeout, netmask and scheduler (ip_vs_edit_service).
 func (d *Director) configure(s *Service, cfg ServiceConfig) syscall.Errno {
+	old := s.SchedulerName()
 	if err := s.SetScheduler(cfg.Scheduler); err != nil {
 		return syscall.ENOENT
+	}
+	// The 60 s cache aging timer starts when lblc or lblcr is bound
+	// (init_service); the other schedulers have no such timer.
+	if name := s.SchedulerName(); name != old {
+		s.nextExpire = 0
+		if name == "lblc" || name == "lblcr" {
+			s.nextExpire = d.now + int64(schedExpirePeriod)
+		}
+		d.updateNextSvc()
 	}
 	if cfg.Netmask == 0 {
 		cfg.Netmask = 0xFFFFFFFF

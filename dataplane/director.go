@@ -108,7 +108,8 @@ type Director struct {
 	now       int64 // last time seen (ns)
 	nextEst   int64
 	nextTrash int64 // 0: trash timer not armed
-	nextSvc   int64 // earliest Service.nextExpire; 0 without services
+	nextSvc   int64 // earliest Service.nextExpire; 0 if none
+	estIdle   bool  // the last estimator tick found nothing to do
 	dropCount int
 }
 
@@ -177,6 +178,22 @@ func (d *Director) advance(t int64) {
 		default:
 			d.estimate()
 			d.nextEst += int64(estimatorPeriod)
+			if d.estIdle {
+				// Nothing moves until the next event: skip the idle ticks.
+				due := t
+				if d.nextTrash != 0 {
+					due = min(due, d.nextTrash)
+				}
+				if d.nextSvc != 0 {
+					due = min(due, d.nextSvc)
+				}
+				if len(d.timers) > 0 {
+					due = min(due, d.timers[0].when)
+				}
+				if skip := (due - d.nextEst) / int64(estimatorPeriod); skip > 0 {
+					d.nextEst += skip * int64(estimatorPeriod)
+				}
+			}
 		}
 	}
 	if t > d.now {
@@ -198,24 +215,28 @@ func (d *Director) expireSchedulers(t int64) {
 func (d *Director) updateNextSvc() {
 	d.nextSvc = 0
 	for _, s := range d.svcOrder {
-		if d.nextSvc == 0 || s.nextExpire < d.nextSvc {
+		if s.nextExpire != 0 && (d.nextSvc == 0 || s.nextExpire < d.nextSvc) {
 			d.nextSvc = s.nextExpire
 		}
 	}
 }
 
-// estimate is one tick of the estimator over every stats object.
+// estimate is one tick of the estimator over every stats object. It notes
+// whether every object is idle (no new traffic, rates at 0), when further
+// ticks would change nothing.
 func (d *Director) estimate() {
 	if !d.sys.RunEstimation {
+		d.estIdle = true
 		return
 	}
-	d.total.fold()
+	idle := d.total.fold()
 	for _, s := range d.svcOrder {
-		s.stats.fold()
+		idle = s.stats.fold() && idle
 		for _, sd := range s.Dests {
-			s.dests[sd].stats.fold()
+			idle = s.dests[sd].stats.fold() && idle
 		}
 	}
+	d.estIdle = idle
 }
 
 // NextEstimate is when the estimator next folds the counters; a listing

@@ -5,6 +5,7 @@ import (
 	"syscall"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -451,4 +452,77 @@ func TestSecureTCPUsesTheDefenseTable(t *testing.T) {
 	assert.Equal(t, int32(2), l.dest(tcp80, rs1).ActiveConns)
 	c.in(TCPAck, 52)
 	assert.Equal(t, "ESTABLISHED", l.states()[c.client])
+}
+
+func TestInConnFallsBackToTheLookupForStaleIDs(t *testing.T) {
+	l := newLab(t, scheduler.ProfileCurrent)
+	l.service(tcp80, "rr", 0, 0, nat(rs1), nat(rs2))
+	c := l.dial(cl1, 10000)
+	c.reset()
+	l.sleep(11 * time.Second) // the CLOSE entry expired
+	p := Packet{Proto: ProtoTCP, Src: cl1, SrcPort: 10000, Dst: vip, DstPort: 80, TCPFlags: TCPSyn, Len: 60}
+	v := l.d.InConn(c.v.Conn, &p, l.now)
+	require.Equal(t, Forward, v.Action)
+	assert.NotEqual(t, c.v.Conn, v.Conn, "a new connection, scheduled anew")
+	assert.NotEqual(t, c.v.Dest, v.Dest)
+	p.TCPFlags = TCPAck
+	assert.Equal(t, v.Conn, l.d.InConn(v.Conn, &p, l.now).Conn)
+	assert.Equal(t, Accept, l.d.OutConn(c.v.Conn, &Packet{Proto: ProtoTCP, Src: rs2, SrcPort: 80, Dst: cl1, DstPort: 9}, l.now).Action)
+}
+
+func TestConnEntryFitsIn128Bytes(t *testing.T) {
+	assert.LessOrEqual(t, unsafe.Sizeof(conn{}), uintptr(128))
+}
+
+func TestPacketPathDoesNotAllocate(t *testing.T) {
+	d := director100(t, "wlc")
+	in := Packet{Proto: ProtoTCP, Dst: vip, DstPort: 80}
+	out := Packet{Proto: ProtoTCP}
+	n := 0
+	now := t0
+	exchange(d, &in, &out, now) // first chunk, buckets, heap
+	allocs := testing.AllocsPerRun(1000, func() {
+		c := clientOf(n)
+		n++
+		in.Src, in.SrcPort = c.Addr(), c.Port()
+		in.TCPFlags = TCPAck
+		p := in
+		d.In(&p, now) // a lookup miss: accepted, not ours
+		exchange(d, &in, &out, now)
+	})
+	assert.Zero(t, allocs)
+}
+
+func TestICMPErrorsFollowTheQuotedConnection(t *testing.T) {
+	l := newLab(t, scheduler.ProfileCurrent)
+	l.service(tcp80, "rr", 0, 0, nat(rs1))
+	c := l.dial(cl1, 10000)
+	// The client's host complains about a reply it got from VIP:80.
+	toClient := Packet{Proto: ProtoTCP, Src: vip, SrcPort: 80, Dst: cl1, DstPort: 10000}
+	v := l.d.InRelated(&toClient, 88, l.now)
+	require.Equal(t, Forward, v.Action)
+	assert.Equal(t, c.v.Conn, v.Conn)
+	assert.Equal(t, netip.AddrPortFrom(rs1, 80), v.Dest)
+	// The real server complains about a packet the client sent it.
+	toRS := Packet{Proto: ProtoTCP, Src: cl1, SrcPort: 10000, Dst: rs1, DstPort: 80}
+	v = l.d.OutRelated(&toRS, 88, l.now)
+	require.Equal(t, Forward, v.Action)
+	assert.Equal(t, netip.AddrPortFrom(vip, 80), v.Virtual)
+	toRS.SrcPort = 9
+	assert.Equal(t, Accept, l.d.OutRelated(&toRS, 88, l.now).Action)
+	l.sleep(2 * time.Second)
+	st := l.dest(tcp80, rs1).Stats
+	assert.Equal(t, uint64(4), st.InPkts, "3 TCP packets and the ICMP error")
+	assert.Equal(t, uint64(3), st.OutPkts)
+}
+
+func TestYearsOfIdleVirtualTimePassQuickly(t *testing.T) {
+	l := newLab(t, scheduler.ProfileCurrent)
+	l.service(tcp80, "wlc", 0, 0, nat(rs1))
+	l.dial(cl1, 10000).close()
+	l.sleep(10 * 365 * 24 * time.Hour) // estimator ticks every 2 s: skipped once idle
+	di := l.dest(tcp80, rs1)
+	assert.Equal(t, uint64(1), di.Stats.Conns)
+	assert.Zero(t, di.Rates)
+	assert.Zero(t, di.InactConns, "the TIME_WAIT entry expired on the way")
 }

@@ -59,7 +59,46 @@ func (d *Director) In(p *Packet, now time.Time) Verdict {
 			return Verdict{Action: act}
 		}
 	}
+	return d.inConn(i, p, t)
+}
 
+// InConn is In for a packet of a connection the caller already holds an id
+// for (Verdict.Conn), as replay and other event sources do: it skips the
+// table lookup. A SYN, an expired id or a dest in the trash take In's full
+// path, so the result is always In's.
+func (d *Director) InConn(id ConnID, p *Packet, now time.Time) Verdict {
+	t := now.UnixNano()
+	d.advance(t)
+	i, ok := d.live(id)
+	if !ok || d.startsConn(p) || !d.dests[d.conns.at(i).dest].Available() {
+		return d.In(p, now)
+	}
+	return d.inConn(i, p, t)
+}
+
+// OutConn is Out for a reply of a connection the caller holds an id for.
+func (d *Director) OutConn(id ConnID, p *Packet, now time.Time) Verdict {
+	t := now.UnixNano()
+	d.advance(t)
+	i, ok := d.live(id)
+	if !ok {
+		return d.Out(p, now)
+	}
+	return d.outConn(i, p, t)
+}
+
+// live resolves an id to a table entry that still exists.
+func (d *Director) live(id ConnID) (uint32, bool) {
+	i, gen := uint32(id), uint32(id>>32)
+	if i == 0 || i > d.conns.size {
+		return 0, false
+	}
+	c := d.conns.at(i)
+	return i, c.gen == gen && c.af != 0 && c.flags&connHashed != 0
+}
+
+// inConn is the rest of In once the connection is known (§3.2 step 8).
+func (d *Director) inConn(i uint32, p *Packet, t int64) Verdict {
 	c := d.conns.at(i)
 	dest := d.dests[c.dest]
 	if dest.Available() {
@@ -101,6 +140,11 @@ func (d *Director) Out(p *Packet, now time.Time) Verdict {
 	if i == 0 {
 		return Verdict{}
 	}
+	return d.outConn(i, p, t)
+}
+
+// outConn is handle_response once the connection is known.
+func (d *Director) outConn(i uint32, p *Packet, t int64) Verdict {
 	c := d.conns.at(i)
 	dest := d.dests[c.dest]
 	if dest.Available() {
@@ -445,5 +489,61 @@ func (d *Director) assure(c *conn) {
 	ct := d.conns.at(c.control)
 	if ct.flags&connTemplate != 0 {
 		ct.state |= tplAssured
+	}
+}
+
+// InRelated handles an ICMP error that arrives from the client side and
+// quotes a packet sent to the client (VIP:vport → client), as
+// ip_vs_in_icmp does: the quoted packet's connection is looked up in
+// reverse, the ICMP packet (n bytes) counts as inbound traffic, and the
+// verdict says where to relay it. No state changes. Accept means it belongs
+// to no connection.
+func (d *Director) InRelated(quoted *Packet, n int, now time.Time) Verdict {
+	d.advance(now.UnixNano())
+	af := afOf(quoted.Dst)
+	caddr, vaddr := addr16(quoted.Dst), addr16(quoted.Src)
+	i := d.conns.inGet(af, quoted.Proto, &caddr, quoted.DstPort, &vaddr, quoted.SrcPort)
+	if i == 0 {
+		return Verdict{}
+	}
+	c := d.conns.at(i)
+	dest := d.dests[c.dest]
+	if !dest.Available() {
+		return Verdict{Action: Drop}
+	}
+	dest.stats.addIn(n)
+	dest.svc.stats.addIn(n)
+	d.total.addIn(n)
+	return d.relatedVerdict(i, c, dest)
+}
+
+// OutRelated handles an ICMP error from a real server quoting a packet it
+// received from a client (ip_vs_out_icmp): the quoted packet's connection
+// is found as a reply's would be, and the ICMP packet counts as outbound.
+func (d *Director) OutRelated(quoted *Packet, n int, now time.Time) Verdict {
+	d.advance(now.UnixNano())
+	af := afOf(quoted.Dst)
+	saddr, daddr := addr16(quoted.Dst), addr16(quoted.Src)
+	i := d.conns.outGet(af, quoted.Proto, &saddr, quoted.DstPort, &daddr, quoted.SrcPort)
+	if i == 0 {
+		return Verdict{}
+	}
+	c := d.conns.at(i)
+	dest := d.dests[c.dest]
+	if dest.Available() {
+		dest.stats.addOut(n)
+		dest.svc.stats.addOut(n)
+		d.total.addOut(n)
+	}
+	return d.relatedVerdict(i, c, dest)
+}
+
+func (d *Director) relatedVerdict(i uint32, c *conn, dest *Dest) Verdict {
+	return Verdict{
+		Action:  Forward,
+		Method:  Method(c.flags & connFwdMask),
+		Dest:    netip.AddrPortFrom(dest.Addr, c.dport),
+		Virtual: netip.AddrPortFrom(addrFrom16(c.af, c.vaddr), c.vport),
+		Conn:    connID(i, c.gen),
 	}
 }

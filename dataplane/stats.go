@@ -20,8 +20,9 @@ func (s *stats) addOut(n int) {
 }
 
 // fold is one estimator tick (estimation_timer): fold the counters and
-// update the moving averages.
-func (s *stats) fold() {
+// update the moving averages. It reports whether the object is idle: no
+// traffic since the last tick and every average at 0.
+func (s *stats) fold() bool {
 	s.folded = s.live
 	cur := s.folded
 	d := [5]int64{
@@ -31,10 +32,13 @@ func (s *stats) fold() {
 		int64(cur.InBytes-s.last.InBytes) << 4,
 		int64(cur.OutBytes-s.last.OutBytes) << 4,
 	}
+	idle := true
 	for i := range d {
 		s.avg[i] += (d[i] - s.avg[i]) >> 2
+		idle = idle && d[i] == 0 && s.avg[i] == 0
 	}
 	s.last = cur
+	return idle
 }
 
 // reset is -Z: the folded counters become the zero point and the rates start

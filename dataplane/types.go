@@ -53,7 +53,7 @@ type ServiceConfig struct {
 	// (0xFFFFFF00 is 255.255.255.0), for IPv6 a prefix length; 0 means the
 	// default (0xFFFFFFFF, 128).
 	Netmask uint32
-	PE      string // persistence engine ("" or "sip")
+	PE      string // persistence engine; none is implemented (ENOENT)
 }
 
 // DestConfig is what ipvsadm -a/-e sets.

@@ -13,8 +13,8 @@
 package loadgen
 
 import (
-	"errors"
 	"fmt"
+	"math"
 	"net/netip"
 	"runtime"
 	"strconv"
@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/lvslab/lvslab/loadgen/wire"
+	"github.com/lvslab/lvslab/reports/metrics"
 )
 
 // Arrival is the open-loop arrival process.
@@ -62,6 +63,12 @@ type Config struct {
 	Workers  int           // event loops, one OS thread each (default GOMAXPROCS)
 	Seed     uint64        // Poisson arrivals
 	Interval time.Duration // time series step (default one second)
+
+	// Progress, when set, receives each interval of the time series as soon
+	// as its time has passed, merged over the workers, in order, from one
+	// goroutine (a slow Progress stalls the workers). It is the live view a
+	// runner streams; the Result returned at the end holds the same data.
+	Progress func(i int, iv metrics.Interval)
 }
 
 const (
@@ -88,6 +95,9 @@ func (c *Config) setDefaults() {
 	if c.OpenLoop() {
 		c.Workers = max(1, min(c.Workers, int(c.Rate*c.Duration.Seconds())))
 	}
+	if c.Interval <= 0 {
+		c.Interval = metrics.DefaultInterval
+	}
 	if c.Path == "" {
 		c.Path = "/"
 	}
@@ -102,31 +112,45 @@ func (c *Config) setDefaults() {
 	}
 }
 
-// Check reports the first problem with c, naming the field as a flag would.
+// ConfigError is a bad Config field, named as the flag (and the scenario
+// key) that sets it.
+type ConfigError struct {
+	Field string
+	Err   error
+}
+
+func (e *ConfigError) Error() string { return e.Field + ": " + e.Err.Error() }
+func (e *ConfigError) Unwrap() error { return e.Err }
+
+func bad(field, format string, args ...any) error {
+	return &ConfigError{Field: field, Err: fmt.Errorf(format, args...)}
+}
+
+// Check reports the first problem with c as a *ConfigError.
 func (c *Config) Check() error {
 	switch {
 	case !c.Target.IsValid() || c.Target.Port() == 0:
-		return errors.New("target: want ADDR:PORT with a non-zero port")
+		return bad("target", "want ADDR:PORT with a non-zero port")
 	case c.Kind > wire.UDP:
-		return fmt.Errorf("kind: unknown kind %v", c.Kind)
-	case c.Rate < 0:
-		return fmt.Errorf("rate: %v is negative", c.Rate)
+		return bad("kind", "unknown kind %v", c.Kind)
+	case c.Rate < 0 || math.IsNaN(c.Rate) || math.IsInf(c.Rate, 0):
+		return bad("rate", "%v is not a positive rate", c.Rate)
 	case c.Rate == 0 && c.Concurrency <= 0:
-		return errors.New("rate or concurrency: one of them must be positive")
+		return bad("rate", "give a rate (open loop) or a concurrency (closed loop)")
 	case c.Concurrency < 0:
-		return fmt.Errorf("concurrency: %d is negative", c.Concurrency)
+		return bad("concurrency", "%d is negative", c.Concurrency)
 	case c.Duration <= 0:
-		return errors.New("duration: must be positive")
+		return bad("duration", "must be positive")
 	case c.RequestBytes < 0:
-		return fmt.Errorf("request-bytes: %d is negative", c.RequestBytes)
+		return bad("request-bytes", "%d is negative", c.RequestBytes)
 	case c.Kind == wire.UDP && c.RequestBytes > 65507:
-		return fmt.Errorf("request-bytes: %d does not fit a udp datagram (max 65507)", c.RequestBytes)
+		return bad("request-bytes", "%d does not fit a udp datagram (max 65507)", c.RequestBytes)
 	case len(c.Sources) > maxSources:
-		return fmt.Errorf("source-range: %d addresses, at most %d", len(c.Sources), maxSources)
+		return bad("source-range", "%d addresses, at most %d", len(c.Sources), maxSources)
 	}
 	for _, a := range c.Sources {
 		if a.Is4() != c.Target.Addr().Is4() {
-			return fmt.Errorf("source-range: %v is not of the target's address family", a)
+			return bad("source-range", "%v is not of the target's address family", a)
 		}
 	}
 	return nil

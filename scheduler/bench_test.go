@@ -44,3 +44,36 @@ func BenchmarkSchedule(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkConnectionLifecycle measures what one connection costs the
+// scheduler side of a director: the pick, then the bind, the move to active
+// and back, and the unbind that keep a load index current.
+func BenchmarkConnectionLifecycle(b *testing.B) {
+	f := Flow{Proto: 6, Src: netip.MustParseAddr("192.168.0.1"), SrcPort: 10000, Dst: netip.MustParseAddr("10.0.0.100"), DstPort: 80}
+	for _, name := range indexedSchedulers {
+		for _, n := range []int{10, 100, 1000} {
+			b.Run(fmt.Sprintf("%s/%d", name, n), func(b *testing.B) {
+				svc := &Service{}
+				if err := svc.SetScheduler(name); err != nil {
+					b.Fatal(err)
+				}
+				for i := range n {
+					d := &Dest{Addr: netip.AddrFrom4([4]byte{10, 1, byte(i >> 8), byte(i)}), Port: 80}
+					d.SetWeight(int32(1+i%5), true)
+					svc.AddDest(d)
+					for range i % 7 {
+						d.BindConn()
+						d.SetActive(true)
+					}
+				}
+				for b.Loop() {
+					d := svc.Schedule(f, time.Unix(0, 0))
+					d.BindConn()
+					d.SetActive(true)
+					d.SetActive(false)
+					d.UnbindConn(false)
+				}
+			})
+		}
+	}
+}

@@ -66,6 +66,26 @@ type Dest struct {
 	// ActiveConns and InactConns are what ipvsadm shows (ActiveConn,
 	// InActConn); PersistConns counts persistence templates.
 	ActiveConns, InactConns, PersistConns int32
+
+	// index is the scheduler index that follows this dest's load while it is
+	// listed (see rankTree); pos is its place in the list for that index.
+	// Change the counters, weight and thresholds through the methods, or
+	// call Service.UpdDest after writing the fields, so the index follows.
+	index loadIndex
+	pos   int
+}
+
+// loadIndex is implemented by schedulers that keep an index over their
+// dests' weights and loads instead of scanning the list at every pick.
+type loadIndex interface {
+	loadChanged(d *Dest)
+}
+
+// changed tells the scheduler's index that d's load or eligibility moved.
+func (d *Dest) changed() {
+	if d.index != nil {
+		d.index.loadChanged(d)
+	}
 }
 
 // Available reports whether the destination is linked in a service.
@@ -105,6 +125,7 @@ func (d *Dest) BindConn() {
 	if d.UThreshold != 0 && d.total() >= int64(d.UThreshold) {
 		d.Flags |= DestOverload
 	}
+	d.changed()
 }
 
 // UnbindConn uncounts an expiring non-template connection (ip_vs_unbind_dest)
@@ -121,6 +142,7 @@ func (d *Dest) UnbindConn(active bool) {
 	case d.total() < d.lowMark():
 		d.Flags &^= DestOverload
 	}
+	d.changed()
 }
 
 // SetActive moves a connection between ActiveConn and InActConn when its
@@ -133,6 +155,7 @@ func (d *Dest) SetActive(active bool) {
 		d.ActiveConns--
 		d.InactConns++
 	}
+	d.changed()
 }
 
 // BindTemplate and UnbindTemplate count persistence templates; they never
@@ -150,6 +173,7 @@ func (d *Dest) SetThresholds(upper, lower uint32, p Profile) {
 	if upper == oldU && lower == oldL {
 		return
 	}
+	defer d.changed()
 	if p == Profile61Stock {
 		if upper == 0 || upper > oldU {
 			d.Flags &^= DestOverload
@@ -173,4 +197,5 @@ func (d *Dest) SetWeight(w int32, adding bool) {
 	if adding || w != 0 {
 		d.LastWeight = w
 	}
+	d.changed()
 }

@@ -1,16 +1,20 @@
 package scheduler
 
-import "time"
-
-func init() { registry["fo"] = func(*Service) Scheduler { return FO{} } }
+func init() {
+	registry["fo"] = func(svc *Service) Scheduler {
+		s := &FO{}
+		s.init(svc, "fo", foWalk, eligibleUsable, heavier)
+		return s
+	}
+}
 
 // FO is weighted failover (ip_vs_fo.c, §2.7): the non-OVERLOAD dest with the
 // highest weight, the first in list order on ties.
-type FO struct{}
+type FO struct{ ranked }
 
-func (FO) Name() string { return "fo" }
+func heavier(_ Profile, a, b *Dest) bool { return a.Weight > b.Weight }
 
-func (FO) Schedule(svc *Service, _ Flow, _ time.Time) *Dest {
+func foWalk(svc *Service) *Dest {
 	var high *Dest
 	var hw int32
 	for _, d := range svc.Dests {

@@ -79,6 +79,12 @@ func runFuzzBody(t *testing.T, data []byte) {
 		case 3, 4: // a new connection
 			fl := Flow{Proto: 6, Src: netip.AddrFrom4([4]byte{192, 168, 0, in.next()}), SrcPort: uint16(in.next()),
 				Dst: netip.AddrFrom4([4]byte{10, 0, 0, in.next() % 4}), DstPort: 80}
+			if slices.Contains(indexedSchedulers, svc.SchedulerName()) {
+				walked, indexed := bothWays(svc, fl, [2]uint32{uint32(in.next()), uint32(in.next())})
+				if walked != indexed {
+					t.Fatalf("%s: the index picks %v where the kernel's walk picks %v", svc.SchedulerName(), indexed, walked)
+				}
+			}
 			d := svc.Schedule(fl, now)
 			checkPick(t, svc, d)
 			if d != nil {

@@ -1,16 +1,20 @@
 package scheduler
 
-import "time"
-
-func init() { registry["lc"] = func(*Service) Scheduler { return LC{} } }
+func init() {
+	registry["lc"] = func(svc *Service) Scheduler {
+		s := &LC{}
+		s.init(svc, "lc", lcWalk, eligibleUsable, func(p Profile, a, b *Dest) bool {
+			return a.Overhead(p) < b.Overhead(p)
+		})
+		return s
+	}
+}
 
 // LC is least connection (ip_vs_lc.c, §2.3): the usable dest with the least
 // overhead, the first in list order on ties. Positive weights do not matter.
-type LC struct{}
+type LC struct{ ranked }
 
-func (LC) Name() string { return "lc" }
-
-func (LC) Schedule(svc *Service, _ Flow, _ time.Time) *Dest {
+func lcWalk(svc *Service) *Dest {
 	var least *Dest
 	var loh int64
 	for _, d := range svc.Dests {

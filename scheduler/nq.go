@@ -1,16 +1,24 @@
 package scheduler
 
-import "time"
-
-func init() { registry["nq"] = func(*Service) Scheduler { return NQ{} } }
+func init() {
+	registry["nq"] = func(svc *Service) Scheduler {
+		s := &NQ{}
+		s.init(svc, "nq", nqWalk, eligibleUsable, func(p Profile, a, b *Dest) bool {
+			// An idle dest beats a busy one; idle ones tie, so the first wins.
+			if idleA, idleB := a.ActiveConns == 0, b.ActiveConns == 0; idleA || idleB {
+				return idleA && !idleB
+			}
+			return sedBetter(p, a, b)
+		})
+		return s
+	}
+}
 
 // NQ is never queue (ip_vs_nq.c, §2.6): the first usable dest with no active
 // connection at once, otherwise the sed choice.
-type NQ struct{}
+type NQ struct{ ranked }
 
-func (NQ) Name() string { return "nq" }
-
-func (NQ) Schedule(svc *Service, _ Flow, _ time.Time) *Dest {
+func nqWalk(svc *Service) *Dest {
 	var least *Dest
 	var loh int64
 	for _, d := range svc.Dests {

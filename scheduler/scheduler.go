@@ -7,7 +7,9 @@
 // and allocates nothing per pick. It owns no connection state: the director
 // core (package dataplane) embeds a Service per virtual service, changes its
 // list through Service's methods (so the hooks run) and keeps each Dest's
-// counters with Dest's methods (so OVERLOAD follows §1.4).
+// counters with Dest's methods (so OVERLOAD follows §1.4, and the load
+// indexes that lc, wlc, sed, nq, fo, ovf and twos keep for long lists stay
+// current; after writing a Dest's fields directly, call Service.UpdDest).
 package scheduler
 
 import (
@@ -107,7 +109,7 @@ var registry = map[string]func(svc *Service) Scheduler{}
 type Service struct {
 	Dests    []*Dest
 	Flags    uint32        // service flags; FlagSched1..3 are read by sh and mh
-	Profile  Profile       // kernel bookkeeping rules
+	Profile  Profile       // kernel bookkeeping rules; set before SetScheduler (the load indexes order by it)
 	Tunables *Tunables     // nil means DefaultTunables
 	Rand     func() uint32 // twos' random source; nil means a fixed-seed generator
 
@@ -123,6 +125,9 @@ func (s *Service) SetScheduler(name string) error {
 		return nil
 	}
 	if name == "none" {
+		for _, d := range s.Dests {
+			d.index = nil
+		}
 		s.sched = nil
 		return nil
 	}
@@ -132,6 +137,9 @@ func (s *Service) SetScheduler(name string) error {
 	}
 	if s.Tunables == nil {
 		s.Tunables = DefaultTunables()
+	}
+	for _, d := range s.Dests {
+		d.index = nil // the old scheduler's index goes with it
 	}
 	s.sched = ctor(s)
 	return nil
@@ -166,6 +174,7 @@ func (s *Service) DelDest(d *Dest) bool {
 		}
 		s.Dests = append(s.Dests[:i], s.Dests[i+1:]...)
 		d.Flags &^= DestAvailable
+		d.index = nil
 		if h, ok := s.sched.(DestHooks); ok {
 			h.DelDest(s, d, i)
 		}
@@ -174,8 +183,10 @@ func (s *Service) DelDest(d *Dest) bool {
 	return false
 }
 
-// UpdDest runs the upd_dest hook after d was edited in place.
+// UpdDest runs the upd_dest hook after d was edited in place, and brings
+// the scheduler's load index up to date with d's fields.
 func (s *Service) UpdDest(d *Dest) {
+	d.changed()
 	if h, ok := s.sched.(DestHooks); ok {
 		h.UpdDest(s, d)
 	}

@@ -1,16 +1,22 @@
 package scheduler
 
-import "time"
-
-func init() { registry["sed"] = func(*Service) Scheduler { return SED{} } }
+func init() {
+	registry["sed"] = func(svc *Service) Scheduler {
+		s := &SED{}
+		s.init(svc, "sed", sedWalk, eligibleUsable, sedBetter)
+		return s
+	}
+}
 
 // SED is shortest expected delay (ip_vs_sed.c, §2.5): wlc's structure with
 // (active+1)/weight as the load; inactive connections do not count.
-type SED struct{}
+type SED struct{ ranked }
 
-func (SED) Name() string { return "sed" }
+func sedBetter(_ Profile, a, b *Dest) bool {
+	return (int64(a.ActiveConns)+1)*int64(b.Weight) < (int64(b.ActiveConns)+1)*int64(a.Weight)
+}
 
-func (SED) Schedule(svc *Service, _ Flow, _ time.Time) *Dest {
+func sedWalk(svc *Service) *Dest {
 	ds := svc.Dests
 	i := 0
 	for ; i < len(ds) && !usable(ds[i]); i++ {

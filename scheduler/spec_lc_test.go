@@ -140,6 +140,7 @@ func TestTwoChoicesSkipsQuiescentAndOverloadedDests(t *testing.T) {
 	addCBA(b)
 	b.edit("C", 0, 0, 0)
 	b.dests["A"].Flags |= DestOverload
+	b.svc.UpdDest(b.dests["A"]) // a direct write: let the scheduler's index know
 	assert.Equal(t, repeat("B", 50), b.picks(50, closed))
 	b.edit("B", 0, 0, 0)
 	assert.Equal(t, "-", b.picks(1, closed))

@@ -6,27 +6,40 @@ import (
 )
 
 func init() {
-	registry["twos"] = func(*Service) Scheduler {
-		return &Twos{fixed: rand.New(rand.NewPCG(0x6c76736c6162, 0x74776f73))}
+	registry["twos"] = func(svc *Service) Scheduler {
+		s := &Twos{fixed: rand.New(rand.NewPCG(0x6c76736c6162, 0x74776f73))}
+		s.weights.build(svc, s)
+		return s
 	}
 }
 
 // Twos is power of two choices (ip_vs_twos.c, §2.9): two weighted random
 // draws, and the one with the lower overhead/weight wins (the first on ties).
 // The draws come from Service.Rand, or from a fixed-seed generator so runs
-// repeat.
+// repeat. Long lists find the dests a draw lands on through a Fenwick tree of
+// the usable weights instead of the kernel's walk; both land on the same dest.
 type Twos struct {
-	fixed *rand.Rand
+	fixed   *rand.Rand
+	weights weightTree
 }
 
 func (*Twos) Name() string { return "twos" }
 
+func (s *Twos) loadChanged(d *Dest)                  { s.weights.update(d) }
+func (s *Twos) AddDest(svc *Service, _ *Dest)        { s.weights.build(svc, s) }
+func (s *Twos) DelDest(svc *Service, _ *Dest, _ int) { s.weights.build(svc, s) }
+
+// UpdDest has nothing left to do: Service.UpdDest has updated d's weight.
+func (*Twos) UpdDest(*Service, *Dest) {}
+
 func (s *Twos) Schedule(svc *Service, _ Flow, _ time.Time) *Dest {
 	var total int64
-	for _, d := range svc.Dests {
-		if usable(d) {
-			total += int64(d.Weight)
+	if len(svc.Dests) < scanCutoff {
+		for _, d := range svc.Dests {
+			total += usableWeight(d)
 		}
+	} else {
+		total = s.weights.total
 	}
 	if total == 0 {
 		return nil
@@ -36,6 +49,22 @@ func (s *Twos) Schedule(svc *Service, _ Flow, _ time.Time) *Dest {
 	r1 := int64(s.draw(svc)) % (total + 1)
 	r2 := int64(s.draw(svc)) % (total + 1)
 	var c1, c2 *Dest
+	if len(svc.Dests) < scanCutoff {
+		c1, c2 = twosWalk(svc, r1, r2)
+	} else {
+		p1, p2 := s.weights.find2(max(r1, 1), max(r2, 1))
+		c1, c2 = svc.Dests[p1], svc.Dests[p2]
+	}
+	p := svc.Profile
+	if int64(c2.Weight)*c1.Overhead(p) > int64(c1.Weight)*c2.Overhead(p) {
+		return c2
+	}
+	return c1
+}
+
+// twosWalk is the kernel's second loop: subtract each usable weight from both
+// draws; each choice is the first dest at which its draw reaches 0.
+func twosWalk(svc *Service, r1, r2 int64) (c1, c2 *Dest) {
 	for _, d := range svc.Dests {
 		if !usable(d) {
 			continue
@@ -52,11 +81,7 @@ func (s *Twos) Schedule(svc *Service, _ Flow, _ time.Time) *Dest {
 			break
 		}
 	}
-	p := svc.Profile
-	if int64(c2.Weight)*c1.Overhead(p) > int64(c1.Weight)*c2.Overhead(p) {
-		return c2
-	}
-	return c1
+	return c1, c2
 }
 
 func (s *Twos) draw(svc *Service) uint32 {

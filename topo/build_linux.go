@@ -16,7 +16,6 @@ import (
 	"github.com/containernetworking/plugins/pkg/ns"
 	"github.com/containernetworking/plugins/pkg/utils/sysctl"
 	"github.com/vishvananda/netlink"
-	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 )
 
@@ -157,14 +156,76 @@ feed:
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	for i, n := range in.Lab.Nodes {
-		if len(n.Decap) > 0 && !in.Features.IPIP {
-			if _, err := in.StartAgent(n.Name, "ipipd", "--tun", DecapTun); err != nil {
-				return fmt.Errorf("node %q: userspace IPIP decapsulator: %w", in.Lab.Nodes[i].Name, err)
-			}
+	if err := in.waitForwarding(ctx); err != nil {
+		return err
+	}
+	return in.startDecapsulators()
+}
+
+// LinkUpTimeout bounds the wait for every link to carry frames.
+var LinkUpTimeout = 30 * time.Second
+
+// waitForwarding returns once every veth end in the fabric carries frames,
+// so the first packet a test or a user sends is not lost to a link the
+// kernel has not activated yet (see readyLinks).
+func (in *Instance) waitForwarding(ctx context.Context) error {
+	v, err := newVethMaker(in.fabric)
+	if err != nil {
+		return err
+	}
+	defer v.close()
+	want := int(in.veths.Load())
+	deadline := time.Now().Add(LinkUpTimeout)
+	// A dump of a thousand links costs the kernel a millisecond or two:
+	// poll soon, then back off.
+	pause := time.Millisecond
+	for {
+		n, err := v.readyLinks(in.ID)
+		if err != nil {
+			return fmt.Errorf("fabric: %w", err)
+		}
+		if n >= want {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("fabric: %d of %d links up after %v", n, want, LinkUpTimeout)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(pause):
+			pause = min(2*pause, 50*time.Millisecond)
 		}
 	}
-	return nil
+}
+
+// startDecapsulators starts the userspace decapsulator of every TUN real
+// server, several at a time: an agent spends most of its start-up in exec.
+func (in *Instance) startDecapsulators() error {
+	if in.Features.IPIP {
+		return nil
+	}
+	sem := make(chan struct{}, 4*in.opt.Workers)
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var errs []error
+	for _, n := range in.Lab.Nodes {
+		if len(n.Decap) == 0 {
+			continue
+		}
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			if _, err := in.StartAgent(n.Name, "ipipd", "--tun", DecapTun); err != nil {
+				mu.Lock()
+				errs = append(errs, fmt.Errorf("node %q: userspace IPIP decapsulator: %w", n.Name, err))
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	return errors.Join(errs...)
 }
 
 // DecapTun is the TUN device lvslab's userspace decapsulator delivers inner
@@ -296,11 +357,11 @@ func (in *Instance) buildFabric() error {
 func (in *Instance) worker(jobs <-chan int) error {
 	var werr error
 	err := onLockedThread(func() error {
-		fab, err := netlink.NewHandleAt(netns.NsHandle(in.fabric.Fd()), unix.NETLINK_ROUTE)
+		fab, err := newVethMaker(in.fabric)
 		if err != nil {
 			return err
 		}
-		defer fab.Close()
+		defer fab.close()
 		for i := range jobs {
 			if werr != nil {
 				continue // drain
@@ -314,7 +375,7 @@ func (in *Instance) worker(jobs <-chan int) error {
 	return err
 }
 
-func (in *Instance) buildNode(i int, fab *netlink.Handle) error {
+func (in *Instance) buildNode(i int, fab *vethMaker) error {
 	n := &in.Lab.Nodes[i]
 	h, err := in.newNetNS(n.Name)
 	if err != nil {
@@ -333,20 +394,12 @@ func (in *Instance) buildNode(i int, fab *netlink.Handle) error {
 	var ifnames []string
 	for j, ifc := range n.Interfaces {
 		nw := in.Lab.Network(ifc.Network)
-		attrs := netlink.NewLinkAttrs()
-		attrs.Name = fmt.Sprintf("%s%x.%d", in.ID, i, j)
-		attrs.MTU = nw.MTUOf()
-		attrs.Flags = net.FlagUp
-		attrs.MasterIndex = in.bridges[nw.Name]
-		veth := &netlink.Veth{LinkAttrs: attrs, PeerName: IfName(j), PeerNamespace: netlink.NsFd(h.Fd()), PeerTxQLen: -1}
-		if err := fab.LinkAdd(veth); err != nil {
+		idx := nodeIfIndex(j)
+		if err := fab.addVeth(fmt.Sprintf("%s%x.%d", in.ID, i, j), fabricIfIndex(i, j), in.bridges[nw.Name], nw.MTUOf(), IfName(j), idx, int(h.Fd())); err != nil {
 			return fmt.Errorf("%s: veth into network %q: %w", IfName(j), nw.Name, err)
 		}
 		in.veths.Add(1)
-		link, err := nh.LinkByName(IfName(j))
-		if err != nil {
-			return fmt.Errorf("%s: %w", IfName(j), err)
-		}
+		link := &netlink.Device{LinkAttrs: netlink.LinkAttrs{Index: idx, Name: IfName(j)}}
 		if err := nh.LinkSetUp(link); err != nil {
 			return fmt.Errorf("%s up: %w", IfName(j), err)
 		}

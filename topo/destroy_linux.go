@@ -23,10 +23,13 @@ var TeardownTimeout = 60 * time.Second
 const agentGrace = 2 * time.Second
 
 // Destroy removes everything the lab owns: it stops the agents, kills any
-// other process still inside a lab namespace, unpins and releases the node
-// namespaces, waits until the kernel has torn them down (their veth peers
-// vanish from the fabric), then releases the fabric and the run folder.
-// It is safe to call more than once.
+// other process still inside a lab namespace, unpins the namespaces, deletes
+// every veth pair in one batch (one request in the fabric, returning when the
+// kernel has unregistered them), releases the node namespaces and checks
+// that no veth of the lab is left in the fabric (when the batch delete
+// failed, that waits for the kernel's asynchronous namespace teardown to
+// remove them), then releases the fabric and the run folder. It is safe to
+// call more than once.
 func (in *Instance) Destroy() error {
 	in.destroy.Do(func() { in.destroyE = in.teardown() })
 	return in.destroyE
@@ -63,6 +66,12 @@ func (in *Instance) teardown() error {
 	for _, p := range in.pins {
 		if p != fabricPin {
 			note(unpin(p))
+		}
+	}
+	if in.fabric != nil {
+		if v, err := newVethMaker(in.fabric); err == nil {
+			note(v.deleteVeths())
+			v.close()
 		}
 	}
 	for _, h := range in.nodes {
@@ -130,10 +139,12 @@ func destroyRecorded(info *LabInfo) error {
 	}
 	// Hold the fabric (if it is pinned) while the nodes go, to watch them go.
 	var w *fabricWatch
+	var fabric *os.File
 	if info.fabric.Pin != "" {
 		if f, err := os.Open(info.fabric.Pin); err == nil {
 			defer f.Close()
 			if sameNS(f, info.fabric.Ino) {
+				fabric = f
 				w, err = watchFabric(int(f.Fd()), info.ID)
 				note(err)
 			}
@@ -145,6 +156,12 @@ func destroyRecorded(info *LabInfo) error {
 	}
 	delete(inos, 0)
 	note(killInNamespaces(inos))
+	if w != nil {
+		if v, err := newVethMaker(fabric); err == nil {
+			note(v.deleteVeths())
+			v.close()
+		}
+	}
 	for _, n := range info.Nodes {
 		if n.Pin != "" {
 			note(unpin(n.Pin))
@@ -270,6 +287,9 @@ func watchFabric(fd int, id string) (*fabricWatch, error) {
 // remaining counts the lab's veth ends still in the fabric.
 func (w *fabricWatch) remaining() (int, error) {
 	links, err := w.h.LinkList()
+	for errors.Is(err, netlink.ErrDumpInterrupted) {
+		links, err = w.h.LinkList() // links changed during the dump: again
+	}
 	if err != nil {
 		return 0, err
 	}

@@ -27,8 +27,11 @@ func init() {
 		fmt.Fprintln(w, "LAB\tNAME\tSTATE\tAGE\tNODES\tAGENTS")
 		for _, l := range labs {
 			state := l.State
-			if l.RunnerAlive {
+			switch {
+			case l.RunnerAlive:
 				state += fmt.Sprintf(" (held by pid %d)", l.Runner)
+			case l.State != "up":
+				state += " (runner gone: lvslab destroy --all)"
 			}
 			names := make([]string, len(l.Nodes))
 			for i, n := range l.Nodes {

@@ -9,6 +9,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/lvslab/lvslab/dataplane/engine"
 	"github.com/lvslab/lvslab/topo"
 )
 
@@ -37,11 +38,19 @@ under the run folder and exits, leaving the lab for lvslab exec. It prints the l
 		if err != nil {
 			return err
 		}
+		scheds := make([]string, len(s.Services))
+		for i := range s.Services {
+			scheds[i] = s.Services[i].SchedulerOf()
+		}
+		if _, err := engine.StartDirectors(in, scheds); err != nil {
+			in.Destroy()
+			return fmt.Errorf("starting the director: %w", err)
+		}
 		out := cmd.OutOrStdout()
 		fmt.Fprintf(out, "lab %s (%s) is up: %d nodes, %d networks\n", in.ID, in.Lab.Name, len(in.Lab.Nodes), len(in.Lab.Networks))
 		fmt.Fprintf(out, "features: %s (TUN decapsulation: %s)\n\n", f, f.Decap())
 		fmt.Fprint(out, in.Lab)
-		fmt.Fprintf(out, "\nlvslab exec %s %s -- ip addr\nlvslab down %s\n", in.ID, in.Lab.Nodes[0].Name, in.ID)
+		fmt.Fprintf(out, "\nlvslab ipvsadm --lab %s -L -n\nlvslab exec %s %s -- ip addr\nlvslab down %s\n", in.ID, in.ID, in.Lab.Nodes[0].Name, in.ID)
 		return nil
 	}
 	root.AddCommand(c)

@@ -8,6 +8,13 @@
 // wording, the sort order of listings and the save format. It does not own
 // services, destinations, connections or schedulers: those live in the
 // director core behind the Director interface.
+//
+// The reference is the ipvsadm 1.31 Debian 12 ships, checked against the
+// kipvs oracle VM (testdata/kipvs): it accepts weights up to 2147483647 and
+// prints fwmarks as signed numbers (FWM  -1 for 4294967295), where the
+// upstream source differs. Host names are not resolved (a lab has no DNS:
+// a name is refused as an unresolvable one is, and listings print numbers);
+// port names come from a built-in copy of Debian's /etc/services.
 package ipvsadm
 
 import (
@@ -199,8 +206,10 @@ const (
 	DaemonBackup DaemonState = 2 // IP_VS_STATE_BACKUP
 )
 
-// DaemonSpec is a sync daemon (IPVS_DAEMON_ATTR_*); zero optional fields
-// mean "kernel default" and are not listed.
+// DaemonSpec is a sync daemon (IPVS_DAEMON_ATTR_*). In StartDaemon a zero
+// optional field means "kernel default"; in a Snapshot the kernel reports
+// the values in use (maxlen, group, port and ttl filled in), and --daemon
+// lists each one that is non-zero.
 type DaemonSpec struct {
 	State      DaemonState
 	MCastIfn   string     // mcast_ifn, default "eth0"

@@ -32,8 +32,12 @@ type exit struct{ status int }
 func (e *exit) Error() string { return fmt.Sprintf("exit status %d", e.status) }
 
 // Run is the ipvsadm program: args are its arguments without the program
-// name, stdin feeds -R, and the return value is the exit status. The
-// Director plays the kernel.
+// name, stdin feeds -R (nil reads as empty), and the return value is the
+// exit status: 0, 2 for usage and validation errors, 255 for kernel and
+// option-parser errors, 1 for -L of a missing service. The Director plays
+// the kernel. Messages go to stderr as they happen and listings to stdout
+// when Run returns, as ipvsadm's do when its stdout is a pipe, so passing
+// one writer for both gives the interleaving a shell's 2>&1 shows.
 func Run(d Director, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	// Like the C program writing to a pipe: stdout is flushed at exit,
 	// stderr is written at once (so with 2>&1 messages come first).

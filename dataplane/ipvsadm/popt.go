@@ -4,7 +4,9 @@ import "strings"
 
 // This file is the part of libpopt 1.19 that ipvsadm's command line goes
 // through: long options with "=", bundled short options (an argument may
-// follow in the same word, after an optional "="), POPT_ARGFLAG_OPTIONAL
+// follow in the same word, after an optional "="; an option without an
+// argument followed by "=" is an error, as is "--name=value" for it),
+// POPT_ARGFLAG_OPTIONAL
 // arguments that are taken only when the next word does not start with
 // "-", "--" ending the options, non-option words kept as leftovers, and the
 // "!#:+" substitution popt applies to every option argument.
@@ -26,8 +28,9 @@ type poptOption struct {
 
 // popt error codes and their poptStrerror texts.
 const (
-	poptErrNoArg  = -10 // POPT_ERROR_NOARG
-	poptErrBadOpt = -11 // POPT_ERROR_BADOPT
+	poptErrNoArg       = -10 // POPT_ERROR_NOARG
+	poptErrBadOpt      = -11 // POPT_ERROR_BADOPT
+	poptErrUnwantedArg = -12 // POPT_ERROR_UNWANTEDARG
 )
 
 func poptStrerror(code int) string {
@@ -36,6 +39,8 @@ func poptStrerror(code int) string {
 		return "missing argument"
 	case poptErrBadOpt:
 		return "unknown option"
+	case poptErrUnwantedArg:
+		return "option does not take an argument"
 	}
 	return "unknown error"
 }
@@ -111,10 +116,13 @@ func (c *poptContext) nextOpt() (int, *string) {
 				return poptErrBadOpt, nil
 			}
 			if rest := bundle[1:]; rest != "" {
-				c.charArg, c.hasCharArg = strings.TrimPrefix(rest, "="), true
+				c.charArg, c.hasCharArg = rest, true
 			}
 		}
 		if opt.kind == argNone {
+			if longArg != nil || (c.hasCharArg && strings.HasPrefix(c.charArg, "=")) {
+				return poptErrUnwantedArg, nil
+			}
 			return opt.val, nil
 		}
 		var arg string
@@ -122,7 +130,7 @@ func (c *poptContext) nextOpt() (int, *string) {
 		case longArg != nil:
 			arg = c.expand(*longArg)
 		case c.hasCharArg:
-			arg = c.expand(c.charArg)
+			arg = c.expand(strings.TrimPrefix(c.charArg, "="))
 			c.hasCharArg = false
 		case c.next >= len(c.argv):
 			if opt.kind != argOptional {

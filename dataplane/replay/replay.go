@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/netip"
 	"os/exec"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -37,6 +38,7 @@ type runner struct {
 	held []*held
 	nft  ruleset
 	errs int
+	line []byte // decision line being built
 }
 
 // held is a connection kept open by conn ... hold, until close.
@@ -45,6 +47,7 @@ type held struct {
 	method         dataplane.Method
 	rs             netip.AddrPort // where replies come from (NAT)
 	keepalive      time.Time      // when both ends next probe
+	id             dataplane.ConnID
 }
 
 // Run replays sc and writes kipvs's output to w. It returns an error only
@@ -72,6 +75,11 @@ func Run(sc *Script, opts Options, w io.Writer) error {
 		if err := r.step(st); err != nil {
 			return &Error{File: sc.Name, Line: st.Line, Err: err}
 		}
+		if r.now.Sub(epoch) > sc.Timeout {
+			// kipvs's limit, on the virtual clock.
+			r.printf("\n#ERROR scenario timed out after %v\n", sc.Timeout)
+			return &Error{File: sc.Name, Line: st.Line, Err: fmt.Errorf("scenario timed out after %v", sc.Timeout)}
+		}
 	}
 	if sc.StatsWait > 0 {
 		r.waitStats(sc.StatsWait)
@@ -88,12 +96,40 @@ func Run(sc *Script, opts Options, w io.Writer) error {
 	return nil
 }
 
+// decide prints one decision line: "SEQ CLIENT -> RS", with
+// " reply-from=RS" for an untranslated reply, or "SEQ CLIENT -> FAIL".
+func (r *runner) decide(client, rs netip.AddrPort, replyFrom bool, fail string) {
+	r.seq++
+	b := strconv.AppendInt(r.line[:0], int64(r.seq), 10)
+	b = append(b, ' ')
+	b = client.AppendTo(b)
+	b = append(b, " -> "...)
+	if fail != "" {
+		b = append(b, fail...)
+	} else {
+		b = rs.AppendTo(b)
+		if replyFrom {
+			b = append(b, " reply-from="...)
+			b = rs.AppendTo(b)
+		}
+	}
+	b = append(b, '\n')
+	r.out.Write(b)
+	r.line = b
+}
+
 func (r *runner) printf(format string, a ...any) { fmt.Fprintf(r.out, format, a...) }
 
 // advance moves the virtual clock; the director's timers run, and held
 // connections exchange their keepalives on the way.
+//
+// The clock never runs past the scenario's timeout: the step ends there
+// and the run stops with kipvs's timeout error.
 func (r *runner) advance(d time.Duration) {
 	end := r.now.Add(d)
+	if deadline := epoch.Add(r.sc.Timeout + time.Nanosecond); end.After(deadline) {
+		end = deadline
+	}
 	for {
 		var next *held
 		for _, h := range r.held {
@@ -243,15 +279,10 @@ func (r *runner) conns(st Step) error {
 		}
 		r.sp[cs.Client] = sp + 1
 		client := netip.AddrPortFrom(cs.Client, uint16(sp))
-		var res []string
 		if cs.UDP {
-			res = r.udp(client, tgt, cs)
+			r.udp(client, tgt, cs)
 		} else {
-			res = []string{r.tcp(client, tgt, cs)}
-		}
-		for _, s := range res {
-			r.seq++
-			r.printf("%d %s -> %s\n", r.seq, client, s)
+			r.tcp(client, tgt, cs)
 		}
 		if cs.Gap > 0 && k+1 < cs.Count {
 			r.advance(cs.Gap)

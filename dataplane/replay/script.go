@@ -9,6 +9,7 @@ package replay
 import (
 	"errors"
 	"fmt"
+	"math"
 	"net/netip"
 	"strconv"
 	"strings"
@@ -274,11 +275,22 @@ func parseHostPort(s string) (addr netip.Addr, port int, hasPort bool, err error
 	return addr, port, hasPort, nil
 }
 
+// maxDur bounds durations so that the virtual clock cannot overflow.
+const maxDur = 100 * 365 * 24 * time.Hour
+
 func parseDur(s string) (time.Duration, error) {
-	if f, err := strconv.ParseFloat(s, 64); err == nil {
-		return time.Duration(f * float64(time.Second)), nil
+	f, err := strconv.ParseFloat(s, 64)
+	if err != nil {
+		d, err := time.ParseDuration(s)
+		if err == nil && d > maxDur {
+			return 0, fmt.Errorf("duration %q is too long", s)
+		}
+		return d, err
 	}
-	return time.ParseDuration(s)
+	if math.IsNaN(f) || f < 0 || f*float64(time.Second) > float64(maxDur) {
+		return 0, fmt.Errorf("bad duration %q", s)
+	}
+	return time.Duration(f * float64(time.Second)), nil
 }
 
 // parseConn reads conn CLIENT COUNT [TARGET] [tcp|udp] [close|hold|rst]

@@ -1,8 +1,8 @@
 package replay
 
 import (
-	"fmt"
 	"net/netip"
+	"strconv"
 	"time"
 
 	"github.com/lvslab/lvslab/dataplane"
@@ -26,6 +26,10 @@ const (
 	// keepaliveIdle is Go's default TCP keepalive (idle time and interval),
 	// which both the kipvs client and the real-server stub use.
 	keepaliveIdle = 15 * time.Second
+	// synRTO is Linux's initial retransmission timeout for a SYN.
+	synRTO = time.Second
+	// closeTimeout is how long kipvs's close waits for the server's FIN.
+	closeTimeout = 3 * time.Second
 )
 
 func ipHdr(a netip.Addr) int {
@@ -45,13 +49,23 @@ func serverPort(v dataplane.Verdict, target netip.AddrPort) uint16 {
 }
 
 // in sends a client packet through the director, marked by the nft rules.
-func (r *runner) in(client, target netip.AddrPort, proto, flags uint8, n int) dataplane.Verdict {
+// Once a connection has an id, the director skips the table lookup.
+func (r *runner) in(h *held, proto, flags uint8, n int) dataplane.Verdict {
 	p := dataplane.Packet{
-		Proto: proto, Src: client.Addr(), Dst: target.Addr(),
-		SrcPort: client.Port(), DstPort: target.Port(), TCPFlags: flags, Len: n,
+		Proto: proto, Src: h.client.Addr(), Dst: h.target.Addr(),
+		SrcPort: h.client.Port(), DstPort: h.target.Port(), TCPFlags: flags, Len: n,
 	}
 	p.Mark = r.nft.mark(&p)
-	return r.d.In(&p, r.now)
+	var v dataplane.Verdict
+	if h.id != 0 {
+		v = r.d.InConn(h.id, &p, r.now)
+	} else {
+		v = r.d.In(&p, r.now)
+	}
+	if v.Action == dataplane.Forward {
+		h.id = v.Conn
+	}
+	return v
 }
 
 // reply sends a server packet towards the client, if it passes the
@@ -71,7 +85,13 @@ func (r *runner) reply(h *held, proto, flags uint8, n int) bool {
 		Proto: proto, Src: src.Addr(), Dst: h.client.Addr(),
 		SrcPort: src.Port(), DstPort: h.client.Port(), TCPFlags: flags, Len: n,
 	}
-	return r.d.Out(&p, r.now).Action == dataplane.Forward
+	var v dataplane.Verdict
+	if h.id != 0 {
+		v = r.d.OutConn(h.id, &p, r.now)
+	} else {
+		v = r.d.Out(&p, r.now)
+	}
+	return v.Action == dataplane.Forward
 }
 
 // refused maps a failed first packet to the client's error.
@@ -86,50 +106,72 @@ func (r *runner) failed(v dataplane.Verdict, cs *ConnSpec) string {
 	return "FAIL connection_refused"
 }
 
-// tcp runs one TCP connection and returns its decision.
-func (r *runner) tcp(client, target netip.AddrPort, cs *ConnSpec) string {
+// tcp runs one TCP connection and prints its decision.
+func (r *runner) tcp(client, target netip.AddrPort, cs *ConnSpec) {
 	ip := ipHdr(client.Addr())
-	v := r.in(client, target, dataplane.ProtoTCP, dataplane.TCPSyn, ip+tcpSynHdr)
-	if v.Action != dataplane.Forward {
-		return r.failed(v, cs)
+	h := held{client: client, target: target}
+	v := r.in(&h, dataplane.ProtoTCP, dataplane.TCPSyn, ip+tcpSynHdr)
+	// A dropped SYN is sent again after 1, 2, 4, ... s (Linux's initial
+	// RTO), until the client's timeout.
+	waited := time.Duration(0)
+	for rto := synRTO; v.Action == dataplane.Drop && waited+rto < cs.Timeout; rto *= 2 {
+		r.advance(rto)
+		waited += rto
+		v = r.in(&h, dataplane.ProtoTCP, dataplane.TCPSyn, ip+tcpSynHdr)
 	}
+	if v.Action != dataplane.Forward {
+		cs := *cs
+		cs.Timeout -= waited
+		r.decide(client, netip.AddrPort{}, false, r.failed(v, &cs))
+		return
+	}
+	h.method, h.rs = v.Method, v.Dest
 	rs := netip.AddrPortFrom(v.Dest.Addr(), serverPort(v, target))
-	line := rs.String()
-	h := &held{client: client, target: target, method: v.Method, rs: v.Dest}
-	r.reply(h, dataplane.ProtoTCP, synAckFlag, ip+tcpSynHdr)
-	r.in(client, target, dataplane.ProtoTCP, dataplane.TCPAck, ip+tcpHdr)
-	r.reply(h, dataplane.ProtoTCP, pshAckFlag, ip+tcpHdr+len(line)+1)
-	r.in(client, target, dataplane.ProtoTCP, dataplane.TCPAck, ip+tcpHdr)
+	r.reply(&h, dataplane.ProtoTCP, synAckFlag, ip+tcpSynHdr)
+	r.in(&h, dataplane.ProtoTCP, dataplane.TCPAck, ip+tcpHdr)
+	r.reply(&h, dataplane.ProtoTCP, pshAckFlag, ip+tcpHdr+r.textLen(rs)+1)
+	r.in(&h, dataplane.ProtoTCP, dataplane.TCPAck, ip+tcpHdr)
 	switch cs.Mode {
 	case "hold":
 		h.keepalive = r.now.Add(keepaliveIdle)
-		r.held = append(r.held, h)
+		hh := h
+		r.held = append(r.held, &hh)
 	case "rst":
-		r.in(client, target, dataplane.ProtoTCP, rstAckFlag, ip+tcpHdr)
+		r.in(&h, dataplane.ProtoTCP, rstAckFlag, ip+tcpHdr)
 	default:
-		r.finish(h)
+		r.finish(&h, cs.Timeout)
 	}
-	return line
+	r.decide(client, rs, false, "")
+}
+
+// textLen is the length of the address as the server writes it.
+func (r *runner) textLen(a netip.AddrPort) int {
+	r.line = a.AppendTo(r.line[:0])
+	return len(r.line)
 }
 
 // finish is the client's graceful close: FIN, the server's ACK and FIN,
-// the client's last ACK.
-func (r *runner) finish(h *held) {
+// the client's last ACK. A FIN the director drops (its dest is in the
+// trash) is never answered: the client gives up after its timeout.
+func (r *runner) finish(h *held, timeout time.Duration) {
 	ip := ipHdr(h.client.Addr())
-	r.in(h.client, h.target, dataplane.ProtoTCP, finAckFlag, ip+tcpHdr)
+	if r.in(h, dataplane.ProtoTCP, finAckFlag, ip+tcpHdr).Action == dataplane.Drop {
+		r.advance(timeout)
+		return
+	}
 	r.reply(h, dataplane.ProtoTCP, dataplane.TCPAck, ip+tcpHdr)
 	r.reply(h, dataplane.ProtoTCP, finAckFlag, ip+tcpHdr)
-	r.in(h.client, h.target, dataplane.ProtoTCP, dataplane.TCPAck, ip+tcpHdr)
+	r.in(h, dataplane.ProtoTCP, dataplane.TCPAck, ip+tcpHdr)
 }
 
 // keepalive is one keepalive round of an idle held connection: both ends
 // have been idle equally long, so both probe and both answer.
 func (r *runner) keepalive(h *held) {
 	ip := ipHdr(h.client.Addr())
-	r.in(h.client, h.target, dataplane.ProtoTCP, dataplane.TCPAck, ip+tcpHdr)
+	r.in(h, dataplane.ProtoTCP, dataplane.TCPAck, ip+tcpHdr)
 	r.reply(h, dataplane.ProtoTCP, dataplane.TCPAck, ip+tcpHdr)
 	r.reply(h, dataplane.ProtoTCP, dataplane.TCPAck, ip+tcpHdr)
-	r.in(h.client, h.target, dataplane.ProtoTCP, dataplane.TCPAck, ip+tcpHdr)
+	r.in(h, dataplane.ProtoTCP, dataplane.TCPAck, ip+tcpHdr)
 	h.keepalive = h.keepalive.Add(keepaliveIdle)
 }
 
@@ -138,7 +180,7 @@ func (r *runner) closeHeld(who string) {
 	keep := r.held[:0]
 	for _, h := range r.held {
 		if who == "*" || h.client.Addr().String() == who {
-			r.finish(h)
+			r.finish(h, closeTimeout)
 		} else {
 			keep = append(keep, h)
 		}
@@ -147,25 +189,22 @@ func (r *runner) closeHeld(who string) {
 	r.held = keep
 }
 
-// udp sends cs.Pkts datagrams from one socket, each answered by the server,
-// and returns one decision per datagram.
-func (r *runner) udp(client, target netip.AddrPort, cs *ConnSpec) []string {
+// udp sends cs.Pkts datagrams from one socket, each answered by the
+// server with its address and the request's tag, and prints one decision
+// per datagram.
+func (r *runner) udp(client, target netip.AddrPort, cs *ConnSpec) {
 	ip := ipHdr(client.Addr())
-	var res []string
+	h := held{client: client, target: target}
 	for i := 0; i < cs.Pkts; i++ {
-		tag := fmt.Sprintf("req-%d", i)
-		v := r.in(client, target, dataplane.ProtoUDP, 0, ip+udpHdr+len(tag)+1)
+		tag := len("req-") + len(strconv.Itoa(i)) + 1 // "req-N\n"
+		v := r.in(&h, dataplane.ProtoUDP, 0, ip+udpHdr+tag)
 		if v.Action != dataplane.Forward {
-			res = append(res, r.failed(v, cs))
+			r.decide(client, netip.AddrPort{}, false, r.failed(v, cs))
 			continue
 		}
 		rs := netip.AddrPortFrom(v.Dest.Addr(), serverPort(v, target))
-		h := &held{client: client, target: target, method: v.Method, rs: rs}
-		line := rs.String()
-		if !r.reply(h, dataplane.ProtoUDP, 0, ip+udpHdr+len(line)+1+len(tag)+1) {
-			line += " reply-from=" + rs.String()
-		}
-		res = append(res, line)
+		h.method, h.rs = v.Method, rs
+		translated := r.reply(&h, dataplane.ProtoUDP, 0, ip+udpHdr+r.textLen(rs)+1+tag)
+		r.decide(client, rs, !translated, "")
 	}
-	return res
 }

@@ -1,0 +1,89 @@
+package main
+
+import (
+	"fmt"
+	"os"
+
+	"github.com/spf13/cobra"
+
+	"github.com/lvslab/lvslab/dataplane/engine"
+	"github.com/lvslab/lvslab/topo"
+	"github.com/lvslab/lvslab/topo/agent"
+)
+
+func init() {
+	c := &cobra.Command{
+		Use:   "ipvsadm --lab LAB [--director NODE] ARGS…",
+		Short: "Run ipvsadm against a lab's running director",
+		Long: `ipvsadm runs the ipvsadm program (1.31's grammar, messages, listings and exit
+statuses) inside the lab's director agent, against its live connection table and
+counters. Options after --lab/--director are ipvsadm's own, e.g.
+
+  lvslab ipvsadm --lab classic-nat -L -n --stats
+  lvslab ipvsadm --lab classic-nat -e -t 192.168.1.110:80 -r 10.1.1.2:80 -m -w 0
+  lvslab ipvsadm --lab classic-nat -S -n | lvslab ipvsadm --lab other -R`,
+		DisableFlagParsing: true,
+	}
+	runDir := topo.RunDir()
+	c.RunE = func(cmd *cobra.Command, args []string) error {
+		var lab, director string
+		for len(args) > 0 {
+			flag, value, rest, ok := leadingFlag(args)
+			if !ok {
+				break
+			}
+			switch flag {
+			case "--lab":
+				lab = value
+			case "--director":
+				director = value
+			case "--run-dir":
+				runDir = value
+			}
+			args = rest
+		}
+		if lab == "" {
+			return &exitStatus{2, fmt.Errorf("--lab: required (lvslab ls lists the labs)")}
+		}
+		info, err := topo.Find(runDir, lab)
+		if err != nil {
+			return err
+		}
+		if director == "" {
+			for _, a := range info.Agents {
+				if a.Kind == engine.AgentKind && a.Alive {
+					if director != "" && director != a.Node {
+						return &exitStatus{2, fmt.Errorf("--director: lab %s has several directors (%s, %s); name one", info.ID, director, a.Node)}
+					}
+					director = a.Node
+				}
+			}
+			if director == "" {
+				return fmt.Errorf("lab %s has no running director", info.ID)
+			}
+		}
+		code, err := engine.Ipvsadm(agent.SocketPath(info.Dir, director, engine.AgentKind), args, os.Stdin, cmd.OutOrStdout(), cmd.ErrOrStderr())
+		if err != nil {
+			return fmt.Errorf("director %s of lab %s: %w", director, info.ID, err)
+		}
+		if code != 0 {
+			os.Exit(code) // ipvsadm printed its own message
+		}
+		return nil
+	}
+	root.AddCommand(c)
+}
+
+// leadingFlag splits one of our own flags (--lab X, --lab=X, --director,
+// --run-dir) off the front of args; anything else starts ipvsadm's.
+func leadingFlag(args []string) (flag, value string, rest []string, ok bool) {
+	for _, f := range []string{"--lab", "--director", "--run-dir"} {
+		switch {
+		case args[0] == f && len(args) > 1:
+			return f, args[1], args[2:], true
+		case len(args[0]) > len(f) && args[0][:len(f)+1] == f+"=":
+			return f, args[0][len(f)+1:], args[1:], true
+		}
+	}
+	return "", "", args, false
+}

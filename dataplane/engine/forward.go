@@ -1,0 +1,291 @@
+package engine
+
+import (
+	"net/netip"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/lvslab/lvslab/dataplane"
+	"github.com/lvslab/lvslab/dataplane/header"
+	"github.com/lvslab/lvslab/dataplane/packetio"
+	"github.com/lvslab/lvslab/dataplane/parse"
+	"github.com/lvslab/lvslab/dataplane/xmit"
+)
+
+// spareFrame is the size of a spare buffer: an ICMP error, one TCP segment
+// of a split GSO packet (with the tunnel's headroom), at jumbo MTUs.
+const spareFrame = packetio.Headroom + 9216 + header.EthernetSize
+
+// maxSegments bounds the segments of one GSO packet (64 KB at an MSS of
+// 1024 and above; smaller MSS values are split in several rounds of sends).
+const maxSegments = 64
+
+// batch is the packet goroutine's working memory, allocated once.
+type batch struct {
+	rx     []packetio.Packet
+	spare  [][]byte // spare buffers for frames the engine makes
+	nspare int
+	outs   [][]byte // SegmentTCP's views into spare buffers
+	lens   []int
+}
+
+func newBatch(n int) *batch {
+	b := &batch{rx: packetio.NewBatch(n), outs: make([][]byte, maxSegments), lens: make([]int, maxSegments)}
+	mem := make([]byte, (n+maxSegments)*spareFrame)
+	for i := range n + maxSegments {
+		b.spare = append(b.spare, mem[i*spareFrame:(i+1)*spareFrame:(i+1)*spareFrame])
+	}
+	return b
+}
+
+// loop is the packet goroutine: wait, drain each ready socket a batch at a
+// time, decide the batch under the lock, send.
+func (e *Engine) loop() error {
+	b := newBatch(e.cfg.Batch)
+	ready := make([]bool, len(e.ifs))
+	for {
+		if err := e.poller.Wait(ready); err != nil {
+			return err
+		}
+		for i, ifc := range e.ifs {
+			if !ready[i] {
+				continue
+			}
+			for {
+				n, err := ifc.sock.ReadBatch(b.rx)
+				if err != nil {
+					return err
+				}
+				if n == 0 {
+					break
+				}
+				now := time.Now()
+				e.mu.Lock()
+				e.cnt.Frames += uint64(n)
+				for k := range b.rx[:n] {
+					e.handle(b, ifc, &b.rx[k], now)
+				}
+				err = e.flush(b)
+				e.mu.Unlock()
+				if err != nil {
+					return err
+				}
+				if n < len(b.rx) {
+					break
+				}
+			}
+		}
+	}
+}
+
+// flush sends every queued frame and frees the spare buffers.
+func (e *Engine) flush(b *batch) error {
+	for _, ifc := range e.ifs {
+		if len(ifc.out) == 0 {
+			continue
+		}
+		_, err := ifc.sock.WriteBatch(ifc.out)
+		clear(ifc.out)
+		ifc.out = ifc.out[:0]
+		if err != nil {
+			return err
+		}
+	}
+	b.nspare = 0
+	return nil
+}
+
+// queue puts a frame on ifc's send queue, sending first when it is full.
+func (e *Engine) queue(b *batch, ifc *iface, pk packetio.Packet) {
+	if len(ifc.out) == cap(ifc.out) {
+		ifc.sock.WriteBatch(ifc.out)
+		ifc.out = ifc.out[:0]
+	}
+	ifc.out = append(ifc.out, pk)
+}
+
+// peekSpare returns the next spare buffer without taking it (nspare++
+// takes it), or nil when the batch used them all.
+func (b *batch) peekSpare() []byte {
+	if b.nspare == len(b.spare) {
+		return nil
+	}
+	return b.spare[b.nspare]
+}
+
+// takeSpare returns a spare buffer, or nil when the batch used them all.
+func (b *batch) takeSpare() []byte {
+	if b.nspare == len(b.spare) {
+		return nil
+	}
+	s := b.spare[b.nspare]
+	b.nspare++
+	return s
+}
+
+func (e *Engine) ifaceOf(index int) *iface {
+	for _, ifc := range e.ifs {
+		if ifc.index == index {
+			return ifc
+		}
+	}
+	return nil
+}
+
+// handle decides one received frame. Frames that are not the director's
+// business (ARP, traffic to its own addresses, malformed frames, which the
+// kernel drops itself) are left to the kernel, which sees them anyway.
+func (e *Engine) handle(b *batch, in *iface, pk *packetio.Packet, now time.Time) {
+	if pk.PktType == unix.PACKET_OTHERHOST {
+		return
+	}
+	frame, vnet := pk.Frame(), pk.VnetHdr()
+	var p parse.Packet
+	r := parse.Frame(frame, vnet, &p)
+	e.cnt.Reasons.Add(r)
+	if r != parse.OK || p.Kind == parse.KindOther {
+		return
+	}
+	toVIP := e.vips[p.Dst]
+	switch {
+	case p.Kind == parse.KindTransport && toVIP:
+		e.inbound(b, in, pk, &p, now)
+	case p.Kind == parse.KindTransport:
+		e.outbound(b, pk, &p, now)
+	case p.Tunneled:
+		e.tunnelError(b, pk, &p, now)
+	case toVIP:
+		e.inboundICMP(b, pk, &p, now)
+	default:
+		e.outboundICMP(b, pk, &p, now)
+	}
+}
+
+func corePacket(p *parse.Packet) dataplane.Packet {
+	return dataplane.Packet{Proto: p.Proto, Src: p.Src, Dst: p.Dst, SrcPort: p.SrcPort, DstPort: p.DstPort,
+		TCPFlags: p.TCPFlags, Chunk: p.SCTPChunk, Len: p.Len}
+}
+
+// inbound is a client's packet to a virtual address (ip_vs_in).
+func (e *Engine) inbound(b *batch, in *iface, pk *packetio.Packet, p *parse.Packet, now time.Time) {
+	cp := corePacket(p)
+	v := e.core.In(&cp, now)
+	switch v.Action {
+	case dataplane.Forward:
+		e.transmit(b, in, pk, p, v, now)
+	case dataplane.Reject:
+		if out := b.takeSpare(); out != nil {
+			if n := xmit.PortUnreachable(out[packetio.Headroom:], pk.Frame(), p); n > 0 {
+				e.cnt.Replies++
+				e.queue(b, in, packetio.Packet{Buf: out, Off: packetio.Headroom, Len: n})
+			}
+		}
+	default:
+		// Drop, or Accept: not a connection's packet. The kernel would hand
+		// it to the director's own stack; here the kernel drops VIP traffic.
+		e.cnt.Dropped++
+	}
+}
+
+// transmit sends a scheduled packet to its real server by the connection's
+// forwarding method (ip_vs_nat_xmit, ip_vs_dr_xmit, ip_vs_tunnel_xmit).
+func (e *Engine) transmit(b *batch, in *iface, pk *packetio.Packet, p *parse.Packet, v dataplane.Verdict, now time.Time) {
+	rip := v.Dest.Addr()
+	h, ok := e.hops.lookup(rip, now)
+	out := e.ifaceOf(h.ifindex)
+	if !ok || out == nil {
+		e.cnt.NoRoute++
+		return
+	}
+	frame, vnet := pk.Frame(), pk.VnetHdr()
+	tunnel := v.Method == dataplane.MethodTunnel
+	hp := xmit.Hop{MTU: h.mtu, Tunnel: tunnel, PMTUDisc: true}
+	if hp.MTU == 0 {
+		hp.MTU = out.mtu
+	}
+	check := *p
+	if tunnel && vnet.IsGSO() {
+		// The segments, not the super-packet, must fit the tunnel: check
+		// the first one's size as ip_vs_tunnel_xmit checks each GSO
+		// segment (skb_gso_validate_network_len).
+		check.Len = min(p.Len, p.L4Off-p.L3Off+header.TCP(frame[p.L4Off:]).DataOffset()+int(vnet.GSOSize()))
+		vnet = nil
+	}
+	reply := b.peekSpare()
+	if reply == nil {
+		e.cnt.Unsendable++
+		return
+	}
+	verdict, n := hp.Check(reply[packetio.Headroom:], frame, vnet, &check)
+	p.TTL = check.TTL
+	switch verdict {
+	case xmit.Reply:
+		b.nspare++
+		e.cnt.Replies++
+		e.queue(b, in, packetio.Packet{Buf: reply, Off: packetio.Headroom, Len: n})
+		return
+	case xmit.Forward:
+	default:
+		e.cnt.Unsendable++ // no fragmentation on this path yet
+		return
+	}
+	vnet = pk.VnetHdr()
+	switch v.Method {
+	case dataplane.MethodMasq:
+		xmit.NATIn(frame, vnet, p, rip, v.Dest.Port())
+		xmit.SetLink(frame, out.mac, h.mac)
+	case dataplane.MethodRoute:
+		xmit.DR(frame, out.mac, h.mac)
+	case dataplane.MethodTunnel:
+		e.encapsulate(b, out, pk, p, h, rip)
+		e.cnt.In++
+		return
+	default:
+		e.cnt.Unsendable++
+		return
+	}
+	e.cnt.In++
+	e.queue(b, out, *pk)
+}
+
+// encapsulate sends the packet in IPIP to h, splitting a GSO packet into
+// its segments first.
+func (e *Engine) encapsulate(b *batch, out *iface, pk *packetio.Packet, p *parse.Packet, h hop, rip netip.Addr) {
+	vnet := pk.VnetHdr()
+	t := xmit.Tunnel{Src: h.src, RIP: rip, PMTUDisc: true}
+	if !vnet.IsGSO() {
+		e.ipID++
+		off, n := t.Encapsulate(pk.Buf, pk.Off, pk.Len, vnet, p, e.ipID)
+		pk.Off, pk.Len = off, n
+		xmit.SetLink(pk.Frame(), out.mac, h.mac)
+		e.queue(b, out, *pk)
+		return
+	}
+	if p.Proto != header.ProtocolTCP {
+		e.cnt.Unsendable++ // UDP GSO cannot be split here
+		return
+	}
+	if len(b.spare)-b.nspare < maxSegments {
+		e.flush(b)
+	}
+	bufs := b.spare[b.nspare : b.nspare+maxSegments]
+	for i := range b.outs {
+		b.outs[i] = bufs[i][packetio.Headroom:]
+	}
+	n := xmit.SegmentTCP(b.outs, b.lens, pk.Frame(), vnet, p)
+	if n == 0 {
+		e.cnt.Unsendable++
+		return
+	}
+	b.nspare += n
+	e.cnt.Segmented++
+	for i := range n {
+		seg := *p
+		seg.Len = b.lens[i] - p.L3Off
+		e.ipID++
+		off, l := t.Encapsulate(bufs[i], packetio.Headroom, b.lens[i], nil, &seg, e.ipID)
+		xmit.SetLink(bufs[i][off:off+l], out.mac, h.mac)
+		e.queue(b, out, packetio.Packet{Buf: bufs[i], Off: off, Len: l})
+	}
+}

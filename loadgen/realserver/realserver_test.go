@@ -1,0 +1,176 @@
+package realserver
+
+import (
+	"io"
+	"math"
+	"net"
+	"net/http"
+	"net/netip"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/lvslab/lvslab/loadgen/wire"
+)
+
+func TestParseDist(t *testing.T) {
+	for in, want := range map[string]Dist{
+		"":                {},
+		"2ms":             {Shape: Fixed, Mean: 2 * time.Millisecond},
+		"fixed:1s":        {Shape: Fixed, Mean: time.Second},
+		"uniform:1ms-3ms": {Shape: Uniform, Min: time.Millisecond, Max: 3 * time.Millisecond},
+		"exp:2ms":         {Shape: Exponential, Mean: 2 * time.Millisecond},
+	} {
+		got, err := ParseDist(in)
+		require.NoError(t, err, in)
+		assert.Equal(t, want, got, in)
+	}
+	for _, in := range []string{"-1ms", "uniform:3ms-1ms", "uniform:1ms", "gauss:1ms", "exp:", "fast"} {
+		_, err := ParseDist(in)
+		assert.Error(t, err, in)
+	}
+}
+
+func TestDistSample(t *testing.T) {
+	assert.Equal(t, 2*time.Millisecond, Dist{Shape: Fixed, Mean: 2 * time.Millisecond}.Sample(0.9))
+	assert.Equal(t, 2*time.Millisecond, Dist{Shape: Uniform, Min: time.Millisecond, Max: 3 * time.Millisecond}.Sample(0.5), "the middle of 1..3 ms")
+	// The exponential's median is mean·ln 2.
+	assert.InDelta(t, float64(2*time.Millisecond)*math.Ln2, float64(Dist{Shape: Exponential, Mean: 2 * time.Millisecond}.Sample(0.5)), 1)
+	assert.True(t, Dist{}.Zero())
+}
+
+func TestParseFault(t *testing.T) {
+	for in, want := range map[string]Fault{
+		"none": {}, "hang": {Mode: Hang}, "slow:200ms": {Mode: Slow, Delay: 200 * time.Millisecond},
+		"reset": {Mode: Reset}, "error": {Mode: ErrorStatus, Status: 503}, "error:500": {Mode: ErrorStatus, Status: 500},
+		"refuse": {Mode: Refuse},
+	} {
+		got, err := ParseFault(in)
+		require.NoError(t, err, in)
+		assert.Equal(t, want, got, in)
+		back, err := ParseFault(got.String())
+		require.NoError(t, err)
+		assert.Equal(t, got, back, "String reads back")
+	}
+	for _, in := range []string{"slow", "slow:0s", "error:200", "hang:5s", "crash"} {
+		_, err := ParseFault(in)
+		assert.Error(t, err, in)
+	}
+}
+
+func listen(t *testing.T, cfg Config) *Server {
+	t.Helper()
+	cfg.Listen = netip.MustParseAddrPort("127.0.0.1:0")
+	s, err := Listen(cfg)
+	require.NoError(t, err)
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+func get(t *testing.T, s *Server) (*http.Response, error) {
+	t.Helper()
+	c := http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+	return c.Get("http://" + s.Addr().String() + "/")
+}
+
+func TestHTTPServerNamesItself(t *testing.T) {
+	s := listen(t, Config{Kind: wire.HTTP, ID: "rs1", ResponseBytes: 1234, Header: "X-Backend"})
+	resp, err := get(t, s)
+	require.NoError(t, err)
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	assert.Equal(t, 200, resp.StatusCode)
+	assert.Equal(t, "rs1", resp.Header.Get("X-Backend"))
+	assert.Len(t, body, 1234)
+	st := s.Stats()
+	assert.Equal(t, uint64(1), st.Responses)
+	assert.Equal(t, uint64(1), st.Connections)
+}
+
+func TestRefuseClosesAndRestoreReopens(t *testing.T) {
+	s := listen(t, Config{Kind: wire.HTTP, ID: "rs1"})
+	addr := s.Addr()
+	require.NoError(t, s.SetFault(Fault{Mode: Refuse}))
+	_, err := net.Dial("tcp", addr.String())
+	assert.ErrorContains(t, err, "refused")
+	require.NoError(t, s.SetFault(Fault{}))
+	assert.Equal(t, addr, s.Addr(), "the same address again")
+	resp, err := get(t, s)
+	require.NoError(t, err)
+	resp.Body.Close()
+	assert.Equal(t, 200, resp.StatusCode)
+}
+
+func TestQueueBeyondCapacityIsRejected(t *testing.T) {
+	s := listen(t, Config{Kind: wire.HTTP, ID: "rs1", MaxConcurrency: 1, MaxQueue: 1})
+	require.NoError(t, s.SetFault(Fault{Mode: Slow, Delay: 300 * time.Millisecond}))
+	codes := make(chan int, 3)
+	for range 3 {
+		go func() {
+			resp, err := get(t, s)
+			if err != nil {
+				codes <- 0
+				return
+			}
+			resp.Body.Close()
+			codes <- resp.StatusCode
+		}()
+	}
+	got := map[int]int{}
+	for range 3 {
+		got[<-codes]++
+	}
+	assert.Equal(t, map[int]int{200: 2, 503: 1}, got, "one served, one queued then served, one turned away")
+	assert.Equal(t, uint64(1), s.Stats().Rejected)
+}
+
+func TestHangHoldsUntilTheModeChanges(t *testing.T) {
+	s := listen(t, Config{Kind: wire.TCP, ID: "rs1"})
+	require.NoError(t, s.SetFault(Fault{Mode: Hang}))
+	c, err := net.Dial("tcp", s.Addr().String())
+	require.NoError(t, err)
+	defer c.Close()
+	req := make([]byte, wire.RequestLen)
+	wire.PutRequest(req, wire.RequestLen, 0, 9)
+	_, err = c.Write(req)
+	require.NoError(t, err)
+	require.Eventually(t, func() bool { return s.Stats().Hung == 1 }, 5*time.Second, 5*time.Millisecond)
+	require.NoError(t, s.SetFault(Fault{}))
+	resp := make([]byte, wire.PrefixLen)
+	_, err = io.ReadFull(c, resp)
+	require.NoError(t, err)
+	p := wire.Prefix(resp)
+	assert.True(t, p.Valid())
+	assert.Equal(t, uint32(9), p.Seq())
+	assert.Equal(t, "rs1", string(p.ID()))
+}
+
+func TestForeignTCPRequestGetsOneAnswer(t *testing.T) {
+	s := listen(t, Config{Kind: wire.TCP, ID: "rs1", ResponseBytes: 64})
+	c, err := net.Dial("tcp", s.Addr().String())
+	require.NoError(t, err)
+	defer c.Close()
+	_, err = c.Write([]byte("hello\n"))
+	require.NoError(t, err)
+	b, err := io.ReadAll(c)
+	require.NoError(t, err, "the server answers and closes")
+	assert.Len(t, b, 64)
+	assert.Equal(t, "rs1", string(wire.Prefix(b).ID()))
+}
+
+func TestConfigChecks(t *testing.T) {
+	ap := netip.MustParseAddrPort("127.0.0.1:0")
+	for _, cfg := range []Config{
+		{Kind: wire.HTTP, ID: "x"},
+		{Listen: ap, Kind: wire.HTTP},
+		{Listen: ap, Kind: wire.TCP, ID: "a-name-much-longer-than-24-bytes"},
+		{Listen: ap, Kind: wire.UDP, ID: "x", ResponseBytes: 70000},
+	} {
+		_, err := Listen(cfg)
+		assert.Error(t, err)
+	}
+	s := listen(t, Config{Kind: wire.UDP, ID: "x"})
+	assert.Error(t, s.SetFault(Fault{Mode: Reset}), "udp has no reset")
+}

@@ -1,0 +1,111 @@
+package scheduler
+
+import (
+	"math"
+	"math/rand/v2"
+	"net/netip"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+)
+
+// indexedSchedulers answer from an index on long lists.
+var indexedSchedulers = []string{"lc", "wlc", "sed", "nq", "fo", "ovf", "twos"}
+
+// bothWays picks f twice with the same random draws: once walking the list
+// as the kernel does, once from the scheduler's index.
+func bothWays(svc *Service, f Flow, draws [2]uint32) (walked, indexed *Dest) {
+	savedCutoff, savedRand := scanCutoff, svc.Rand
+	defer func() { scanCutoff, svc.Rand = savedCutoff, savedRand }()
+	replay := func() func() uint32 {
+		i := 0
+		return func() uint32 { i++; return draws[(i-1)%2] }
+	}
+	svc.Rand, scanCutoff = replay(), math.MaxInt
+	walked = svc.Schedule(f, time.Unix(0, 0))
+	svc.Rand, scanCutoff = replay(), 0
+	indexed = svc.Schedule(f, time.Unix(0, 0))
+	return walked, indexed
+}
+
+// TestIndexBreaksTiesLikeTheKernelWalk drives long lists full of ties
+// (small weights, few connections, thresholds that come and go) through
+// random adds, deletes, edits, binds and unbinds, and after every step asks
+// the index and the kernel's walk for the same pick.
+func TestIndexBreaksTiesLikeTheKernelWalk(t *testing.T) {
+	r := rand.New(rand.NewPCG(11, 12))
+	for _, sched := range indexedSchedulers {
+		t.Run(sched, func(t *testing.T) {
+			for round := range 12 {
+				svc := &Service{Profile: Profile(round % 2)}
+				require.NoError(t, svc.SetScheduler(sched))
+				pool := make([]*Dest, 200+r.IntN(200))
+				var bound []*Dest
+				for step := range 1500 {
+					switch op := r.IntN(10); {
+					case op < 2 || len(svc.Dests) == 0: // add, or bring one back
+						i := r.IntN(len(pool))
+						if pool[i] == nil {
+							pool[i] = &Dest{Addr: netip.AddrFrom4([4]byte{10, 1, byte(i >> 8), byte(i)}), Port: 80}
+						}
+						if d := pool[i]; !d.Available() {
+							d.SetWeight(int32(r.IntN(4)), true)
+							u := uint32(r.IntN(5))
+							d.SetThresholds(u, uint32(r.IntN(int(u)+1)), svc.Profile)
+							svc.AddDest(d)
+						}
+					case op == 2 && len(svc.Dests) > 1:
+						svc.DelDest(svc.Dests[r.IntN(len(svc.Dests))])
+					case op == 3:
+						d := svc.Dests[r.IntN(len(svc.Dests))]
+						d.SetWeight(int32(r.IntN(4)), false)
+						u := uint32(r.IntN(5))
+						d.SetThresholds(u, uint32(r.IntN(int(u)+1)), svc.Profile)
+						svc.UpdDest(d)
+					case op < 7:
+						d := svc.Dests[r.IntN(len(svc.Dests))]
+						d.BindConn()
+						if r.IntN(2) == 0 {
+							d.SetActive(true)
+						}
+						bound = append(bound, d)
+					case op < 9 && len(bound) > 0:
+						i := r.IntN(len(bound))
+						d := bound[i]
+						switch {
+						case d.ActiveConns > 0 && r.IntN(2) == 0:
+							d.SetActive(false)
+						case d.ActiveConns > 0:
+							d.UnbindConn(true)
+							bound = slices.Delete(bound, i, i+1)
+						default:
+							d.UnbindConn(false)
+							bound = slices.Delete(bound, i, i+1)
+						}
+					}
+					walked, indexed := bothWays(svc, Flow{}, [2]uint32{r.Uint32(), r.Uint32()})
+					if walked != indexed {
+						t.Fatalf("round %d step %d: walk picks %v, index picks %v", round, step, walked, indexed)
+					}
+				}
+			}
+		})
+	}
+}
+
+// TestIndexReproducesTheKernel runs the kipvs samples and the worked
+// examples with every list answered from the index.
+func TestIndexReproducesTheKernel(t *testing.T) {
+	saved := scanCutoff
+	defer func() { scanCutoff = saved }()
+	scanCutoff = 0
+	t.Run("kipvs", TestKipvsSamplesReproduced)
+	t.Run("least connection", TestLeastConnectionSpecExamples)
+	t.Run("stock profile", TestLeastConnectionStockProfile)
+	t.Run("twos draws", TestTwoChoicesPicksTheLighterOfTwoWeightedDraws)
+	t.Run("twos exclusions", TestTwoChoicesSkipsQuiescentAndOverloadedDests)
+	t.Run("shares", TestLongRunSharesFollowTheWeights)
+	t.Run("no bad picks", TestNoSchedulerPicksAQuiescentOrOverloadedDest)
+}
