@@ -53,7 +53,7 @@ type lab struct {
 // startLab builds the example with scheduler sched on its service and a
 // udp twin of it, starts the director and the real servers, and on cleanup
 // proves that nothing is left.
-func startLab(t *testing.T, example, sched string) *lab {
+func startLab(t testing.TB, example, sched string) *lab {
 	t.Helper()
 	if os.Geteuid() != 0 {
 		t.Skip("needs root to build network namespaces (run as root, or in CI)")
@@ -115,7 +115,7 @@ func startLab(t *testing.T, example, sched string) *lab {
 }
 
 // serve runs a built-in real server in node, named after it.
-func serve(t *testing.T, in *topo.Instance, node string, kind wire.Kind, listen netip.AddrPort) {
+func serve(t testing.TB, in *topo.Instance, node string, kind wire.Kind, listen netip.AddrPort) {
 	t.Helper()
 	var srv *realserver.Server
 	require.NoError(t, in.Do(node, func() (err error) {
@@ -128,7 +128,7 @@ func serve(t *testing.T, in *topo.Instance, node string, kind wire.Kind, listen 
 // ask sends one request from the client to the VIP over a new connection
 // (tcp) or a new socket (udp) and returns the name of the real server that
 // answered.
-func (lb *lab) ask(t *testing.T, network string, port uint16, seq uint32) string {
+func (lb *lab) ask(t testing.TB, network string, port uint16, seq uint32) string {
 	t.Helper()
 	var c net.Conn
 	require.NoError(t, lb.in.Do("client", func() (err error) {
@@ -151,7 +151,7 @@ func (lb *lab) ask(t *testing.T, network string, port uint16, seq uint32) string
 }
 
 // ipvsadm runs ipvsadm in the director over its control socket.
-func (lb *lab) ipvsadm(t *testing.T, args ...string) string {
+func (lb *lab) ipvsadm(t testing.TB, args ...string) string {
 	t.Helper()
 	var out, errb bytes.Buffer
 	code, err := engine.Ipvsadm(lb.socket, args, nil, &out, &errb)
@@ -162,7 +162,7 @@ func (lb *lab) ipvsadm(t *testing.T, args ...string) string {
 
 // expected is what scheduler/picks (lvslab sched) gives for the service's
 // configuration: n picks, as node names.
-func (lb *lab) expected(t *testing.T, sched string, n int, port uint16) []string {
+func (lb *lab) expected(t testing.TB, sched string, n int, port uint16) []string {
 	t.Helper()
 	var dests []picks.DestSpec
 	for _, r := range lb.rules {
@@ -265,7 +265,7 @@ func testMode(t *testing.T, example, sched string) {
 
 // snmpValue reads one counter of /proc/net/snmp (a names line followed by
 // a values line per protocol).
-func snmpValue(t *testing.T, snmp, proto, name string) string {
+func snmpValue(t testing.TB, snmp, proto, name string) string {
 	lines := strings.Split(snmp, "\n")
 	for i := 0; i+1 < len(lines); i++ {
 		names, values := strings.Fields(lines[i]), strings.Fields(lines[i+1])
