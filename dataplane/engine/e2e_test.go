@@ -346,6 +346,67 @@ func TestEveryScheduler(t *testing.T) {
 	}
 }
 
+// TestICMP checks the ICMP the director sends and relays in the NAT lab:
+// a service without real servers answers port unreachable (the client's
+// connect is refused, not left to time out), and a real server's port
+// unreachable for a UDP datagram reaches the client rewritten to quote the
+// VIP, so the client's socket sees it.
+func TestICMP(t *testing.T) {
+	lb := startLab(t, "nat", "rr")
+	lb.ipvsadm(t, "-A", "-t", netip.AddrPortFrom(vip, 81).String(), "-s", "rr")
+	err := lb.in.Do("client", func() error {
+		c, err := net.DialTimeout("tcp", netip.AddrPortFrom(vip, 81).String(), 5*time.Second)
+		if err == nil {
+			c.Close()
+		}
+		return err
+	})
+	require.ErrorIs(t, err, unix.ECONNREFUSED, "the director's port unreachable")
+
+	closed := netip.AddrPortFrom(vip, 54).String()
+	lb.ipvsadm(t, "-A", "-u", closed, "-s", "rr")
+	lb.ipvsadm(t, "-a", "-u", closed, "-r", "10.1.1.2:54", "-m")
+	var c net.Conn
+	require.NoError(t, lb.in.Do("client", func() (err error) {
+		c, err = net.Dial("udp", closed)
+		return err
+	}))
+	defer c.Close()
+	require.NoError(t, c.SetDeadline(time.Now().Add(5*time.Second)))
+	_, err = c.Write([]byte("anyone?"))
+	require.NoError(t, err)
+	_, err = c.Read(make([]byte, 64))
+	require.ErrorIs(t, err, unix.ECONNREFUSED, "the real server's port unreachable, relayed as from the VIP")
+}
+
+// TestTunnelMTU is the MTU rule of TUN: full-size DF segments no longer
+// fit once wrapped in IPIP, so the director answers fragmentation needed
+// with MTU 1480, the client's stack learns it, and the transfer completes.
+func TestTunnelMTU(t *testing.T) {
+	lb := startLab(t, "tun", "rr")
+	vs := netip.AddrPortFrom(vip, 9000).String()
+	lb.ipvsadm(t, "-A", "-t", vs, "-s", "rr")
+	for rip, node := range lb.rips {
+		sink(t, lb, node, 9000)
+		lb.ipvsadm(t, "-a", "-t", vs, "-r", rip.String(), "-i")
+	}
+	var c net.Conn
+	require.NoError(t, lb.in.Do("client", func() (err error) {
+		c, err = net.DialTimeout("tcp", vs, 5*time.Second)
+		return err
+	}))
+	require.NoError(t, c.SetDeadline(time.Now().Add(10*time.Second)))
+	_, err := c.Write(make([]byte, 1<<20))
+	require.NoError(t, err)
+	require.NoError(t, c.(*net.TCPConn).CloseWrite())
+	_, err = io.Copy(io.Discard, c)
+	require.NoError(t, err, "the transfer completes")
+	c.Close()
+	route, err := lb.in.Output("client", "ip", "-4", "route", "get", vip.String())
+	require.NoError(t, err)
+	assert.Contains(t, string(route), "mtu 1480", "the client learnt the tunnel's MTU")
+}
+
 func TestNAT(t *testing.T) { testMode(t, "nat", "wrr") }
 func TestDR(t *testing.T)  { testMode(t, "dr", "rr") }
 func TestTUN(t *testing.T) { testMode(t, "tun", "wrr") }
