@@ -149,7 +149,7 @@ func Run(cfg Config, log io.Writer) (rep *Report, err error) {
 			if err := a.Stop(); err != nil {
 				return rep, fmt.Errorf("%s: %w", dp, err)
 			}
-			if (dp == LvslabNAT || dp == LvslabDR) && a.Engine.In == 0 {
+			if (dp == LvslabNAT || dp == LvslabDR || dp == LvslabTUN) && a.Engine.In == 0 {
 				// The loads passed, so something other than the director
 				// carried them: the comparison would be a lie.
 				return rep, fmt.Errorf("%s: the director forwarded no packet", dp)
