@@ -51,9 +51,9 @@ type lab struct {
 }
 
 // startLab builds the example with scheduler sched on its service and a
-// udp twin of it, starts the director and the real servers, and on cleanup
-// proves that nothing is left.
-func startLab(t testing.TB, example, sched string) *lab {
+// udp twin of it, starts the director (with agentFlags) and the real
+// servers, and on cleanup proves that nothing is left.
+func startLab(t testing.TB, example, sched string, agentFlags ...string) *lab {
 	t.Helper()
 	if os.Geteuid() != 0 {
 		t.Skip("needs root to build network namespaces (run as root, or in CI)")
@@ -102,7 +102,7 @@ func startLab(t testing.TB, example, sched string) *lab {
 	}
 	lb.rules, err = engine.Rules(l, "director", []string{sched, sched})
 	require.NoError(t, err)
-	agents, err := engine.StartDirectors(in, []string{sched, sched})
+	agents, err := engine.StartDirectors(in, []string{sched, sched}, agentFlags...)
 	require.NoError(t, err)
 	require.Len(t, agents, 1)
 	lb.socket = agents[0].Socket
