@@ -64,27 +64,27 @@ type Config struct {
 type Counters struct {
 	Frames     uint64 // frames received
 	Reasons    parse.Counters
-	In, Out    uint64 // packets forwarded to real servers, replies to clients
-	ICMPIn     uint64 // related ICMP errors relayed towards real servers
-	ICMPOut    uint64 // related ICMP errors relayed towards clients
-	Replies    uint64 // ICMP errors the director sent (port unreachable, frag needed, time exceeded)
-	Segmented  uint64 // GSO packets split for a tunnel
-	Dropped    uint64 // VIP packets the core dropped or did not take
-	NoRoute    uint64 // packets without a route or a resolved next hop
-	Unsendable uint64 // packets a transmitter refused (fragmentation, UDP GSO in a tunnel)
+	In, Out    uint64           // packets forwarded to real servers, replies to clients
+	ICMPIn     uint64           // related ICMP errors relayed towards real servers
+	ICMPOut    uint64           // related ICMP errors relayed towards clients
+	Replies    uint64           // ICMP errors the director sent (port unreachable, frag needed, time exceeded)
+	Segmented  uint64           // GSO packets split for a tunnel
+	Dropped    uint64           // VIP packets the core dropped or did not take
+	NoRoute    uint64           // packets without a route or a resolved next hop
+	Unsendable uint64           // packets a transmitter refused (fragmentation, UDP GSO in a tunnel)
 	Socket     []packetio.Stats // per interface, summed over the workers
 }
 
 // Engine is a running director.
 type Engine struct {
-	cfg    Config
-	mu     sync.Mutex // guards everything below, and the core
-	core   *dataplane.Director
-	ctl    *dataplane.Control
-	vips   map[netip.Addr]bool
-	hops   *nexthops
-	ifs    []*iface
-	cnt    Counters
+	cfg     Config
+	mu      sync.Mutex // guards everything below, and the core
+	core    *dataplane.Director
+	ctl     *dataplane.Control
+	vips    map[netip.Addr]bool
+	hops    *nexthops
+	ifs     []*iface
+	cnt     Counters
 	ipID    uint16
 	workers []*batch
 	stop    chan struct{}
