@@ -12,10 +12,14 @@
 // itself (the lab drops it in nft netdev ingress, after the packet taps) and
 // does not forward (ip_forward=0), so nothing is answered or forwarded twice.
 //
-// One goroutine owns the packet path; the core is shared with the control
-// path (ipvsadm) and a clock ticker through one mutex, taken once per batch.
-// The core is single-threaded by design and its schedulers see every new
-// connection in arrival order, as the kernel's do.
+// One core serves every packet: the packet goroutines (one by default;
+// Config.Workers with fanout), the control path (ipvsadm) and a clock
+// ticker share it through one mutex, taken once per batch of frames, and
+// send outside it. The core is single-threaded by design, and one core (not
+// one per worker) keeps the kernel's semantics: every scheduler sees every
+// new connection of its service, in arrival order. Deciding a packet costs
+// about 0.4 µs (BenchmarkNAT); the system calls around it cost more, so a
+// second worker brings nothing on two cores (BenchmarkBulkTCP).
 package engine
 
 import (
