@@ -407,6 +407,37 @@ func TestTunnelMTU(t *testing.T) {
 	assert.Contains(t, string(route), "mtu 1480", "the client learnt the tunnel's MTU")
 }
 
+// TestVIPHandover: the kernel's drop set follows the virtual addresses.
+// Once the last service of an address is deleted, the director's own stack
+// answers it (a RST: the client's connect is refused at once), as a
+// director without that service does; a new service takes it back.
+func TestVIPHandover(t *testing.T) {
+	lb := startLab(t, "nat", "rr")
+	dropSet := func() string {
+		out, err := lb.in.Output("director", "nft", "list", "set", "netdev", topo.DropTable, topo.DropSet)
+		require.NoError(t, err)
+		return string(out)
+	}
+	require.Contains(t, dropSet(), vip.String())
+	lb.ipvsadm(t, "-D", "-t", netip.AddrPortFrom(vip, tcpPort).String())
+	assert.Contains(t, dropSet(), vip.String(), "the udp service still holds the VIP")
+	lb.ipvsadm(t, "-D", "-u", netip.AddrPortFrom(vip, udpPort).String())
+	assert.NotContains(t, dropSet(), vip.String())
+	err := lb.in.Do("client", func() error {
+		c, err := net.DialTimeout("tcp", netip.AddrPortFrom(vip, tcpPort).String(), 5*time.Second)
+		if err == nil {
+			c.Close()
+		}
+		return err
+	})
+	require.ErrorIs(t, err, unix.ECONNREFUSED, "the director's kernel answers the VIP")
+
+	lb.ipvsadm(t, "-A", "-t", netip.AddrPortFrom(vip, 8080).String(), "-s", "rr")
+	lb.ipvsadm(t, "-a", "-t", netip.AddrPortFrom(vip, 8080).String(), "-r", "10.1.1.2:80", "-m")
+	assert.Contains(t, dropSet(), vip.String())
+	assert.Equal(t, "rs1", lb.ask(t, "tcp", 8080, 1))
+}
+
 func TestNAT(t *testing.T) { testMode(t, "nat", "wrr") }
 func TestDR(t *testing.T)  { testMode(t, "dr", "rr") }
 func TestTUN(t *testing.T) { testMode(t, "tun", "wrr") }
