@@ -218,7 +218,7 @@ func (e *Engine) transmit(b *batch, in *iface, pk *packetio.Packet, p *parse.Pac
 		hp.MTU = out.mtu
 	}
 	check := *p
-	if tunnel && vnet.IsGSO() {
+	if tunnel && vnet.IsGSO() && p.Proto == header.ProtocolTCP {
 		// The segments, not the super-packet, must fit the tunnel: check
 		// the first one's size as ip_vs_tunnel_xmit checks each GSO
 		// segment (skb_gso_validate_network_len).
