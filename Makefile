@@ -39,11 +39,10 @@ test: deps vet
 test-short:
 	$(GO) test -short ./...
 
+# demo runs the quickstart scenario end to end: a NAT lab with three real
+# servers, 20 s of load, a live weight change, the report in lvslab-run-quickstart/.
 demo: deps build
-	./$(BIN) sched --scheduler wrr --dest 10.1.1.2:80,w=4 --dest 10.1.1.3:80,w=3 --dest 10.1.1.4:80,w=2 --picks 9
-	./$(BIN) sched --scheduler wlc --dest 10.1.1.2:80,w=1 --dest 10.1.1.3:80,w=3 --picks 8
-	./$(BIN) sched --scheduler sh --dest 10.1.1.2:80 --dest 10.1.1.3:80 --dest 10.1.1.4:80 \
-		--flow 192.168.1.1 --flow 192.168.1.2 --flow 10.1.2.3 --flow 203.0.113.9 --picks 4
+	./$(BIN) run quickstart --out lvslab-run-quickstart
 
 bench: build
 	$(GO) test -run '^$$' -bench . -benchmem ./scheduler/...

@@ -74,8 +74,12 @@ func Parse(file string, src []byte) (*Scenario, error) {
 		sc.Name = strings.TrimSuffix(filepath.Base(file), filepath.Ext(file))
 	}
 	sc.lab = sc.translate()
-	if len(sc.lab.errs) > 0 {
-		return nil, sc.lab.errs.sorted()
+	es = append(sc.lab.errs, sc.checkTimeline()...)
+	if len(es) == 0 {
+		es = sc.checkDirector()
+	}
+	if len(es) > 0 {
+		return nil, es.sorted()
 	}
 	return sc, nil
 }

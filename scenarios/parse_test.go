@@ -78,7 +78,7 @@ servics: []
 `,
 		want: []string{
 			`b.yaml:12:68: unknown field "adress" (expected one of network, address)`,
-			`b.yaml:13:1: unknown field "servics" (expected one of name, description, networks, nodes, services)`,
+			`b.yaml:13:1: unknown field "servics" (expected one of name, description, networks, nodes, services, ipvsadm, load, faults, expect)`,
 		},
 	}, {
 		name: "unparsable values and semantic problems together",

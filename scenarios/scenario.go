@@ -14,6 +14,7 @@ type Scenario struct {
 	Name        string `yaml:"name"`
 	Description string `yaml:"description"`
 	Topology    `yaml:",inline"`
+	Timeline    `yaml:",inline"`
 
 	src *source // positions for errors found after parsing
 	lab labResult
@@ -44,6 +45,8 @@ type Node struct {
 	SourceAddresses string            `yaml:"source_addresses"`
 	Routes          []Route           `yaml:"routes"`
 	Sysctls         map[string]string `yaml:"sysctls"` // override the derived ones
+	// Server is the program a real server runs during lvslab run.
+	Server *Server `yaml:"server"`
 }
 
 // Interface attaches a node to a network.
@@ -65,6 +68,8 @@ type Service struct {
 	FWMark      uint32       `yaml:"fwmark"`
 	Scheduler   string       `yaml:"scheduler"` // default wlc, as ipvsadm
 	RealServers []RealServer `yaml:"realservers"`
+	Persistence *Persistence `yaml:"persistence"`
+	HealthCheck *HealthCheck `yaml:"health_check"`
 }
 
 // RealServer is a destination of a virtual service.
@@ -73,4 +78,7 @@ type RealServer struct {
 	Port    *int   `yaml:"port"`    // default: the service's port
 	Weight  *int   `yaml:"weight"`  // default 1
 	Forward string `yaml:"forward"` // nat | dr (default, as ipvsadm) | tun
+	// Standby real servers are wired into the lab but left out of the
+	// director's table until a fault adds them (scaling out live).
+	Standby bool `yaml:"standby"`
 }

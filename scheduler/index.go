@@ -3,10 +3,18 @@ package scheduler
 import "time"
 
 // scanCutoff is the list length from which lc, wlc, sed, nq, fo, ovf and
-// twos answer from their index instead of walking the list as the kernel
-// does. Both give the same dest (index_test.go checks them against each
-// other); the walk is cheaper for short lists, the index for long ones.
+// twos keep an index and answer from it instead of walking the list as the
+// kernel does. Both give the same dest (index_test.go checks them against
+// each other); the walk is cheaper for short lists, the index for long ones.
 var scanCutoff = 32
+
+// unindex detaches the list from any index: its dests' changes then cost
+// nothing.
+func unindex(svc *Service) {
+	for _, d := range svc.Dests {
+		d.index = nil
+	}
+}
 
 // rankTree is a tournament tree over the dest list: leaf i is list[i] when
 // it is eligible, each inner node the better of its two children and the
@@ -28,6 +36,10 @@ type rankTree struct {
 func (t *rankTree) build(svc *Service, owner loadIndex) {
 	t.svc = svc
 	n := len(svc.Dests)
+	if n < scanCutoff {
+		unindex(svc) // short lists are walked: keeping an index would only cost
+		return
+	}
 	t.leaves = 1
 	for t.leaves < n {
 		t.leaves *= 2
@@ -127,6 +139,10 @@ func usableWeight(d *Dest) int64 {
 
 func (t *weightTree) build(svc *Service, owner loadIndex) {
 	n := len(svc.Dests)
+	if n < scanCutoff {
+		unindex(svc)
+		return
+	}
 	size := 1
 	for size < n+1 {
 		size *= 2

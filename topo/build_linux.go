@@ -247,7 +247,12 @@ func (in *Instance) newNetNS(node string) (ns.NetNS, error) {
 		h.Close()
 		return nil, err
 	}
-	if err := in.reg.add(record{Op: "ns", Node: node, Ino: st.Ino, FD: int(h.Fd())}); err != nil {
+	cookie, err := threadNetNSCookie()
+	if err != nil {
+		h.Close()
+		return nil, err
+	}
+	if err := in.reg.add(record{Op: "ns", Node: node, Ino: st.Ino, Cookie: cookie, FD: int(h.Fd())}); err != nil {
 		h.Close()
 		return nil, err
 	}

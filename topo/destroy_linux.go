@@ -52,12 +52,14 @@ func (in *Instance) teardown() error {
 	for _, a := range in.Agents() {
 		note(a.Stop(agentGrace))
 	}
-	inos := map[uint64]bool{}
+	// The Instance holds every namespace, so no inode can have been reused:
+	// no cookie check (0) is needed.
+	inos := map[uint64]uint64{}
 	for _, h := range append(in.nodes, in.fabric) {
 		if h != nil {
 			var st unix.Stat_t
 			if unix.Fstat(int(h.Fd()), &st) == nil {
-				inos[st.Ino] = true
+				inos[st.Ino] = 0
 			}
 		}
 	}
@@ -150,9 +152,9 @@ func destroyRecorded(info *LabInfo) error {
 			}
 		}
 	}
-	inos := map[uint64]bool{info.fabric.Ino: true}
+	inos := map[uint64]uint64{info.fabric.Ino: info.fabric.Cookie}
 	for _, n := range info.Nodes {
-		inos[n.Ino] = true
+		inos[n.Ino] = n.Cookie
 	}
 	delete(inos, 0)
 	note(killInNamespaces(inos))
@@ -200,8 +202,8 @@ func unpin(path string) error {
 }
 
 // processesIn lists the processes (other than this one) whose network
-// namespace is one of inos.
-func processesIn(inos map[uint64]bool) []int {
+// namespace is one of inos (inode → cookie; a zero cookie is not checked).
+func processesIn(inos map[uint64]uint64) []int {
 	entries, _ := os.ReadDir("/proc")
 	self := os.Getpid()
 	var pids []int
@@ -216,9 +218,16 @@ func processesIn(inos map[uint64]bool) []int {
 		}
 		// "net:[4026532281]"
 		ino, err := strconv.ParseUint(strings.TrimSuffix(strings.TrimPrefix(link, "net:["), "]"), 10, 64)
-		if err == nil && inos[ino] {
-			pids = append(pids, pid)
+		cookie, ours := inos[ino]
+		if err != nil || !ours {
+			continue
 		}
+		if cookie != 0 {
+			if c, err := processNetNSCookie(e.Name()); err != nil || c != cookie {
+				continue // a namespace that reuses a freed lab namespace's inode
+			}
+		}
+		pids = append(pids, pid)
 	}
 	return pids
 }
@@ -226,7 +235,7 @@ func processesIn(inos map[uint64]bool) []int {
 // killInNamespaces ends every process living in a lab namespace: a process
 // in the lab's namespace is the lab's, whoever started it (an agent, or
 // nginx from `lvslab exec`). SIGTERM first, SIGKILL after the grace.
-func killInNamespaces(inos map[uint64]bool) error {
+func killInNamespaces(inos map[uint64]uint64) error {
 	if len(inos) == 0 {
 		return nil
 	}

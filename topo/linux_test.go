@@ -103,19 +103,23 @@ func build(t *testing.T, example string) *topo.Instance {
 	return in
 }
 
-func namespaceInodes(t testing.TB, in *topo.Instance) []uint64 {
-	var inos []uint64
+// namespaces identifies a lab's namespaces by inode and cookie (inodes
+// alone are reused by the kernel for other programs' namespaces).
+func namespaceInodes(t testing.TB, in *topo.Instance) map[uint64]uint64 {
+	owned := map[uint64]uint64{}
 	for _, n := range in.Lab.Nodes {
 		h, err := in.NetNS(n.Name)
 		require.NoError(t, err)
 		var st unix.Stat_t
 		require.NoError(t, unix.Fstat(int(h.Fd()), &st))
-		inos = append(inos, st.Ino)
+		c, err := topo.NetNSCookie(h)
+		require.NoError(t, err)
+		owned[st.Ino] = c
 	}
-	return inos
+	return owned
 }
 
-func assertNothingLeft(t testing.TB, runDir string, inos []uint64) {
+func assertNothingLeft(t testing.TB, runDir string, owned map[uint64]uint64) {
 	t.Helper()
 	labs, err := topo.List(runDir)
 	require.NoError(t, err)
@@ -127,16 +131,21 @@ func assertNothingLeft(t testing.TB, runDir string, inos []uint64) {
 	assert.NotContains(t, string(mounts), runDir, "no pinned namespace left")
 	procs, _ := os.ReadDir("/proc")
 	for _, p := range procs {
-		link, err := os.Readlink(filepath.Join("/proc", p.Name(), "ns/net"))
+		f, err := os.Open(filepath.Join("/proc", p.Name(), "ns/net"))
 		if err != nil {
 			continue
 		}
-		for _, ino := range inos {
-			if link == fmt.Sprintf("net:[%d]", ino) {
-				cmdline, _ := os.ReadFile(filepath.Join("/proc", p.Name(), "cmdline"))
-				t.Errorf("process %s (%q, test pid %d) still in a lab namespace", p.Name(), cmdline, os.Getpid())
+		var st unix.Stat_t
+		if unix.Fstat(int(f.Fd()), &st) == nil {
+			if cookie, ours := owned[st.Ino]; ours {
+				c, err := topo.NetNSCookie(f)
+				if err == nil && c == cookie {
+					cmdline, _ := os.ReadFile(filepath.Join("/proc", p.Name(), "cmdline"))
+					t.Errorf("process %s (%q) is still in a lab namespace", p.Name(), cmdline)
+				}
 			}
 		}
+		f.Close()
 	}
 }
 
@@ -529,9 +538,9 @@ func TestKilledRunnerLeavesNothingAfterDestroyAll(t *testing.T) {
 	removed, err := topo.DestroyAll(runDir)
 	require.NoError(t, err)
 	assert.Equal(t, []string{lab.ID}, removed)
-	var inos []uint64
+	owned := map[uint64]uint64{}
 	for _, n := range lab.Nodes {
-		inos = append(inos, n.Ino)
+		owned[n.Ino] = n.Cookie
 	}
-	assertNothingLeft(t, runDir, inos)
+	assertNothingLeft(t, runDir, owned)
 }

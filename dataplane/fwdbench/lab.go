@@ -1,7 +1,8 @@
 // Package fwdbench measures forwarding through a director namespace on veth:
 // kernel routing, nftables DNAT (numgen) and the userspace AF_PACKET
-// forwarder built from packetio, parse and xmit doing NAT, side by side in
-// one run, reported as ratios. It builds its own three-namespace lab
+// forwarder built from packetio, parse and xmit (NAT over recvmmsg, NAT over
+// a TPACKET_V2 ring, direct routing), side by side in one run, reported as
+// ratios. It builds its own three-namespace lab
 // (client — director — server), so `lvslab bench` and tests can call Run
 // without the topo package, and it holds the small NAT forwarder that the
 // integration tests drive real TCP and UDP through.

@@ -1,0 +1,124 @@
+package scenarios
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/lvslab/lvslab/dataplane/engine"
+	"github.com/lvslab/lvslab/reports"
+)
+
+// fault waits for fault i's time, applies it, and restores it after its
+// for:, recording both in out.
+func (r *run) fault(ctx context.Context, i int, out *reports.Fault) error {
+	f := &r.s.Faults[i]
+	act, target, _ := f.Action()
+	at, length := r.s.FaultTimes(f, r.opt.Scale)
+	*out = reports.Fault{AtS: at.Seconds(), Action: string(act), Target: target, ForS: length.Seconds()}
+	if !sleepUntil(ctx, r.t0.Add(at)) {
+		return nil
+	}
+	r.progress("fault: %s %s", act, target)
+	if err := r.apply(ctx, act, target, f); err != nil {
+		return fmt.Errorf("fault %s %s at %s: %w", act, target, at, err)
+	}
+	if length == 0 {
+		return nil
+	}
+	if !sleepUntil(ctx, r.t0.Add(at+length)) {
+		return nil
+	}
+	r.progress("fault over: %s %s restored", act, target)
+	if err := r.apply(ctx, Restore, target, f); err != nil {
+		return fmt.Errorf("restoring %s after %s: %w", target, act, err)
+	}
+	return nil
+}
+
+// apply does one action now. Server-side actions go to the real server's
+// agent (kill stops its process; restore starts a killed one again or
+// clears its failure mode); table actions go to the director's ipvsadm.
+func (r *run) apply(ctx context.Context, act FaultAction, target string, f *Fault) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	switch act {
+	case Weight:
+		for _, d := range r.dests[target] {
+			if err := r.ipvsadm(d.SetWeight(f.Weight.Value)); err != nil {
+				return err
+			}
+		}
+		return nil
+	case Add, Remove:
+		for _, d := range r.dests[target] {
+			args := d.Add()
+			if act == Remove {
+				args = d.Delete()
+			}
+			if err := r.ipvsadm(args); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	a := r.servers[target]
+	if a == nil {
+		return fmt.Errorf("node %s runs no built-in real server", target)
+	}
+	select {
+	case <-a.Done():
+		if act != Restore {
+			return fmt.Errorf("the real server on %s is not running (kill it once, restore it before the next fault)", target)
+		}
+		na, err := r.in.StartAgent(target, RealServerAgent, r.serverArgs[target]...)
+		if err != nil {
+			return err
+		}
+		r.servers[target] = na
+		return nil
+	default:
+	}
+	if act == Kill {
+		return a.Stop(2 * time.Second)
+	}
+	mode := f.RealServerFault().String()
+	if act == Restore {
+		mode = "none"
+	}
+	_, err := callAgent(ctx, a.Socket, faultRequest{Fault: mode})
+	return err
+}
+
+func (r *run) ipvsadm(args []string) error {
+	if r.director == "" {
+		return fmt.Errorf("the lab has no running director")
+	}
+	var out, errb bytes.Buffer
+	code, err := engine.Ipvsadm(r.director, args, nil, &out, &errb)
+	if err == nil && code != 0 {
+		err = fmt.Errorf("ipvsadm %s: %s", strings.Join(args, " "), strings.TrimSpace(errb.String()))
+	}
+	return err
+}
+
+// errorsDuring says how many requests failed while a fault lasted (until
+// the end of the run when it is not restored), from the time series.
+func errorsDuring(rep *reports.Report, f reports.Fault) string {
+	ts := rep.Timeseries
+	if ts.IntervalS <= 0 || len(ts.Errors) == 0 {
+		return ""
+	}
+	from := int(f.AtS / ts.IntervalS)
+	to := len(ts.Errors)
+	if f.ForS > 0 {
+		to = min(to, int((f.AtS+f.ForS)/ts.IntervalS)+1)
+	}
+	var n uint64
+	for i := from; i < to && i >= 0; i++ {
+		n += ts.Errors[i]
+	}
+	return fmt.Sprintf("%d errors from %.0fs to %.0fs", n, float64(from)*ts.IntervalS, float64(to)*ts.IntervalS)
+}

@@ -1,0 +1,187 @@
+package scenarios
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/lvslab/lvslab/reports"
+)
+
+const natLab = `
+networks:
+  - {name: public, subnet: 192.168.1.0/24}
+  - {name: internal, subnet: 10.1.1.0/24}
+nodes:
+  - {name: client, role: client, interfaces: [{network: public, address: 192.168.1.254}]}
+  - name: director
+    role: director
+    interfaces:
+      - {network: public, address: 192.168.1.1}
+      - {network: internal, address: 10.1.1.1}
+  - {name: rs1, role: realserver, interfaces: [{network: internal, address: 10.1.1.2}], server: {kind: http, service_time: 1ms}}
+  - {name: rs2, role: realserver, interfaces: [{network: internal, address: 10.1.1.3}]}
+services:
+  - vip: 192.168.1.110:80
+    scheduler: wlc
+    realservers:
+      - {node: rs1, forward: nat, weight: 2}
+      - {node: rs2, forward: nat, standby: true}
+`
+
+func TestTimelineParses(t *testing.T) {
+	s, err := Parse("t.yaml", []byte(natLab+`load:
+  - {name: warm, from: client, rate: 100/s, duration: 2s}
+  - {name: steady, from: client, concurrency: 4, duration: 3s}
+faults:
+  - {at: 1s, hang: rs1, for: 500ms}
+  - {at: phase steady, add: rs2}
+  - {at: 4s, weight: {node: rs1, value: 0}}
+expect:
+  - errors < 1%
+  - share(rs1) within 0.05 of weight_share(rs1)
+`))
+	require.NoError(t, err)
+	starts, end := s.PhaseStarts(1)
+	assert.Equal(t, []time.Duration{0, 2 * time.Second}, starts)
+	assert.Equal(t, 5*time.Second, end)
+	at, length := s.FaultTimes(&s.Faults[0], 0.5)
+	assert.Equal(t, 500*time.Millisecond, at)
+	assert.Equal(t, 250*time.Millisecond, length)
+	at, _ = s.FaultTimes(&s.Faults[1], 0.5)
+	assert.Equal(t, time.Second, at, "a phase start moves with the scale")
+	act, target, _ := s.Faults[2].Action()
+	assert.Equal(t, Weight, act)
+	assert.Equal(t, "rs1", target)
+}
+
+// TestBrokenTimelines: every problem of the timeline half at once, at its
+// position, naming the object.
+func TestBrokenTimelines(t *testing.T) {
+	for _, tc := range []struct {
+		name, src string
+		want      []string
+	}{{
+		name: "load phases",
+		src: natLab + `load:
+  - {name: a, from: rs1, rate: fast, duration: 10}
+  - {from: ghost, kind: quic, target: 192.168.1.110}
+  - {name: c, arrival: bursty, concurrency: 2, timeout: -1s}
+`,
+		want: []string{
+			`b.yaml:21:21: load phase "a": node "rs1" is a realserver, not a client`,
+			`b.yaml:21:32: load phase "a": rate "fast" is not a rate like 2000/s`,
+			`b.yaml:21:48: load phase "a": duration "10": not a duration like 10s or 500ms`,
+			`b.yaml:22:5: load phase 2: needs rate (open loop, 2000/s) or concurrency (closed loop)`,
+			`b.yaml:22:12: load phase 2: client "ghost" is not a node`,
+			`b.yaml:22:25: load phase 2: unknown kind "quic" (want http, tcp or udp)`,
+			`b.yaml:22:39: load phase 2: target "192.168.1.110" is not an address and port like 192.168.1.110:80`,
+			`b.yaml:23:24: load phase "c": arrival "bursty" is not constant or poisson`,
+			`b.yaml:23:57: load phase "c": timeout "-1s": is negative`,
+		},
+	}, {
+		name: "faults",
+		src: natLab + `faults:
+  - {at: 1s}
+  - {at: 1s, kill: rs1, hang: rs2}
+  - {at: soon, kill: client}
+  - {at: phase nope, slow: rs1}
+  - {at: 2s, restore: rs1, for: 1s}
+  - {at: 2s, weight: {node: rs1, value: 70000}}
+  - {at: 2s, add: director}
+`,
+		want: []string{
+			`b.yaml:21:5: fault 1: says nothing to do (kill, restore, hang, slow, reset, error, refuse, weight, add or remove)`,
+			`b.yaml:22:5: fault 2: does more than one thing; give each its own fault`,
+			`b.yaml:23:10: fault kill client: at "soon": not a duration like 10s or 500ms`,
+			`b.yaml:23:22: fault kill client: node "client" is a client, not a realserver`,
+			`b.yaml:24:5: fault slow rs1: slow needs a delay like 200ms`,
+			`b.yaml:24:10: fault slow rs1: at "phase nope": no load phase is called "nope"`,
+			`b.yaml:25:33: fault restore rs1: restore has no for: (give the opposite fault its own time)`,
+			`b.yaml:26:41: fault weight rs1: weight 70000 is outside 0–65535`,
+			`b.yaml:27:19: fault add director: node "director" is a director, not a realserver`,
+		},
+	}, {
+		name: "expectations, servers, services",
+		src: strings.Replace(natLab, "scheduler: wlc", "scheduler: wlc\n    persistence: {timeout: 1.5s, netmask: 255.0.255.0}\n    health_check: {kind: ping, interval: often}", 1) + `expect:
+  - latency < 5ms
+  - p99 < fast
+  - share(rs1) within 5% of
+  - errors < 1% please
+`,
+		want: []string{
+			`b.yaml:17:28: service 192.168.1.110:80: persistence timeout "1.5s": must be whole seconds, at least 1s`,
+			`b.yaml:17:43: service 192.168.1.110:80: persistence netmask "255.0.255.0" is not a netmask like 255.255.255.0`,
+			`b.yaml:18:26: service 192.168.1.110:80: health check kind "ping" is not one of tcp, http, command`,
+			`b.yaml:18:42: service 192.168.1.110:80: interval "often": not a duration like 10s or 500ms`,
+			`b.yaml:23:5: expectation "latency < 5ms": unknown metric "latency" (known: errors, error_rate, requests, throughput_rps, throughput_bps, p50, p90, p99, p999, max, mean, jain, weighted_jain, max_share_error, share(RS), weight_share(RS), connections(RS))`,
+			`b.yaml:24:5: expectation "p99 < fast": "fast" is not a duration like 50ms`,
+			`b.yaml:25:5: expectation "share(rs1) within 5% of": "within" reads: A within TOLERANCE of B`,
+			`b.yaml:26:5: expectation "errors < 1% please": "1% please" is not a number`,
+		},
+	}, {
+		name: "servers",
+		src: strings.Replace(natLab, "server: {kind: http, service_time: 1ms}", "server: {kind: smtp, service_time: soon, port: 70000}", 1) + `  - {vip: 192.168.1.111:80, realservers: [{node: rs1}]}
+`,
+		want: []string{
+			`b.yaml:12:104: node "rs1": server kind "smtp" is not one of http, tcp, udp, command`,
+			`b.yaml:12:124: node "rs1": service time "soon": want a non-negative duration such as 2ms`,
+			`b.yaml:12:136: node "rs1": port 70000 is outside 1–65535`,
+		},
+	}} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Parse("b.yaml", []byte(tc.src))
+			require.Error(t, err)
+			assert.Equal(t, strings.Join(tc.want, "\n"), err.Error())
+		})
+	}
+}
+
+func TestExpectations(t *testing.T) {
+	r := reports.New("x")
+	r.Load = &reports.Load{Requests: 1000, Errors: 5, ErrorRate: 0.005, ThroughputRPS: 99.5,
+		LatencyMS: reports.Latency{P99: 12.5}, Fairness: &reports.Fairness{Jain: 0.97},
+		Realservers: []reports.ServerLoad{{ID: "rs1", Connections: 600, Share: 0.6, WeightShare: 0.5}}}
+	for _, tc := range []struct {
+		text   string
+		passed bool
+		value  float64
+	}{
+		{"errors < 1%", true, 0.005},
+		{"errors <= 4", false, 5},
+		{"p99 < 50ms", true, 12.5},
+		{"p99 < 0.01s", false, 12.5},
+		{"throughput_rps > 100", false, 99.5},
+		{"jain > 0.95", true, 0.97},
+		{"share(rs1) within 0.05 of weight_share(rs1)", false, 0.1},
+		{"share(rs1) within 15% of weight_share(rs1)", true, 0.1},
+		{"connections(rs9) == 0", true, 0},
+	} {
+		e, err := ParseExpectation(tc.text)
+		require.NoError(t, err, tc.text)
+		got := e.Evaluate(r)
+		assert.Equal(t, tc.passed, got.Passed, tc.text)
+		assert.InDelta(t, tc.value, got.Value, 1e-9, tc.text)
+	}
+	e, err := ParseExpectation("weight_share(rs9) > 0")
+	require.NoError(t, err)
+	got := e.Evaluate(r)
+	assert.False(t, got.Passed)
+	assert.Equal(t, `no real server "rs9" served this run`, got.Detail)
+}
+
+func FuzzExpectation(f *testing.F) {
+	for _, s := range []string{"errors < 1%", "share(rs1) within 0.05 of weight_share(rs1)", "p99 < 50ms", "jain>0.9"} {
+		f.Add(s)
+	}
+	r := reports.New("x")
+	r.Load = &reports.Load{}
+	f.Fuzz(func(t *testing.T, s string) {
+		if e, err := ParseExpectation(s); err == nil {
+			e.Evaluate(r)
+		}
+	})
+}
