@@ -438,6 +438,44 @@ func TestVIPHandover(t *testing.T) {
 	assert.Equal(t, "rs1", lb.ask(t, "tcp", 8080, 1))
 }
 
+// TestOnePacket is one-packet scheduling (-o) in the DR lab: every
+// datagram of one client socket is scheduled on its own (rr: each real
+// server in turn) and leaves no connection behind; without it the socket's
+// datagrams stay on one real server.
+func TestOnePacket(t *testing.T) {
+	lb := startLab(t, "dr", "rr")
+	vs := netip.AddrPortFrom(vip, udpPort).String()
+	exchange := func() []string {
+		var c net.Conn
+		require.NoError(t, lb.in.Do("client", func() (err error) {
+			c, err = net.Dial("udp", vs)
+			return err
+		}))
+		defer c.Close()
+		require.NoError(t, c.SetDeadline(time.Now().Add(5*time.Second)))
+		var names []string
+		for i := range 3 {
+			req := make([]byte, wire.RequestLen)
+			wire.PutRequest(req, wire.RequestLen, 0, uint32(i))
+			_, err := c.Write(req)
+			require.NoError(t, err)
+			resp := make([]byte, 2048)
+			n, err := c.Read(resp)
+			require.NoError(t, err)
+			names = append(names, string(wire.Prefix(resp[:n]).ID()))
+		}
+		return names
+	}
+	same := exchange()
+	assert.Equal(t, []string{same[0], same[0], same[0]}, same, "one connection, one real server")
+
+	lb.ipvsadm(t, "-E", "-u", vs, "-s", "rr", "-o")
+	spread := exchange()
+	assert.ElementsMatch(t, []string{"rs1", "rs2", "rs3"}, spread, "each datagram scheduled on its own")
+	assert.Equal(t, 1, strings.Count(lb.ipvsadm(t, "-L", "-n", "-c"), "\nUDP "),
+		"only the first socket's connection: one-packet datagrams leave none")
+}
+
 func TestNAT(t *testing.T) { testMode(t, "nat", "wrr") }
 func TestDR(t *testing.T)  { testMode(t, "dr", "rr") }
 func TestTUN(t *testing.T) { testMode(t, "tun", "wrr") }
