@@ -22,7 +22,7 @@ func (r *run) fault(ctx context.Context, i int, out *reports.Fault) error {
 		return nil
 	}
 	r.progress("fault: %s %s", act, target)
-	if err := r.apply(ctx, act, target, f); err != nil {
+	if err := r.apply(ctx, act, target, f); err != nil && ctx.Err() == nil {
 		return fmt.Errorf("fault %s %s at %s: %w", act, target, at, err)
 	}
 	if length == 0 {
@@ -32,7 +32,7 @@ func (r *run) fault(ctx context.Context, i int, out *reports.Fault) error {
 		return nil
 	}
 	r.progress("fault over: %s %s restored", act, target)
-	if err := r.apply(ctx, Restore, target, f); err != nil {
+	if err := r.apply(ctx, Restore, target, f); err != nil && ctx.Err() == nil {
 		return fmt.Errorf("restoring %s after %s: %w", target, act, err)
 	}
 	return nil

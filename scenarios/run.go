@@ -42,6 +42,9 @@ type RunOptions struct {
 	Source []byte
 }
 
+// agentGrace is how long an agent may take to end after SIGTERM.
+const agentGrace = 3 * time.Second
+
 // DurationScaleEnv, when set to a number, is the default RunOptions.Scale.
 const DurationScaleEnv = "LVSLAB_DURATION_SCALE"
 
@@ -67,6 +70,7 @@ type run struct {
 	// director is the control socket of the (first) director.
 	director   string
 	servers    map[string]*topo.Agent // built-in real servers by node
+	loaders    map[string]*topo.Agent // load generators by client node
 	serverArgs map[string][]string
 	procs      []*exec.Cmd
 	mu         sync.Mutex
@@ -80,7 +84,7 @@ func (s *Scenario) Run(ctx context.Context, opt RunOptions) (rep *reports.Report
 	if opt.Scale <= 0 {
 		opt.Scale = 1
 	}
-	r := &run{s: s, opt: opt, servers: map[string]*topo.Agent{}, serverArgs: map[string][]string{}, dests: map[string][]Destination{}}
+	r := &run{s: s, opt: opt, servers: map[string]*topo.Agent{}, loaders: map[string]*topo.Agent{}, serverArgs: map[string][]string{}, dests: map[string][]Destination{}}
 	f := topo.Probe()
 	r.progress("building lab %s (%d nodes, %d networks); kernel features: %s", s.Name, len(s.Nodes), len(s.Networks), f)
 	r.in, err = topo.Build(ctx, s.Lab(), topo.Options{RunDir: opt.RunDir, Features: &f, Executable: opt.Executable})
@@ -88,6 +92,15 @@ func (s *Scenario) Run(ctx context.Context, opt RunOptions) (rep *reports.Report
 		return nil, fmt.Errorf("building the lab: %w", err)
 	}
 	defer func() {
+		// Clients first, then servers, while the director still forwards:
+		// their connections close cleanly instead of leaving orphaned
+		// sockets that hold a namespace until the kernel gives up on them.
+		for _, a := range r.loaders {
+			a.Stop(agentGrace)
+		}
+		for _, a := range r.servers {
+			a.Stop(agentGrace)
+		}
 		for _, p := range r.procs {
 			p.Process.Kill()
 			p.Wait()
@@ -241,7 +254,7 @@ func (r *run) timeline(ctx context.Context) ([]phaseResult, []reports.Fault, err
 		phase int
 	}
 	var jobs []job
-	loaders := map[string]*topo.Agent{}
+	loaders := r.loaders
 	for i := range r.s.Load {
 		cfgs, err := r.loadConfigs(i)
 		if err != nil {
@@ -258,6 +271,7 @@ func (r *run) timeline(ctx context.Context) ([]phaseResult, []reports.Fault, err
 			jobs = append(jobs, job{node, cfg, i})
 		}
 	}
+	parent := ctx
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	r.t0 = time.Now()
@@ -276,6 +290,9 @@ func (r *run) timeline(ctx context.Context) ([]phaseResult, []reports.Fault, err
 			rep, err := callAgent(ctx, loaders[j.node].Socket, j.cfg)
 			mu.Lock()
 			defer mu.Unlock()
+			if ctx.Err() != nil {
+				return // canceled: the error is the cancellation's
+			}
 			if err != nil {
 				errs = append(errs, fmt.Errorf("load phase %q on %s: %w", p.Name, j.node, err))
 				cancel()
@@ -304,7 +321,7 @@ func (r *run) timeline(ctx context.Context) ([]phaseResult, []reports.Fault, err
 	if err := errors.Join(errs...); err != nil {
 		return nil, nil, err
 	}
-	if err := ctx.Err(); err != nil {
+	if err := parent.Err(); err != nil {
 		return nil, nil, err
 	}
 	var out []phaseResult
