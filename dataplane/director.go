@@ -336,7 +336,9 @@ func (d *Director) sweepTrash(t int64) {
 	keep := d.trash[:0]
 	for _, dest := range d.trash {
 		switch {
-		case dest.refs > 0:
+		case dest.refs > 0, dest.svc != nil && dest.svc.Holds(&dest.Dest):
+			// Connections, templates or an lblc/lblcr cache entry still
+			// reference it (the kernel's refcount covers all three).
 			keep = append(keep, dest)
 		case dest.idleStart == 0:
 			dest.idleStart = max(t, 1)

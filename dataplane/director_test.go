@@ -297,6 +297,19 @@ func TestTrashFreesIdleDestsAfter120s(t *testing.T) {
 	assert.Zero(t, l.dest(tcp80, rs1).Stats.Conns, "freed: a new dest")
 }
 
+func TestTrashKeepsDestsAnLBLCCacheStillHolds(t *testing.T) {
+	l := newLab(t, scheduler.ProfileCurrent)
+	l.service(tcp80, "lblc", 0, 0, nat(rs1))
+	l.dial(cl1, 10000).reset() // caches vip → rs1; the conn is gone after 10 s
+	l.sleep(2 * time.Second)
+	require.Zero(t, l.d.DelDest(tcp80, rs1, 80, l.now))
+	// No conn references rs1 after 10 s, but the cache entry does (24 h), so
+	// the sweeps that would free an idle dest after 120 s keep it.
+	l.sleep(400 * time.Second)
+	require.Zero(t, l.d.AddDest(tcp80, nat(rs1), l.now))
+	assert.Equal(t, uint64(1), l.dest(tcp80, rs1).Stats.Conns, "the same dest came back")
+}
+
 func TestExpireNodestConnRemovesConnsOfDeletedDests(t *testing.T) {
 	l := newLab(t, scheduler.ProfileCurrent)
 	require.NoError(t, l.d.SetSysctl("expire_nodest_conn", "1"))

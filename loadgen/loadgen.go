@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/lvslab/lvslab/loadgen/wire"
+	"github.com/lvslab/lvslab/reports/metrics"
 )
 
 // Arrival is the open-loop arrival process.
@@ -62,6 +63,12 @@ type Config struct {
 	Workers  int           // event loops, one OS thread each (default GOMAXPROCS)
 	Seed     uint64        // Poisson arrivals
 	Interval time.Duration // time series step (default one second)
+
+	// Progress, when set, receives each interval of the time series as soon
+	// as its time has passed, merged over the workers, in order, from one
+	// goroutine (a slow Progress stalls the workers). It is the live view a
+	// runner streams; the Result returned at the end holds the same data.
+	Progress func(i int, iv metrics.Interval)
 }
 
 const (
@@ -87,6 +94,9 @@ func (c *Config) setDefaults() {
 	c.Workers = min(c.Workers, c.Concurrency)
 	if c.OpenLoop() {
 		c.Workers = max(1, min(c.Workers, int(c.Rate*c.Duration.Seconds())))
+	}
+	if c.Interval <= 0 {
+		c.Interval = metrics.DefaultInterval
 	}
 	if c.Path == "" {
 		c.Path = "/"

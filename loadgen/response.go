@@ -12,7 +12,7 @@ import (
 // chunked, or up to EOF) or a wire-prefixed tcp response.
 type response struct {
 	kind   wire.Kind
-	header []byte // the server header name, lower case (http)
+	header string // the server header name, lower case (http)
 
 	phase  phase
 	got    int   // response bytes so far
@@ -222,7 +222,7 @@ func (r *response) parseHTTPHeader(block []byte) error {
 			} else if containsFold(value, "keep-alive") {
 				r.close = false
 			}
-		case len(r.header) > 0 && equalFold(name, string(r.header)):
+		case len(r.header) > 0 && equalFold(name, r.header):
 			r.setServer(value)
 		}
 	}

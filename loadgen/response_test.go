@@ -10,7 +10,7 @@ import (
 )
 
 func httpResponse() *response {
-	return &response{kind: wire.HTTP, header: []byte("x-real-server")}
+	return &response{kind: wire.HTTP, header: "x-real-server"}
 }
 
 // feedSplit feeds msg cut at every position, and whole; each way must parse the same.
@@ -128,4 +128,17 @@ func FuzzHTTPResponse(f *testing.F) {
 		}
 		assert.LessOrEqual(t, whole.got, len(msg))
 	})
+}
+
+func BenchmarkHTTPResponseFeed(b *testing.B) {
+	msg := []byte("HTTP/1.1 200 OK\r\nContent-Length: 100\r\nX-Real-Server: rs1\r\nDate: Sat, 21 Nov 2026 22:44:23 GMT\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n" + string(make([]byte, 100)))
+	r := httpResponse()
+	b.ReportAllocs()
+	b.SetBytes(int64(len(msg)))
+	for b.Loop() {
+		r.reset()
+		if done, err := r.feed(msg); !done || err != nil {
+			b.Fatal(done, err)
+		}
+	}
 }

@@ -38,6 +38,8 @@ func FuzzSchedulers(f *testing.F) {
 const maxFuzzOps = 400
 
 func runFuzzBody(t *testing.T, data []byte) {
+	defer func(saved int) { scanCutoff = saved }(scanCutoff)
+	scanCutoff = 0 // index every list, so each pick compares index and walk
 	in := ops(data[:min(len(data), maxFuzzOps)])
 	sched := Names[int(in.next())%len(Names)]
 	svc := &Service{Profile: Profile(in.next() % 2)}

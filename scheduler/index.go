@@ -3,10 +3,18 @@ package scheduler
 import "time"
 
 // scanCutoff is the list length from which lc, wlc, sed, nq, fo, ovf and
-// twos answer from their index instead of walking the list as the kernel
-// does. Both give the same dest (index_test.go checks them against each
-// other); the walk is cheaper for short lists, the index for long ones.
+// twos keep an index and answer from it instead of walking the list as the
+// kernel does. Both give the same dest (index_test.go checks them against
+// each other); the walk is cheaper for short lists, the index for long ones.
 var scanCutoff = 32
+
+// unindex detaches the list from any index: its dests' changes then cost
+// nothing.
+func unindex(svc *Service) {
+	for _, d := range svc.Dests {
+		d.index = nil
+	}
+}
 
 // rankTree is a tournament tree over the dest list: leaf i is list[i] when
 // it is eligible, each inner node the better of its two children and the
@@ -28,6 +36,10 @@ type rankTree struct {
 func (t *rankTree) build(svc *Service, owner loadIndex) {
 	t.svc = svc
 	n := len(svc.Dests)
+	if n < scanCutoff {
+		unindex(svc) // short lists are walked: keeping an index would only cost
+		return
+	}
 	t.leaves = 1
 	for t.leaves < n {
 		t.leaves *= 2
@@ -127,6 +139,10 @@ func usableWeight(d *Dest) int64 {
 
 func (t *weightTree) build(svc *Service, owner loadIndex) {
 	n := len(svc.Dests)
+	if n < scanCutoff {
+		unindex(svc)
+		return
+	}
 	size := 1
 	for size < n+1 {
 		size *= 2
@@ -157,18 +173,22 @@ func (t *weightTree) set(pos int, w int64) {
 	}
 }
 
-// find returns the list position of the first usable dest whose running
-// weight sum reaches r (r ≥ 1): where the kernel's walk, subtracting each
-// weight from r, first sees r ≤ 0.
-func (t *weightTree) find(r int64) int {
-	pos := 0
+// find2 returns, for each of r1 and r2 (both ≥ 1), the list position of
+// the first usable dest whose running weight sum reaches it: where the
+// kernel's walk, subtracting each weight from the draw, first sees it ≤ 0.
+// The two descents run side by side so their memory loads overlap.
+func (t *weightTree) find2(r1, r2 int64) (int, int) {
+	p1, p2 := 0, 0
 	for step := len(t.fen) / 2; step > 0; step /= 2 {
-		// Branch-free "if v < r { pos += step; r -= v }": the draws are
-		// random, so a branch here would mispredict half the time.
-		v := t.fen[pos+step]
-		take := int64(uint64(v-r) >> 63) // 1 when v < r; no overflow: 0 ≤ v ≤ 2^63−1−2^62
-		pos += step & int(-take)
-		r -= v & -take
+		// Branch-free "if v < r { p += step; r -= v }": the draws are
+		// random, so a branch here would mispredict half the time. No
+		// overflow: 0 ≤ v ≤ beyondList + total and 1 ≤ r ≤ total + 1.
+		v1, v2 := t.fen[p1+step], t.fen[p2+step]
+		take1, take2 := int64(uint64(v1-r1)>>63), int64(uint64(v2-r2)>>63)
+		p1 += step & int(-take1)
+		p2 += step & int(-take2)
+		r1 -= v1 & -take1
+		r2 -= v2 & -take2
 	}
-	return pos
+	return p1, p2
 }

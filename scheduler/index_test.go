@@ -15,7 +15,8 @@ import (
 var indexedSchedulers = []string{"lc", "wlc", "sed", "nq", "fo", "ovf", "twos"}
 
 // bothWays picks f twice with the same random draws: once walking the list
-// as the kernel does, once from the scheduler's index.
+// as the kernel does, once from the scheduler's index. The service must have
+// been built with scanCutoff 0, so that its list is indexed.
 func bothWays(svc *Service, f Flow, draws [2]uint32) (walked, indexed *Dest) {
 	savedCutoff, savedRand := scanCutoff, svc.Rand
 	defer func() { scanCutoff, svc.Rand = savedCutoff, savedRand }()
@@ -35,6 +36,8 @@ func bothWays(svc *Service, f Flow, draws [2]uint32) (walked, indexed *Dest) {
 // random adds, deletes, edits, binds and unbinds, and after every step asks
 // the index and the kernel's walk for the same pick.
 func TestIndexBreaksTiesLikeTheKernelWalk(t *testing.T) {
+	defer func(saved int) { scanCutoff = saved }(scanCutoff)
+	scanCutoff = 0 // index every list, whatever its length
 	r := rand.New(rand.NewPCG(11, 12))
 	for _, sched := range indexedSchedulers {
 		t.Run(sched, func(t *testing.T) {

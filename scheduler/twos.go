@@ -52,8 +52,8 @@ func (s *Twos) Schedule(svc *Service, _ Flow, _ time.Time) *Dest {
 	if len(svc.Dests) < scanCutoff {
 		c1, c2 = twosWalk(svc, r1, r2)
 	} else {
-		c1 = svc.Dests[s.weights.find(max(r1, 1))]
-		c2 = svc.Dests[s.weights.find(max(r2, 1))]
+		p1, p2 := s.weights.find2(max(r1, 1), max(r2, 1))
+		c1, c2 = svc.Dests[p1], svc.Dests[p2]
 	}
 	p := svc.Profile
 	if int64(c2.Weight)*c1.Overhead(p) > int64(c1.Weight)*c2.Overhead(p) {

@@ -176,6 +176,9 @@ func (in *Instance) waitForwarding(ctx context.Context) error {
 	defer v.close()
 	want := int(in.veths.Load())
 	deadline := time.Now().Add(LinkUpTimeout)
+	// A dump of a thousand links costs the kernel a millisecond or two:
+	// poll soon, then back off.
+	pause := time.Millisecond
 	for {
 		n, err := v.readyLinks(in.ID)
 		if err != nil {
@@ -190,7 +193,8 @@ func (in *Instance) waitForwarding(ctx context.Context) error {
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
-		case <-time.After(5 * time.Millisecond):
+		case <-time.After(pause):
+			pause = min(2*pause, 50*time.Millisecond)
 		}
 	}
 }
@@ -243,7 +247,12 @@ func (in *Instance) newNetNS(node string) (ns.NetNS, error) {
 		h.Close()
 		return nil, err
 	}
-	if err := in.reg.add(record{Op: "ns", Node: node, Ino: st.Ino, FD: int(h.Fd())}); err != nil {
+	cookie, err := threadNetNSCookie()
+	if err != nil {
+		h.Close()
+		return nil, err
+	}
+	if err := in.reg.add(record{Op: "ns", Node: node, Ino: st.Ino, Cookie: cookie, FD: int(h.Fd())}); err != nil {
 		h.Close()
 		return nil, err
 	}

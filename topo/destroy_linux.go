@@ -23,10 +23,13 @@ var TeardownTimeout = 60 * time.Second
 const agentGrace = 2 * time.Second
 
 // Destroy removes everything the lab owns: it stops the agents, kills any
-// other process still inside a lab namespace, unpins and releases the node
-// namespaces, waits until the kernel has torn them down (their veth peers
-// vanish from the fabric), then releases the fabric and the run folder.
-// It is safe to call more than once.
+// other process still inside a lab namespace, unpins the namespaces, deletes
+// every veth pair in one batch (one request in the fabric, returning when the
+// kernel has unregistered them), releases the node namespaces and checks
+// that no veth of the lab is left in the fabric (when the batch delete
+// failed, that waits for the kernel's asynchronous namespace teardown to
+// remove them), then releases the fabric and the run folder. It is safe to
+// call more than once.
 func (in *Instance) Destroy() error {
 	in.destroy.Do(func() { in.destroyE = in.teardown() })
 	return in.destroyE
@@ -49,12 +52,14 @@ func (in *Instance) teardown() error {
 	for _, a := range in.Agents() {
 		note(a.Stop(agentGrace))
 	}
-	inos := map[uint64]bool{}
+	// The Instance holds every namespace, so no inode can have been reused:
+	// no cookie check (0) is needed.
+	inos := map[uint64]uint64{}
 	for _, h := range append(in.nodes, in.fabric) {
 		if h != nil {
 			var st unix.Stat_t
 			if unix.Fstat(int(h.Fd()), &st) == nil {
-				inos[st.Ino] = true
+				inos[st.Ino] = 0
 			}
 		}
 	}
@@ -63,6 +68,12 @@ func (in *Instance) teardown() error {
 	for _, p := range in.pins {
 		if p != fabricPin {
 			note(unpin(p))
+		}
+	}
+	if in.fabric != nil {
+		if v, err := newVethMaker(in.fabric); err == nil {
+			note(v.deleteVeths())
+			v.close()
 		}
 	}
 	for _, h := range in.nodes {
@@ -130,21 +141,29 @@ func destroyRecorded(info *LabInfo) error {
 	}
 	// Hold the fabric (if it is pinned) while the nodes go, to watch them go.
 	var w *fabricWatch
+	var fabric *os.File
 	if info.fabric.Pin != "" {
 		if f, err := os.Open(info.fabric.Pin); err == nil {
 			defer f.Close()
 			if sameNS(f, info.fabric.Ino) {
+				fabric = f
 				w, err = watchFabric(int(f.Fd()), info.ID)
 				note(err)
 			}
 		}
 	}
-	inos := map[uint64]bool{info.fabric.Ino: true}
+	inos := map[uint64]uint64{info.fabric.Ino: info.fabric.Cookie}
 	for _, n := range info.Nodes {
-		inos[n.Ino] = true
+		inos[n.Ino] = n.Cookie
 	}
 	delete(inos, 0)
 	note(killInNamespaces(inos))
+	if w != nil {
+		if v, err := newVethMaker(fabric); err == nil {
+			note(v.deleteVeths())
+			v.close()
+		}
+	}
 	for _, n := range info.Nodes {
 		if n.Pin != "" {
 			note(unpin(n.Pin))
@@ -183,8 +202,8 @@ func unpin(path string) error {
 }
 
 // processesIn lists the processes (other than this one) whose network
-// namespace is one of inos.
-func processesIn(inos map[uint64]bool) []int {
+// namespace is one of inos (inode → cookie; a zero cookie is not checked).
+func processesIn(inos map[uint64]uint64) []int {
 	entries, _ := os.ReadDir("/proc")
 	self := os.Getpid()
 	var pids []int
@@ -199,9 +218,16 @@ func processesIn(inos map[uint64]bool) []int {
 		}
 		// "net:[4026532281]"
 		ino, err := strconv.ParseUint(strings.TrimSuffix(strings.TrimPrefix(link, "net:["), "]"), 10, 64)
-		if err == nil && inos[ino] {
-			pids = append(pids, pid)
+		cookie, ours := inos[ino]
+		if err != nil || !ours {
+			continue
 		}
+		if cookie != 0 {
+			if c, err := processNetNSCookie(e.Name()); err != nil || c != cookie {
+				continue // a namespace that reuses a freed lab namespace's inode
+			}
+		}
+		pids = append(pids, pid)
 	}
 	return pids
 }
@@ -209,7 +235,7 @@ func processesIn(inos map[uint64]bool) []int {
 // killInNamespaces ends every process living in a lab namespace: a process
 // in the lab's namespace is the lab's, whoever started it (an agent, or
 // nginx from `lvslab exec`). SIGTERM first, SIGKILL after the grace.
-func killInNamespaces(inos map[uint64]bool) error {
+func killInNamespaces(inos map[uint64]uint64) error {
 	if len(inos) == 0 {
 		return nil
 	}

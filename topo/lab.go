@@ -1,10 +1,3 @@
-// Package topo owns the lab: the value that describes clients, directors,
-// routers and real servers wired into L2 segments (Lab, pure data that can be
-// printed, diffed and validated without root), the per-mode real-server setup
-// derived from the virtual services (ApplyServices), and building and
-// destroying that value on Linux with netlink and network namespaces (Build,
-// Destroy, DestroyAll), with the kernel features it relies on detected by
-// Probe. It never runs traffic: agents started in a node (StartAgent) do.
 package topo
 
 import (

@@ -1,13 +1,16 @@
 package topo_test
 
 import (
+	"bufio"
 	"context"
 	"fmt"
 	"net"
 	"net/netip"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -27,7 +30,25 @@ import (
 // The test binary serves as its own agent executable.
 func TestMain(m *testing.M) {
 	agent.MainIfAgent()
+	if dir := os.Getenv("LVSLAB_TEST_HOLD"); dir != "" {
+		holdLab(dir)
+	}
 	os.Exit(m.Run())
+}
+
+// holdLab is a runner that builds the TUN lab unpinned, says so, and waits
+// to be killed: a go test suite that crashes.
+func holdLab(runDir string) {
+	s, err := scenarios.LoadExample("tun")
+	if err == nil {
+		_, err = topo.Build(context.Background(), s.Lab(), topo.Options{RunDir: runDir})
+	}
+	if err != nil {
+		fmt.Println("error:", err)
+		os.Exit(1)
+	}
+	fmt.Println("up")
+	select {}
 }
 
 var (
@@ -82,19 +103,23 @@ func build(t *testing.T, example string) *topo.Instance {
 	return in
 }
 
-func namespaceInodes(t testing.TB, in *topo.Instance) []uint64 {
-	var inos []uint64
+// namespaces identifies a lab's namespaces by inode and cookie (inodes
+// alone are reused by the kernel for other programs' namespaces).
+func namespaceInodes(t testing.TB, in *topo.Instance) map[uint64]uint64 {
+	owned := map[uint64]uint64{}
 	for _, n := range in.Lab.Nodes {
 		h, err := in.NetNS(n.Name)
 		require.NoError(t, err)
 		var st unix.Stat_t
 		require.NoError(t, unix.Fstat(int(h.Fd()), &st))
-		inos = append(inos, st.Ino)
+		c, err := topo.NetNSCookie(h)
+		require.NoError(t, err)
+		owned[st.Ino] = c
 	}
-	return inos
+	return owned
 }
 
-func assertNothingLeft(t testing.TB, runDir string, inos []uint64) {
+func assertNothingLeft(t testing.TB, runDir string, owned map[uint64]uint64) {
 	t.Helper()
 	labs, err := topo.List(runDir)
 	require.NoError(t, err)
@@ -106,16 +131,21 @@ func assertNothingLeft(t testing.TB, runDir string, inos []uint64) {
 	assert.NotContains(t, string(mounts), runDir, "no pinned namespace left")
 	procs, _ := os.ReadDir("/proc")
 	for _, p := range procs {
-		link, err := os.Readlink(filepath.Join("/proc", p.Name(), "ns/net"))
+		f, err := os.Open(filepath.Join("/proc", p.Name(), "ns/net"))
 		if err != nil {
 			continue
 		}
-		for _, ino := range inos {
-			if link == fmt.Sprintf("net:[%d]", ino) {
-				cmdline, _ := os.ReadFile(filepath.Join("/proc", p.Name(), "cmdline"))
-				t.Errorf("process %s (%q, test pid %d) still in a lab namespace", p.Name(), cmdline, os.Getpid())
+		var st unix.Stat_t
+		if unix.Fstat(int(f.Fd()), &st) == nil {
+			if cookie, ours := owned[st.Ino]; ours {
+				c, err := topo.NetNSCookie(f)
+				if err == nil && c == cookie {
+					cmdline, _ := os.ReadFile(filepath.Join("/proc", p.Name(), "cmdline"))
+					t.Errorf("process %s (%q) is still in a lab namespace", p.Name(), cmdline)
+				}
 			}
 		}
+		f.Close()
 	}
 }
 
@@ -401,4 +431,116 @@ func TestAnInvalidLabBuildsNothing(t *testing.T) {
 	assert.Contains(t, err.Error(), `node "x": has no interfaces`)
 	entries, _ := os.ReadDir(runDir)
 	assert.Empty(t, entries)
+}
+
+// TestTUNThroughARouter puts a TUN real server "in another country": the
+// director reaches it only through a router node, and the real server
+// answers the client directly through that router too.
+func TestTUNThroughARouter(t *testing.T) {
+	requireNamespaces(t)
+	s, err := scenarios.Parse("routed.yaml", []byte(`
+name: routed-tun
+networks:
+  - {name: home, subnet: 192.168.1.0/24}
+  - {name: abroad, subnet: 172.16.5.0/24, mtu: 1400}
+nodes:
+  - {name: client, role: client, interfaces: [{network: home, address: 192.168.1.254}]}
+  - name: director
+    role: director
+    interfaces: [{network: home, address: 192.168.1.1}]
+    routes: [{to: 172.16.5.0/24, via: 192.168.1.250}]
+  - name: gw
+    role: router
+    interfaces: [{network: home, address: 192.168.1.250}, {network: abroad, address: 172.16.5.1}]
+  - name: mirror
+    role: realserver
+    interfaces: [{network: abroad, address: 172.16.5.10}]
+    routes: [{to: default, via: 172.16.5.1}]
+services:
+  - {vip: 192.168.1.110:21, realservers: [{node: mirror, forward: tun}]}
+`))
+	require.NoError(t, err)
+	in, err := topo.Build(context.Background(), s.Lab(), topo.Options{RunDir: t.TempDir()})
+	require.NoError(t, err)
+	inos := namespaceInodes(t, in)
+	t.Cleanup(func() {
+		require.NoError(t, in.Destroy())
+		assertNothingLeft(t, filepath.Dir(in.Dir), inos)
+	})
+	out, err := in.Output("gw", "cat", "/proc/sys/net/ipv4/ip_forward")
+	require.NoError(t, err)
+	assert.Equal(t, "1\n", string(out), "a router forwards")
+	out, err = in.Output("mirror", "ip", "-o", "link", "show", "eth0")
+	require.NoError(t, err)
+	assert.Contains(t, string(out), "mtu 1400", "the network's MTU")
+
+	sock := listenUDP(t, in, "mirror", netip.AddrPortFrom(vip, 9999))
+	atClient := listenUDP(t, in, "client", netip.AddrPortFrom(client, 40000))
+	require.NoError(t, in.Do("director", func() error {
+		fd, err := unix.Socket(unix.AF_INET, unix.SOCK_RAW, unix.IPPROTO_IPIP)
+		if err != nil {
+			return err
+		}
+		defer unix.Close(fd)
+		return unix.Sendto(fd, udpTo(t, nil, "across the sea"), 0, &unix.SockaddrInet4{Addr: [4]byte{172, 16, 5, 10}})
+	}))
+	msg, from := receive(t, sock)
+	assert.Equal(t, "across the sea", msg)
+	assert.Equal(t, client, from.Addr())
+
+	_, err = sock.WriteToUDPAddrPort([]byte("greetings from abroad"), from)
+	require.NoError(t, err)
+	msg, from = receive(t, atClient)
+	assert.Equal(t, "greetings from abroad", msg)
+	assert.Equal(t, netip.AddrPortFrom(vip, 9999), from, "the reply comes from the VIP, straight from the real server")
+}
+
+// TestKilledRunnerLeavesNothingAfterDestroyAll: a runner holding an unpinned
+// lab is SIGKILLed; its namespaces die with it, its agents die with it, and
+// destroy --all removes the rest.
+func TestKilledRunnerLeavesNothingAfterDestroyAll(t *testing.T) {
+	requireNamespaces(t)
+	runDir := t.TempDir()
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), "LVSLAB_TEST_HOLD="+runDir)
+	out, err := cmd.StdoutPipe()
+	require.NoError(t, err)
+	require.NoError(t, cmd.Start())
+	line, err := bufio.NewReader(out).ReadString('\n')
+	require.NoError(t, err)
+	require.Equal(t, "up\n", line)
+
+	labs, err := topo.List(runDir)
+	require.NoError(t, err)
+	require.Len(t, labs, 1)
+	lab := labs[0]
+	assert.True(t, lab.RunnerAlive)
+	require.Len(t, lab.Agents, 3)
+	// A live runner's unpinned nodes are reachable through its descriptors.
+	f, err := lab.OpenNetNS("rs1")
+	require.NoError(t, err)
+	f.Close()
+	_, err = topo.DestroyAll(runDir)
+	require.Error(t, err, "a lab whose runner lives is left to it")
+
+	require.NoError(t, cmd.Process.Kill())
+	cmd.Wait()
+	for _, a := range lab.Agents {
+		require.Eventually(t, func() bool { return syscall.Kill(a.PID, 0) != nil }, 10*time.Second, 10*time.Millisecond,
+			"agent %d dies with its runner", a.PID)
+	}
+	labs, err = topo.List(runDir)
+	require.NoError(t, err)
+	require.Len(t, labs, 1)
+	assert.False(t, labs[0].RunnerAlive)
+	_, err = labs[0].OpenNetNS("rs1")
+	assert.Error(t, err, "an unpinned node is gone with its runner")
+	removed, err := topo.DestroyAll(runDir)
+	require.NoError(t, err)
+	assert.Equal(t, []string{lab.ID}, removed)
+	owned := map[uint64]uint64{}
+	for _, n := range lab.Nodes {
+		owned[n.Ino] = n.Cookie
+	}
+	assertNothingLeft(t, runDir, owned)
 }

@@ -53,11 +53,13 @@ type record struct {
 
 	// op=ns, pin, agent
 	Node string `json:"node,omitempty"`
-	Ino  uint64 `json:"ino,omitempty"`  // network namespace inode
-	FD   int    `json:"fd,omitempty"`   // the runner's descriptor for it
-	Path string `json:"path,omitempty"` // op=pin: bind mount
-	Kind string `json:"kind,omitempty"` // op=agent
-	PID  int    `json:"pid,omitempty"`
+	Ino  uint64 `json:"ino,omitempty"` // network namespace inode
+	// Cookie is the namespace's cookie, which unlike Ino is never reused.
+	Cookie uint64 `json:"cookie,omitempty"`
+	FD     int    `json:"fd,omitempty"`   // the runner's descriptor for it
+	Path   string `json:"path,omitempty"` // op=pin: bind mount
+	Kind   string `json:"kind,omitempty"` // op=agent
+	PID    int    `json:"pid,omitempty"`
 	// Start is the process start time (clock ticks since boot), so a
 	// recycled PID is never mistaken for the agent.
 	Start uint64 `json:"start,omitempty"`
@@ -149,10 +151,11 @@ type LabInfo struct {
 
 // NodeInfo is a node's namespace as the registry records it.
 type NodeInfo struct {
-	Name string
-	Ino  uint64 // network namespace inode
-	FD   int    // the runner's descriptor
-	Pin  string // bind mount, when pinned
+	Name   string
+	Ino    uint64 // network namespace inode
+	Cookie uint64 // network namespace cookie
+	FD     int    // the runner's descriptor
+	Pin    string // bind mount, when pinned
 }
 
 // AgentInfo is an agent process the registry records.
@@ -192,7 +195,7 @@ func readLab(dir string) (*LabInfo, error) {
 				order = append(order, rec.Node)
 			}
 			if rec.Op == "ns" {
-				n.Ino, n.FD = rec.Ino, rec.FD
+				n.Ino, n.Cookie, n.FD = rec.Ino, rec.Cookie, rec.FD
 			} else {
 				n.Pin = rec.Path
 			}

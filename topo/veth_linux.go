@@ -4,7 +4,6 @@ import (
 	"errors"
 	"strings"
 
-	"github.com/containernetworking/plugins/pkg/ns"
 	"github.com/vishvananda/netlink/nl"
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
@@ -27,7 +26,7 @@ type vethMaker struct {
 	sock *nl.NetlinkSocket
 }
 
-func newVethMaker(fabric ns.NetNS) (*vethMaker, error) {
+func newVethMaker(fabric interface{ Fd() uintptr }) (*vethMaker, error) {
 	cur, err := netns.Get()
 	if err != nil {
 		return nil, err
@@ -51,6 +50,7 @@ func (v *vethMaker) addVeth(name string, index, master, mtu int, peer string, pe
 	req.AddData(msg)
 	req.AddData(nl.NewRtAttr(unix.IFLA_IFNAME, nl.ZeroTerminated(name)))
 	req.AddData(nl.NewRtAttr(unix.IFLA_MTU, nl.Uint32Attr(uint32(mtu))))
+	req.AddData(nl.NewRtAttr(unix.IFLA_GROUP, nl.Uint32Attr(vethGroup)))
 	if master != 0 {
 		req.AddData(nl.NewRtAttr(unix.IFLA_MASTER, nl.Uint32Attr(uint32(master))))
 	}
@@ -116,3 +116,19 @@ func (v *vethMaker) readyLinks(prefix string) (int, error) {
 
 // ifOperUp is IF_OPER_UP of linux/if.h.
 const ifOperUp = 6
+
+// vethGroup is the device group of every veth end in a fabric, so teardown
+// removes all pairs with one request (ip link delete group), which the kernel
+// does in a single batch.
+const vethGroup = 1
+
+// deleteVeths removes every veth pair of the fabric, both ends, and returns
+// once the kernel has unregistered them.
+func (v *vethMaker) deleteVeths() error {
+	req := nl.NewNetlinkRequest(unix.RTM_DELLINK, unix.NLM_F_ACK)
+	req.Sockets = map[int]*nl.SocketHandle{unix.NETLINK_ROUTE: {Socket: v.sock}}
+	req.AddData(nl.NewIfInfomsg(unix.AF_UNSPEC))
+	req.AddData(nl.NewRtAttr(unix.IFLA_GROUP, nl.Uint32Attr(vethGroup)))
+	_, err := req.Execute(unix.NETLINK_ROUTE, 0)
+	return err
+}

@@ -42,6 +42,9 @@ counters. Options after --lab/--director are ipvsadm's own, e.g.
 			}
 			args = rest
 		}
+		if lab == "" && len(args) > 0 && (args[0] == "-h" || args[0] == "--help") {
+			return cmd.Help() // with --lab, ipvsadm's own help
+		}
 		if lab == "" {
 			return &exitStatus{2, fmt.Errorf("--lab: required (lvslab ls lists the labs)")}
 		}

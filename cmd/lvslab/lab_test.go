@@ -56,16 +56,16 @@ func run(t *testing.T, runDir string, args ...string) (string, error) {
 	return out.String(), err
 }
 
-// owned is what a run folder's registries say exists: namespace inodes and
-// run folders.
-func owned(t *testing.T, runDir string) map[uint64]bool {
+// owned is what a run folder's registries say exists: namespaces by inode
+// and cookie (the kernel reuses inodes for other programs' namespaces).
+func owned(t *testing.T, runDir string) map[uint64]uint64 {
 	t.Helper()
 	labs, err := topo.List(runDir)
 	require.NoError(t, err)
-	inos := map[uint64]bool{}
+	inos := map[uint64]uint64{}
 	for _, l := range labs {
 		for _, n := range l.Nodes {
-			inos[n.Ino] = true
+			inos[n.Ino] = n.Cookie
 		}
 	}
 	return inos
@@ -73,7 +73,7 @@ func owned(t *testing.T, runDir string) map[uint64]bool {
 
 // assertNothingLeft: no lab folder, no mount under the run folder, no
 // process inside any namespace the registries named.
-func assertNothingLeft(t *testing.T, runDir string, inos map[uint64]bool) {
+func assertNothingLeft(t *testing.T, runDir string, inos map[uint64]uint64) {
 	t.Helper()
 	entries, _ := os.ReadDir(runDir)
 	assert.Empty(t, entries, "run folder is empty")
@@ -82,13 +82,19 @@ func assertNothingLeft(t *testing.T, runDir string, inos map[uint64]bool) {
 	assert.NotContains(t, string(mounts), runDir, "no pinned namespace left")
 	procs, _ := os.ReadDir("/proc")
 	for _, p := range procs {
-		link, err := os.Readlink(filepath.Join("/proc", p.Name(), "ns/net"))
+		f, err := os.Open(filepath.Join("/proc", p.Name(), "ns/net"))
 		if err != nil {
 			continue
 		}
-		for ino := range inos {
-			assert.NotEqual(t, fmt.Sprintf("net:[%d]", ino), link, "process %s is still in a lab namespace", p.Name())
+		var st syscall.Stat_t
+		if syscall.Fstat(int(f.Fd()), &st) == nil {
+			if cookie, ours := inos[st.Ino]; ours {
+				if c, err := topo.NetNSCookie(f); err == nil && c == cookie {
+					t.Errorf("process %s is still in a lab namespace", p.Name())
+				}
+			}
 		}
+		f.Close()
 	}
 }
 

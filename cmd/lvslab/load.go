@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"os"
 	"os/signal"
+	"sort"
 	"strconv"
 	"strings"
 	"syscall"
@@ -107,6 +108,14 @@ NAME=W for each to measure the split against the weights.`,
 			l := r.Load
 			fmt.Fprintf(cmd.OutOrStdout(), "%d requests, %d errors (%.3g%%), %.1f rps, p50 %.3f ms, p99 %.3f ms, max %.3f ms\n",
 				l.Requests, l.Errors, 100*l.ErrorRate, l.ThroughputRPS, l.LatencyMS.P50, l.LatencyMS.P99, l.LatencyMS.Max)
+			if len(l.ErrorsByClass) > 0 {
+				classes := make([]string, 0, len(l.ErrorsByClass))
+				for c, n := range l.ErrorsByClass {
+					classes = append(classes, fmt.Sprintf("%s %d", c, n))
+				}
+				sort.Strings(classes)
+				fmt.Fprintf(cmd.OutOrStdout(), "  errors: %s\n", strings.Join(classes, ", "))
+			}
 			for _, s := range l.Realservers {
 				id := s.ID
 				if id == "" {

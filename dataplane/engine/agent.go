@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/lvslab/lvslab/dataplane/parse"
 	"github.com/lvslab/lvslab/topo"
 	"github.com/lvslab/lvslab/topo/agent"
 )
@@ -42,8 +43,13 @@ func runAgent(ctx context.Context, env *agent.Env, args []string) error {
 	}
 	defer func() {
 		c := e.Counters()
-		fmt.Fprintf(os.Stderr, "director: frames %d in %d out %d replies %d dropped %d no-route %d unsendable %d\n",
-			c.Frames, c.In, c.Out, c.Replies, c.Dropped, c.NoRoute, c.Unsendable)
+		fmt.Fprintf(os.Stderr, "director: frames %d in %d out %d icmp-in %d icmp-out %d replies %d segmented %d dropped %d no-route %d unsendable %d sockets %+v\n",
+			c.Frames, c.In, c.Out, c.ICMPIn, c.ICMPOut, c.Replies, c.Segmented, c.Dropped, c.NoRoute, c.Unsendable, c.Socket)
+		for r, n := range c.Reasons {
+			if n > 0 && parse.Reason(r) != parse.OK {
+				fmt.Fprintf(os.Stderr, "director: %s %d\n", parse.Reason(r), n)
+			}
+		}
 		e.Close()
 	}()
 	if len(rules) > 0 {

@@ -22,6 +22,7 @@ import (
 	"github.com/lvslab/lvslab/loadgen/realserver"
 	"github.com/lvslab/lvslab/loadgen/wire"
 	"github.com/lvslab/lvslab/scenarios"
+	"github.com/lvslab/lvslab/scheduler"
 	"github.com/lvslab/lvslab/scheduler/picks"
 	"github.com/lvslab/lvslab/topo"
 	"github.com/lvslab/lvslab/topo/agent"
@@ -52,7 +53,7 @@ type lab struct {
 // startLab builds the example with scheduler sched on its service and a
 // udp twin of it, starts the director and the real servers, and on cleanup
 // proves that nothing is left.
-func startLab(t *testing.T, example, sched string) *lab {
+func startLab(t testing.TB, example, sched string) *lab {
 	t.Helper()
 	if os.Geteuid() != 0 {
 		t.Skip("needs root to build network namespaces (run as root, or in CI)")
@@ -95,13 +96,7 @@ func startLab(t *testing.T, example, sched string) *lab {
 					listen = netip.AddrPortFrom(vip, udpPort)
 				}
 			}
-			var srv *realserver.Server
-			require.NoError(t, in.Do(n.Name, func() (err error) {
-				srv, err = realserver.Listen(realserver.Config{Listen: listen,
-					Kind: kind, ID: n.Name, ResponseBytes: wire.PrefixLen})
-				return err
-			}))
-			t.Cleanup(func() { srv.Close() })
+			serve(t, in, n.Name, kind, listen)
 		}
 		lb.rips[n.Interfaces[0].Addresses[0].Addr()] = n.Name
 	}
@@ -119,10 +114,21 @@ func startLab(t *testing.T, example, sched string) *lab {
 	return lb
 }
 
+// serve runs a built-in real server in node, named after it.
+func serve(t testing.TB, in *topo.Instance, node string, kind wire.Kind, listen netip.AddrPort) {
+	t.Helper()
+	var srv *realserver.Server
+	require.NoError(t, in.Do(node, func() (err error) {
+		srv, err = realserver.Listen(realserver.Config{Listen: listen, Kind: kind, ID: node, ResponseBytes: wire.PrefixLen})
+		return err
+	}))
+	t.Cleanup(func() { srv.Close() })
+}
+
 // ask sends one request from the client to the VIP over a new connection
 // (tcp) or a new socket (udp) and returns the name of the real server that
 // answered.
-func (lb *lab) ask(t *testing.T, network string, port uint16, seq uint32) string {
+func (lb *lab) ask(t testing.TB, network string, port uint16, seq uint32) string {
 	t.Helper()
 	var c net.Conn
 	require.NoError(t, lb.in.Do("client", func() (err error) {
@@ -145,7 +151,7 @@ func (lb *lab) ask(t *testing.T, network string, port uint16, seq uint32) string
 }
 
 // ipvsadm runs ipvsadm in the director over its control socket.
-func (lb *lab) ipvsadm(t *testing.T, args ...string) string {
+func (lb *lab) ipvsadm(t testing.TB, args ...string) string {
 	t.Helper()
 	var out, errb bytes.Buffer
 	code, err := engine.Ipvsadm(lb.socket, args, nil, &out, &errb)
@@ -156,7 +162,7 @@ func (lb *lab) ipvsadm(t *testing.T, args ...string) string {
 
 // expected is what scheduler/picks (lvslab sched) gives for the service's
 // configuration: n picks, as node names.
-func (lb *lab) expected(t *testing.T, sched string, n int, port uint16) []string {
+func (lb *lab) expected(t testing.TB, sched string, n int, port uint16) []string {
 	t.Helper()
 	var dests []picks.DestSpec
 	for _, r := range lb.rules {
@@ -259,7 +265,7 @@ func testMode(t *testing.T, example, sched string) {
 
 // snmpValue reads one counter of /proc/net/snmp (a names line followed by
 // a values line per protocol).
-func snmpValue(t *testing.T, snmp, proto, name string) string {
+func snmpValue(t testing.TB, snmp, proto, name string) string {
 	lines := strings.Split(snmp, "\n")
 	for i := 0; i+1 < len(lines); i++ {
 		names, values := strings.Fields(lines[i]), strings.Fields(lines[i+1])
@@ -274,6 +280,131 @@ func snmpValue(t *testing.T, snmp, proto, name string) string {
 	}
 	t.Fatalf("no %s %s in /proc/net/snmp", proto, name)
 	return ""
+}
+
+// TestPortZero is the classic documentation's all-ports example as written:
+// -A -t VIP:0 -s wrr -p 1800 with -a … -g -w 1. A client's connections to
+// any port stay on one real server (the port-0 template), the service's
+// port is the client's.
+func TestPortZero(t *testing.T) {
+	lb := startLab(t, "dr", "rr")
+	vip0 := netip.AddrPortFrom(vip, 0).String()
+	lb.ipvsadm(t, "-A", "-t", vip0, "-s", "wrr", "-p", "1800")
+	for rip, node := range lb.rips {
+		lb.ipvsadm(t, "-a", "-t", vip0, "-r", rip.String(), "-g", "-w", "1")
+		for _, port := range []uint16{8080, 8443} {
+			serve(t, lb.in, node, wire.TCP, netip.AddrPortFrom(netip.IPv4Unspecified(), port))
+		}
+	}
+	first := lb.ask(t, "tcp", 8080, 1)
+	for i, port := range []uint16{8443, 8080, 8443} {
+		assert.Equal(t, first, lb.ask(t, "tcp", port, uint32(i+2)), "port %d: the client stays on %s", port, first)
+	}
+	// Port 80 has a service of its own, which schedules by itself.
+	lb.ask(t, "tcp", tcpPort, 9)
+	listing := lb.ipvsadm(t, "-L", "-n")
+	assert.Contains(t, listing, "TCP  192.168.1.110:0 wrr persistent 1800\n")
+	conns := lb.ipvsadm(t, "-L", "-n", "-c")
+	assert.Contains(t, conns, "TCP 29:", "the port-0 template (30 min)")
+	assert.Contains(t, conns, "192.168.1.254:0    192.168.1.110:0")
+}
+
+// TestEveryScheduler runs every scheduler in the NAT lab, each on a
+// service of its own (so every one starts from empty counters): the real
+// servers that answer the client's connections, in order, are the ones
+// scheduler/picks (lvslab sched) picks for the same flows, with every
+// earlier connection closed (InActConn).
+func TestEveryScheduler(t *testing.T) {
+	lb := startLab(t, "nat", "wlc")
+	var dests []picks.DestSpec
+	for _, r := range lb.rules {
+		if f := strings.Fields(r); f[0] == "-a" && strings.HasSuffix(f[2], ":80") {
+			w, err := strconv.Atoi(f[7])
+			require.NoError(t, err)
+			dests = append(dests, picks.DestSpec{Addr: netip.MustParseAddrPort(f[4]), Weight: int32(w)})
+		}
+	}
+	require.Len(t, dests, 3)
+	client := netip.MustParseAddr("192.168.1.254")
+	const n = 6
+	for i, name := range scheduler.Names {
+		port := uint16(8000 + i)
+		vs := netip.AddrPortFrom(vip, port).String()
+		lb.ipvsadm(t, "-A", "-t", vs, "-s", name)
+		for _, d := range dests {
+			lb.ipvsadm(t, "-a", "-t", vs, "-r", d.Addr.String(), "-m", "-w", strconv.Itoa(int(d.Weight)))
+		}
+		res, err := picks.Run(picks.Config{Scheduler: name, Dests: dests, Picks: n, Conn: picks.Inactive,
+			Flows: []picks.FlowSpec{{Src: client, Dst: vip, DstPort: port}}})
+		require.NoError(t, err)
+		var want, got []string
+		for k, p := range res.Picks {
+			want = append(want, lb.rips[p.Dest.Addr()])
+			got = append(got, lb.ask(t, "tcp", port, uint32(k)))
+		}
+		assert.Equal(t, want, got, "scheduler %s", name)
+	}
+}
+
+// TestICMP checks the ICMP the director sends and relays in the NAT lab:
+// a service without real servers answers port unreachable (the client's
+// connect is refused, not left to time out), and a real server's port
+// unreachable for a UDP datagram reaches the client rewritten to quote the
+// VIP, so the client's socket sees it.
+func TestICMP(t *testing.T) {
+	lb := startLab(t, "nat", "rr")
+	lb.ipvsadm(t, "-A", "-t", netip.AddrPortFrom(vip, 81).String(), "-s", "rr")
+	err := lb.in.Do("client", func() error {
+		c, err := net.DialTimeout("tcp", netip.AddrPortFrom(vip, 81).String(), 5*time.Second)
+		if err == nil {
+			c.Close()
+		}
+		return err
+	})
+	require.ErrorIs(t, err, unix.ECONNREFUSED, "the director's port unreachable")
+
+	closed := netip.AddrPortFrom(vip, 54).String()
+	lb.ipvsadm(t, "-A", "-u", closed, "-s", "rr")
+	lb.ipvsadm(t, "-a", "-u", closed, "-r", "10.1.1.2:54", "-m")
+	var c net.Conn
+	require.NoError(t, lb.in.Do("client", func() (err error) {
+		c, err = net.Dial("udp", closed)
+		return err
+	}))
+	defer c.Close()
+	require.NoError(t, c.SetDeadline(time.Now().Add(5*time.Second)))
+	_, err = c.Write([]byte("anyone?"))
+	require.NoError(t, err)
+	_, err = c.Read(make([]byte, 64))
+	require.ErrorIs(t, err, unix.ECONNREFUSED, "the real server's port unreachable, relayed as from the VIP")
+}
+
+// TestTunnelMTU is the MTU rule of TUN: full-size DF segments no longer
+// fit once wrapped in IPIP, so the director answers fragmentation needed
+// with MTU 1480, the client's stack learns it, and the transfer completes.
+func TestTunnelMTU(t *testing.T) {
+	lb := startLab(t, "tun", "rr")
+	vs := netip.AddrPortFrom(vip, 9000).String()
+	lb.ipvsadm(t, "-A", "-t", vs, "-s", "rr")
+	for rip, node := range lb.rips {
+		sink(t, lb, node, 9000)
+		lb.ipvsadm(t, "-a", "-t", vs, "-r", rip.String(), "-i")
+	}
+	var c net.Conn
+	require.NoError(t, lb.in.Do("client", func() (err error) {
+		c, err = net.DialTimeout("tcp", vs, 5*time.Second)
+		return err
+	}))
+	require.NoError(t, c.SetDeadline(time.Now().Add(10*time.Second)))
+	_, err := c.Write(make([]byte, 1<<20))
+	require.NoError(t, err)
+	require.NoError(t, c.(*net.TCPConn).CloseWrite())
+	_, err = io.Copy(io.Discard, c)
+	require.NoError(t, err, "the transfer completes")
+	c.Close()
+	route, err := lb.in.Output("client", "ip", "-4", "route", "get", vip.String())
+	require.NoError(t, err)
+	assert.Contains(t, string(route), "mtu 1480", "the client learnt the tunnel's MTU")
 }
 
 func TestNAT(t *testing.T) { testMode(t, "nat", "wrr") }

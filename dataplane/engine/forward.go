@@ -66,8 +66,9 @@ func (e *Engine) loop() error {
 				for k := range b.rx[:n] {
 					e.handle(b, ifc, &b.rx[k], now)
 				}
+				err = e.flush(b)
 				e.mu.Unlock()
-				if err := e.flush(b); err != nil {
+				if err != nil {
 					return err
 				}
 				if n < len(b.rx) {

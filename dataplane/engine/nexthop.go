@@ -29,12 +29,16 @@ type hop struct {
 // as the kernel drops what overflows its small ARP queue. A ticker
 // re-reads every cached entry, so a changed route or MAC is followed.
 type nexthops struct {
-	fast *netlink.Handle // misses on the packet path
-	slow *netlink.Handle // refresh and early resolution
+	// fast serves misses on the packet path, slow refreshes and early
+	// resolution: each reads the kernel's tables through its own netlink
+	// socket (tests put a table of their own here).
+	fast, slow finder
+	closers    []*netlink.Handle
 
 	mu       sync.Mutex
 	cache    map[netip.Addr]hop
 	negative map[netip.Addr]time.Time // unresolved until then: no new lookup
+	tried    map[netip.Addr]bool      // resolved early once already
 }
 
 // negativeTTL is how long an unresolved address is not looked up again.
@@ -43,6 +47,10 @@ const negativeTTL = 100 * time.Millisecond
 // usableStates are the neighbour states whose link address may be used.
 const usableStates = netlink.NUD_REACHABLE | netlink.NUD_STALE | netlink.NUD_DELAY | netlink.NUD_PROBE |
 	netlink.NUD_PERMANENT | netlink.NUD_NOARP
+
+// finder looks up the hop towards an address; with trigger, an unresolved
+// next hop is given to the kernel to resolve.
+type finder func(dst netip.Addr, trigger bool) (hop, bool)
 
 func newNexthops() (*nexthops, error) {
 	fast, err := netlink.NewHandle()
@@ -54,12 +62,20 @@ func newNexthops() (*nexthops, error) {
 		fast.Close()
 		return nil, err
 	}
-	return &nexthops{fast: fast, slow: slow, cache: map[netip.Addr]hop{}, negative: map[netip.Addr]time.Time{}}, nil
+	n := newCache(kernelFinder(fast), kernelFinder(slow))
+	n.closers = []*netlink.Handle{fast, slow}
+	return n, nil
+}
+
+func newCache(fast, slow finder) *nexthops {
+	return &nexthops{fast: fast, slow: slow, cache: map[netip.Addr]hop{}, negative: map[netip.Addr]time.Time{},
+		tried: map[netip.Addr]bool{}}
 }
 
 func (n *nexthops) close() {
-	n.fast.Close()
-	n.slow.Close()
+	for _, h := range n.closers {
+		h.Close()
+	}
 }
 
 // lookup returns the hop towards dst.
@@ -74,7 +90,7 @@ func (n *nexthops) lookup(dst netip.Addr, now time.Time) (hop, bool) {
 	if neg && now.Before(until) {
 		return hop{}, false
 	}
-	h, ok = find(n.fast, dst, true)
+	h, ok = n.fast(dst, true)
 	n.mu.Lock()
 	if ok {
 		n.cache[dst] = h
@@ -86,8 +102,12 @@ func (n *nexthops) lookup(dst netip.Addr, now time.Time) (hop, bool) {
 	return h, ok
 }
 
-// find reads the route to dst and its next hop's link address; with
-// trigger, an unresolved next hop is given to the kernel to resolve.
+// kernelFinder reads the route to dst and its next hop's link address from
+// the namespace's tables through h.
+func kernelFinder(h *netlink.Handle) finder {
+	return func(dst netip.Addr, trigger bool) (hop, bool) { return find(h, dst, trigger) }
+}
+
 func find(h *netlink.Handle, dst netip.Addr, trigger bool) (hop, bool) {
 	routes, err := h.RouteGet(net.IP(dst.AsSlice()))
 	if err != nil || len(routes) == 0 {
@@ -127,10 +147,18 @@ func find(h *netlink.Handle, dst netip.Addr, trigger bool) (hop, bool) {
 }
 
 // resolve resolves addrs before traffic needs them (the destinations of
-// the services), waiting up to a second for the kernel's answers.
+// the services), waiting up to a second for the kernel's answers. An
+// address is waited for once: later it is resolved on demand.
 func (n *nexthops) resolve(addrs []netip.Addr) {
 	deadline := time.Now().Add(time.Second)
 	for _, a := range addrs {
+		n.mu.Lock()
+		tried := n.tried[a]
+		n.tried[a] = true
+		n.mu.Unlock()
+		if tried {
+			continue
+		}
 		for {
 			n.mu.Lock()
 			_, ok := n.cache[a]
@@ -138,7 +166,7 @@ func (n *nexthops) resolve(addrs []netip.Addr) {
 			if ok {
 				break
 			}
-			h, ok := find(n.slow, a, true)
+			h, ok := n.slow(a, true)
 			if ok {
 				n.mu.Lock()
 				n.cache[a] = h
@@ -163,7 +191,7 @@ func (n *nexthops) refresh() {
 	}
 	n.mu.Unlock()
 	for _, a := range addrs {
-		h, ok := find(n.slow, a, true)
+		h, ok := n.slow(a, true)
 		n.mu.Lock()
 		if ok {
 			n.cache[a] = h

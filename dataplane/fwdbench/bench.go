@@ -97,7 +97,7 @@ func Run(cfg Config, log io.Writer) (rep *Report, err error) {
 					return rep, fmt.Errorf("%s %s: %w", dp, ld.metric, err)
 				}
 				row := Row{Dataplane: dp, Metric: ld.metric, BusyCPU: r.BusyCPU, LossPercent: r.LossPercent}
-				if dp == LvslabNAT || dp == LvslabRing {
+				if dp != KernelRoute && dp != NftDNAT {
 					row.DirectorCPU = r.DirectorCPU
 				}
 				row.Value = r.PPS

@@ -1,8 +1,10 @@
 package fwdbench
 
 import (
+	"errors"
 	"fmt"
 	"net/netip"
+	"os"
 
 	"github.com/lvslab/lvslab/dataplane/packetio"
 )
@@ -13,31 +15,21 @@ const (
 	NftDNAT     = "nft-dnat"
 	LvslabNAT   = "lvslab-nat"      // recvmmsg/sendmmsg
 	LvslabRing  = "lvslab-nat-ring" // TPACKET_V2 receive ring, sendmmsg
+	LvslabDR    = "lvslab-dr"       // direct routing, recvmmsg/sendmmsg
 )
 
 // Dataplanes lists what Run compares, baseline first.
-var Dataplanes = []string{KernelRoute, NftDNAT, LvslabNAT, LvslabRing}
+var Dataplanes = []string{KernelRoute, NftDNAT, LvslabNAT, LvslabRing, LvslabDR}
 
 // Active is a dataplane set up in the lab's director.
 type Active struct {
 	Name   string
 	Target netip.Addr // where clients send: the server itself, or the VIP
 	nat    *NAT
+	off    *packetio.KernelOff
 	lab    *Lab
 	// Stats holds the userspace forwarder's counters after Stop.
 	Stats []WorkerStats
-}
-
-// dropTable keeps the director's kernel off the packets the userspace
-// forwarder handles: a netdev ingress hook runs after the packet taps
-// (AF_PACKET has its copy by then), so the kernel neither forwards nor
-// answers (no RST for a SYN to the VIP), while ARP still gets answered.
-func dropTable() string {
-	return fmt.Sprintf(`table netdev lvsdrop {
-	chain client { type filter hook ingress device %q priority 0; meta protocol { ip, ip6 } counter drop; }
-	chain server { type filter hook ingress device %q priority 0; meta protocol { ip, ip6 } counter drop; }
-}
-`, DirClientIf, DirServerIf)
 }
 
 // Start sets the director up as dataplane name (workers: userspace
@@ -56,17 +48,17 @@ func (l *Lab) Start(name string, workers int, observe func(int, packetio.Side, n
 }
 `, l.VIP, l.ServerAddr, l.ServerAddr))
 		}
-	case LvslabNAT, LvslabRing:
+	case LvslabNAT, LvslabRing, LvslabDR:
 		if err = Sysctl(l.Director, "net.ipv4.ip_forward", "0"); err != nil {
 			break
 		}
-		if err = Nft(l.Director, dropTable()); err != nil {
+		if a.off, err = kernelOff(l.Director); err != nil {
 			break
 		}
 		a.nat, err = StartNAT(NATConfig{
 			Netns: NetnsPath(l.Director), ClientIf: DirClientIf, ServerIf: DirServerIf,
 			VIP: l.VIP, RIP: l.ServerAddr, ClientMAC: l.ClientMAC, ServerMAC: l.ServerMAC,
-			DirClientMAC: l.DirClientMAC, DirServMAC: l.DirServMAC, MTU: 1500, Workers: workers, Observe: observe, Ring: name == LvslabRing,
+			DirClientMAC: l.DirClientMAC, DirServMAC: l.DirServMAC, MTU: 1500, Workers: workers, Observe: observe, Ring: name == LvslabRing, DR: name == LvslabDR,
 		})
 	default:
 		return nil, fmt.Errorf("fwdbench: unknown dataplane %q", name)
@@ -85,19 +77,30 @@ func (a *Active) Stop() error {
 		a.Stats, err = a.nat.Stop()
 		a.nat = nil
 	}
-	Sysctl(a.lab.Director, "net.ipv4.ip_forward", "0")
-	for _, t := range []string{"ip lvsnat", "netdev lvsdrop"} {
-		Cmd(a.lab.Director, "nft", "delete", "table", t).Run() // absent tables are fine
+	if a.off != nil {
+		err = errors.Join(err, a.off.Close())
+		a.off = nil
 	}
+	Sysctl(a.lab.Director, "net.ipv4.ip_forward", "0")
+	Cmd(a.lab.Director, "nft", "delete", "table", "ip", "lvsnat").Run() // absent is fine
 	return err
 }
 
-// DropCount returns how many packets the director kernel's netdev ingress
-// drop has taken (lvslab-nat only).
-func (l *Lab) DropCount() (uint64, error) {
-	out, err := Cmd(l.Director, "nft", "-j", "list", "table", "netdev", "lvsdrop").Output()
+// kernelOff installs packetio.KernelOff on the director's two interfaces.
+func kernelOff(netns string) (*packetio.KernelOff, error) {
+	f, err := os.Open(NetnsPath(netns))
 	if err != nil {
-		return 0, fmt.Errorf("nft list: %w", err)
+		return nil, err
 	}
-	return sumCounters(out)
+	defer f.Close()
+	return packetio.NewKernelOff(int(f.Fd()), DirClientIf, DirServerIf)
+}
+
+// DropCount returns how many packets the director kernel's netdev ingress
+// drop has taken (lvslab dataplanes only).
+func (a *Active) DropCount() (uint64, error) {
+	if a.off == nil {
+		return 0, fmt.Errorf("fwdbench: %s does not keep the kernel off", a.Name)
+	}
+	return a.off.Dropped()
 }

@@ -1,7 +1,8 @@
 // Package fwdbench measures forwarding through a director namespace on veth:
 // kernel routing, nftables DNAT (numgen) and the userspace AF_PACKET
-// forwarder built from packetio, parse and xmit doing NAT, side by side in
-// one run, reported as ratios. It builds its own three-namespace lab
+// forwarder built from packetio, parse and xmit (NAT over recvmmsg, NAT over
+// a TPACKET_V2 ring, direct routing), side by side in one run, reported as
+// ratios. It builds its own three-namespace lab
 // (client — director — server), so `lvslab bench` and tests can call Run
 // without the topo package, and it holds the small NAT forwarder that the
 // integration tests drive real TCP and UDP through.
@@ -83,6 +84,10 @@ func NewLab(prefix string) (l *Lab, err error) {
 		{"-n", l.Director, "addr", "add", l.VIP.String() + "/32", "dev", DirClientIf},
 		{"-n", l.Director, "addr", "add", l.DirServAddr.String() + "/24", "dev", DirServerIf},
 		{"-n", l.Server, "addr", "add", l.ServerAddr.String() + "/24", "dev", ServerIf},
+		// For direct routing the server owns the VIP on lo (§5.6); it
+		// never answers ARP for it on its veth (the VIP is not on that
+		// link's subnet).
+		{"-n", l.Server, "addr", "add", l.VIP.String() + "/32", "dev", "lo"},
 		{"-n", l.Client, "link", "set", "lo", "up"},
 		{"-n", l.Director, "link", "set", "lo", "up"},
 		{"-n", l.Server, "link", "set", "lo", "up"},
@@ -95,6 +100,14 @@ func NewLab(prefix string) (l *Lab, err error) {
 	}
 	for _, s := range steps {
 		if err := run("ip", s...); err != nil {
+			return l, err
+		}
+	}
+	// The LVS-DR "ARP problem" (§5.6): without arp_announce=2 the server
+	// asks for its gateway with the VIP as sender address, which the
+	// director (owning the VIP too) ignores, and DR replies never leave.
+	for _, kv := range [][2]string{{"net.ipv4.conf.all.arp_ignore", "1"}, {"net.ipv4.conf.all.arp_announce", "2"}} {
+		if err := Sysctl(l.Server, kv[0], kv[1]); err != nil {
 			return l, err
 		}
 	}

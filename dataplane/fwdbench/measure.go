@@ -13,66 +13,41 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-func sumCounters(nftJSON []byte) (uint64, error) {
-	var doc struct {
-		Nftables []map[string]json.RawMessage `json:"nftables"`
-	}
-	if err := json.Unmarshal(nftJSON, &doc); err != nil {
-		return 0, err
-	}
-	var total uint64
-	for _, obj := range doc.Nftables {
-		raw, ok := obj["rule"]
-		if !ok {
-			continue
-		}
-		var rule struct {
-			Expr []map[string]json.RawMessage `json:"expr"`
-		}
-		if err := json.Unmarshal(raw, &rule); err != nil {
-			return 0, err
-		}
-		for _, e := range rule.Expr {
-			if c, ok := e["counter"]; ok {
-				var cnt struct {
-					Packets uint64 `json:"packets"`
-				}
-				if err := json.Unmarshal(c, &cnt); err != nil {
-					return 0, err
-				}
-				total += cnt.Packets
-			}
-		}
-	}
-	return total, nil
-}
+// Server is the iperf3 servers in the lab's server namespace: one on the
+// RIP (kernel routing, DNAT, NAT) and one on the VIP the server holds for
+// direct routing. Each must be bound to its address: iperf3's UDP tests
+// answer from the address they are bound to, and a DR reply must come from
+// the VIP.
+type Server struct{ cmds []*exec.Cmd }
 
-// Server is an iperf3 server in the lab's server namespace.
-type Server struct{ cmd *exec.Cmd }
-
-// StartServer starts iperf3 -s in the server namespace and waits until it
-// listens.
+// StartServer starts the servers and waits until both listen.
 func (l *Lab) StartServer() (*Server, error) {
-	c := Cmd(l.Server, "iperf3", "-s", "-B", l.ServerAddr.String())
-	if err := c.Start(); err != nil {
-		return nil, err
+	s := &Server{}
+	for _, a := range []netip.Addr{l.ServerAddr, l.VIP} {
+		c := Cmd(l.Server, "iperf3", "-s", "-B", a.String())
+		if err := c.Start(); err != nil {
+			s.Stop()
+			return nil, err
+		}
+		s.cmds = append(s.cmds, c)
 	}
-	s := &Server{cmd: c}
 	ok := waitFor(5*time.Second, func() bool {
 		out, _ := Cmd(l.Server, "ss", "-ltnH", "sport = :5201").Output()
-		return len(strings.TrimSpace(string(out))) > 0
+		return len(strings.Fields(string(out))) > 0 && len(strings.Split(strings.TrimSpace(string(out)), "\n")) == 2
 	})
 	if !ok {
 		s.Stop()
-		return nil, fmt.Errorf("iperf3 server did not listen")
+		return nil, fmt.Errorf("iperf3 servers did not listen")
 	}
 	return s, nil
 }
 
-// Stop ends the server.
+// Stop ends the servers.
 func (s *Server) Stop() {
-	s.cmd.Process.Kill()
-	s.cmd.Wait()
+	for _, c := range s.cmds {
+		c.Process.Kill()
+		c.Wait()
+	}
 }
 
 // Load is one iperf3 run from the client namespace.

@@ -41,6 +41,11 @@ type NATConfig struct {
 	Batch        int
 	// Ring receives through a TPACKET_V2 ring instead of recvmmsg.
 	Ring bool
+	// DR forwards by direct routing instead of NAT: only the destination
+	// MAC changes. The lab's server replies through the director's
+	// interfaces anyway, so replies from the VIP are routed back unchanged
+	// (a router's work, not the director's).
+	DR bool
 	// Observe, if set, is told which worker saw which client endpoint on
 	// which side (tests check fanout with it).
 	Observe func(worker int, side packetio.Side, client netip.AddrPort)
@@ -227,12 +232,15 @@ func (w *worker) forward(side packetio.Side, pkts []packetio.Packet) {
 			default:
 				continue // no fragmentation in this instrument
 			}
-			if p.Kind == parse.KindICMPError {
+			if cfg.Observe != nil && p.Kind == parse.KindTransport {
+				cfg.Observe(w.id, side, netip.AddrPortFrom(p.Src, p.SrcPort))
+			}
+			switch {
+			case cfg.DR:
+				xmit.DR(frame, cfg.DirServMAC, cfg.ServerMAC)
+			case p.Kind == parse.KindICMPError:
 				xmit.NATICMPIn(frame, &p, cfg.RIP, p.Inner.SrcPort)
-			} else {
-				if cfg.Observe != nil {
-					cfg.Observe(w.id, side, netip.AddrPortFrom(p.Src, p.SrcPort))
-				}
+			default:
 				xmit.NATIn(frame, vnet, &p, cfg.RIP, p.DstPort)
 			}
 			xmit.SetLink(frame, cfg.DirServMAC, cfg.ServerMAC)
@@ -240,15 +248,21 @@ func (w *worker) forward(side packetio.Side, pkts []packetio.Packet) {
 			w.stats.In++
 			continue
 		}
-		if p.Src != cfg.RIP {
+		from := cfg.RIP
+		if cfg.DR {
+			from = cfg.VIP
+		}
+		if p.Src != from {
 			continue
 		}
-		if p.Kind == parse.KindICMPError {
+		if cfg.Observe != nil && p.Kind == parse.KindTransport {
+			cfg.Observe(w.id, side, netip.AddrPortFrom(p.Dst, p.DstPort))
+		}
+		switch {
+		case cfg.DR:
+		case p.Kind == parse.KindICMPError:
 			xmit.NATICMPOut(frame, &p, cfg.VIP, p.Inner.DstPort)
-		} else {
-			if cfg.Observe != nil {
-				cfg.Observe(w.id, side, netip.AddrPortFrom(p.Dst, p.DstPort))
-			}
+		default:
 			xmit.NATOut(frame, vnet, &p, cfg.VIP, p.SrcPort)
 		}
 		if p.IsIPv4() { // the kernel forwards NAT replies: TTL − 1

@@ -55,20 +55,21 @@ func inNS(t *testing.T, name string, f func() error) {
 	require.NoError(t, n.Do(func(ns.NetNS) error { return f() }))
 }
 
-// TestNATForwarderCarriesTCPAndUDP drives real traffic through the AF_PACKET
-// NAT forwarder with default offloads on: an iperf3 TCP bulk transfer (GSO
+// TestForwarderCarriesTCPAndUDP drives real traffic through the AF_PACKET
+// forwarder — NAT over recvmmsg, NAT over a TPACKET_V2 ring, and direct
+// routing — with default offloads on: an iperf3 TCP bulk transfer (GSO
 // super-packets must cross whole), UDP datagrams that must come back from
-// the VIP, and an ICMP error relayed with its quote rewritten. The director
+// the VIP, and an ICMP error relayed (for NAT with its quote rewritten). The director
 // kernel must stay silent, and both directions of each flow must meet in
 // one worker.
-func TestNATForwarderCarriesTCPAndUDP(t *testing.T) {
+func TestForwarderCarriesTCPAndUDP(t *testing.T) {
 	needLab(t)
-	for _, dp := range []string{LvslabNAT, LvslabRing} {
-		t.Run(dp, func(t *testing.T) { testNATForwarder(t, dp) })
+	for _, dp := range []string{LvslabNAT, LvslabRing, LvslabDR} {
+		t.Run(dp, func(t *testing.T) { testForwarder(t, dp) })
 	}
 }
 
-func testNATForwarder(t *testing.T, dp string) {
+func testForwarder(t *testing.T, dp string) {
 	l := newLab(t)
 
 	var mu sync.Mutex
@@ -92,22 +93,25 @@ func testNATForwarder(t *testing.T, dp string) {
 	t.Cleanup(stop)
 
 	// UDP: a connected client socket only accepts replies from VIP:7007.
-	var echo net.PacketConn
-	inNS(t, l.Server, func() (err error) {
-		echo, err = net.ListenPacket("udp4", netip.AddrPortFrom(l.ServerAddr, 7007).String())
-		return err
-	})
-	defer echo.Close()
-	go func() {
-		buf := make([]byte, 2048)
-		for {
-			n, from, err := echo.ReadFrom(buf)
-			if err != nil {
-				return
+	// The server echoes on its RIP (NAT) and on the VIP it holds on lo (DR).
+	for _, at := range []netip.Addr{l.ServerAddr, l.VIP} {
+		var echo net.PacketConn
+		inNS(t, l.Server, func() (err error) {
+			echo, err = net.ListenPacket("udp4", netip.AddrPortFrom(at, 7007).String())
+			return err
+		})
+		defer echo.Close()
+		go func() {
+			buf := make([]byte, 2048)
+			for {
+				n, from, err := echo.ReadFrom(buf)
+				if err != nil {
+					return
+				}
+				echo.WriteTo(buf[:n], from)
 			}
-			echo.WriteTo(buf[:n], from)
-		}
-	}()
+		}()
+	}
 	var udp *net.UDPConn
 	inNS(t, l.Client, func() (err error) {
 		udp, err = net.DialUDP("udp4", nil, net.UDPAddrFromAddrPort(netip.AddrPortFrom(l.VIP, 7007)))
@@ -168,7 +172,7 @@ func testNATForwarder(t *testing.T, dp string) {
 	require.NoError(t, err)
 	assert.Greater(t, r.BitsPerSecond, 1e8, "TCP through the forwarder")
 
-	drops, err := l.DropCount()
+	drops, err := a.DropCount()
 	require.NoError(t, err)
 	assert.Greater(t, drops, uint64(100), "the netdev ingress drop saw the packets after the taps")
 

@@ -223,3 +223,33 @@ func TestOpenWorkers(t *testing.T) {
 		return nil
 	}))
 }
+
+// TestKernelOffDropsAfterTheTaps proves the order the director relies on:
+// a frame arriving on an interface reaches the AF_PACKET socket, and then
+// the netdev ingress drop takes it from the kernel.
+func TestKernelOffDropsAfterTheTaps(t *testing.T) {
+	n, a, b := vethNS(t)
+	k, err := NewKernelOff(int(n.Fd()), "lvsa", "lvsb")
+	require.NoError(t, err)
+	send, recv := openIn(t, n, a, Config{}), openIn(t, n, b, Config{})
+
+	out := NewBatch(5)
+	for i := range out {
+		f := ht.UDP(ht.Spec{Src: netip.MustParseAddr("10.9.0.1"), Dst: netip.MustParseAddr("10.9.0.2"), SrcPort: uint16(i + 1), DstPort: 9})
+		out[i].Len = copy(out[i].Buf[Headroom:], f)
+	}
+	_, err = send.WriteBatch(out)
+	require.NoError(t, err)
+	assert.Len(t, readN(t, recv, NewBatch(8), 5), 5, "the tap saw every frame")
+	dropped, err := k.Dropped()
+	require.NoError(t, err)
+	assert.GreaterOrEqual(t, dropped, uint64(5), "and the kernel got none of them (IPv6 neighbour discovery may add to the count)")
+
+	require.NoError(t, k.Close())
+	var list []byte
+	require.NoError(t, n.Do(func(ns.NetNS) (err error) {
+		list, err = exec.Command("nft", "list", "tables").Output()
+		return err
+	}))
+	assert.NotContains(t, string(list), KernelOffTable, "Close removes the table")
+}

@@ -4,7 +4,10 @@
 // TCP packet from veth crosses whole, its CHECKSUM_PARTIAL state intact),
 // PACKET_QDISC_BYPASS, PACKET_IGNORE_OUTGOING (the director never reads its
 // own sends), non-blocking recvmmsg/sendmmsg, and fanout that sends both
-// directions of a NAT flow to the same worker.
+// directions of a NAT flow to the same worker. Ring receives through a
+// TPACKET_V2 ring instead; OpenWorkers opens a socket per interface per
+// worker with a Poller each; KernelOff keeps the namespace's own stack off
+// the packets (an nftables netdev ingress drop, which runs after the taps).
 //
 // The package does not parse or rewrite packets (parse, xmit) and keeps no
 // flow state.

@@ -11,7 +11,8 @@ import (
 // applies only with pmtu_disc).
 type Hop struct {
 	MTU      int  // MTU of the route to the real server
-	Tunnel   bool // IPIP encapsulation follows
+	Tunnel   bool // IP-in-IP encapsulation follows
+	Outer6   bool // the tunnel's outer header is IPv6 (the RIP is IPv6)
 	PMTUDisc bool // sysctl pmtu_disc (default 1); TUN only
 }
 
@@ -42,9 +43,17 @@ func (h Hop) Check(reply, frame []byte, vnet header.VirtioNetHdr, p *parse.Packe
 
 	mtu := h.MTU
 	if h.Tunnel {
-		mtu -= header.IPv4MinimumSize
-		if v4 && mtu < header.IPv4MinimumMTU || !v4 && mtu < header.IPv6MinimumMTU {
-			return Drop, 0
+		// The route is the outer family's: its minimum MTU applies.
+		if h.Outer6 {
+			mtu -= header.IPv6FixedHeaderSize
+			if mtu < header.IPv6MinimumMTU {
+				return Drop, 0
+			}
+		} else {
+			mtu -= header.IPv4MinimumSize
+			if mtu < header.IPv4MinimumMTU {
+				return Drop, 0
+			}
 		}
 	}
 	if p.Len <= mtu || p.Kind == parse.KindICMPError || vnet != nil && vnet.IsGSO() {

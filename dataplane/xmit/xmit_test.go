@@ -293,8 +293,9 @@ func TestTunnelEncapsulate(t *testing.T) {
 			vnet.SetFlags(header.VirtioNetHdrFNeedsCsum)
 			vnet.SetCsumStart(34)
 			off, n := Tunnel{Src: dip, RIP: rip, PMTUDisc: tc.pmtu}.Encapsulate(buf, TunnelHeadroom, len(inner), vnet, p, 77)
-			require.Equal(t, 0, off)
+			require.Equal(t, TunnelHeadroom-20, off)
 			out := buf[off : off+n]
+			require.Len(t, out, 20+p.L3Off+p.Len)
 			pkt := ht.Decode(out)
 			outer := pkt.Layers()[1].(*layers.IPv4)
 			assert.Equal(t, layers.IPProtocolIPv4, outer.Protocol)
@@ -366,4 +367,44 @@ func TestTunnelICMP(t *testing.T) {
 
 	nodf := tunnelled(false)
 	assert.Zero(t, TunnelICMP(out, nodf, mustParse(t, nodf, nil), 1500), "a client without DF gets nothing")
+}
+
+func TestTunnelEncapsulateIPv6Outer(t *testing.T) {
+	dip6 := netip.MustParseAddr("2001:db8:2::1")
+	for _, in := range []struct {
+		name  string
+		frame []byte
+		next  layers.IPProtocol
+	}{
+		{"IPv4 in IPv6", ht.TCP(ht.Spec{Src: cip, Dst: vip, SrcPort: 1, DstPort: 80, TOS: 0x2b, TTL: 9, Payload: []byte("x")}), layers.IPProtocolIPv4},
+		{"IPv6 in IPv6", ht.TCP(ht.Spec{Src: cip6, Dst: vip6, SrcPort: 1, DstPort: 80, TOS: 0x2b, TTL: 9, Payload: []byte("x")}), layers.IPProtocolIPv6},
+	} {
+		t.Run(in.name, func(t *testing.T) {
+			buf := make([]byte, TunnelHeadroom+len(in.frame))
+			copy(buf[TunnelHeadroom:], in.frame)
+			p := mustParse(t, buf[TunnelHeadroom:], nil)
+			tun := Tunnel{Src: dip6, RIP: rip6}
+			require.Equal(t, 40, tun.Overhead())
+			off, n := tun.Encapsulate(buf, TunnelHeadroom, len(in.frame), nil, p, 0)
+			require.Equal(t, 0, off)
+			out := buf[off : off+n]
+			outer := ht.Decode(out).Layers()[1].(*layers.IPv6)
+			assert.Equal(t, in.next, outer.NextHeader)
+			assert.Equal(t, uint8(0x2a), outer.TrafficClass, "DSCP copied, CE becomes ECT(0)")
+			assert.Equal(t, uint8(9), outer.HopLimit)
+			assert.Equal(t, []byte(rip6.AsSlice()), []byte(outer.DstIP))
+			assert.Equal(t, in.frame[14:p.L3Off+p.Len], out[54:], "the inner packet is carried whole")
+		})
+	}
+}
+
+func TestHopCheckIPv6Tunnel(t *testing.T) {
+	f := ht.UDP(ht.Spec{Src: cip6, Dst: vip6, Payload: make([]byte, 1450)})
+	p := mustParse(t, f, nil)
+	reply := make([]byte, 2048)
+	v, n := Hop{MTU: 1500, Tunnel: true, Outer6: true}.Check(reply, f, nil, p)
+	require.Equal(t, Reply, v)
+	assert.Equal(t, uint32(1460), header.ICMPv6(reply[54:n]).MTU(), "route MTU less the IPv6 outer header")
+	v, _ = Hop{MTU: 1300, Tunnel: true, Outer6: true}.Check(reply, ht.UDP(ht.Spec{Src: cip6, Dst: vip6}), nil, mustParse(t, ht.UDP(ht.Spec{Src: cip6, Dst: vip6}), nil))
+	assert.Equal(t, Drop, v, "a tunnel MTU below 1280 drops")
 }

@@ -1,6 +1,9 @@
 package metrics
 
-import "time"
+import (
+	"maps"
+	"time"
+)
 
 // Outcome is one request's result as the generator hands it to a Recorder.
 type Outcome struct {
@@ -113,3 +116,28 @@ func (r *Recorder) Finish(elapsed time.Duration) *Result {
 	r.res = nil
 	return res
 }
+
+// Seal returns copies of the intervals from `from` up to (not including)
+// `to`, which the caller promises will get no more outcomes (their time has
+// passed), for a live view while the Recorder keeps recording.
+func (r *Recorder) Seal(from, to int) []Interval {
+	if from >= to {
+		return nil
+	}
+	if r.cur < to {
+		r.flush()
+	}
+	r.res.interval(to - 1)
+	out := make([]Interval, to-from)
+	for i := range out {
+		iv := &r.res.Series[from+i]
+		out[i] = Interval{Outcomes: iv.Outcomes, BytesReceived: iv.BytesReceived, Latency: iv.Latency.Clone(), Connections: maps.Clone(iv.Connections)}
+	}
+	return out
+}
+
+// Merge adds o into iv.
+func (iv *Interval) Merge(o *Interval) { iv.merge(o) }
+
+// NewInterval returns an empty interval.
+func NewInterval() Interval { return newInterval() }

@@ -1,0 +1,55 @@
+package main
+
+import (
+	"os/exec"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// lvslab up starts the director with the scenario's services, and
+// lvslab ipvsadm talks to it as ipvsadm talks to the kernel: listings,
+// errors with ipvsadm's exit statuses, restore from standard input.
+func TestIpvsadmAgainstALab(t *testing.T) {
+	runDir := t.TempDir()
+	out, err := run(t, runDir, "up", "nat")
+	require.NoError(t, err, out)
+	inos := owned(t, runDir)
+	defer func() {
+		out, err := run(t, runDir, "down", "classic-nat")
+		require.NoError(t, err, out)
+		assertNothingLeft(t, runDir, inos)
+	}()
+
+	out, err = run(t, runDir, "ipvsadm", "--lab", "classic-nat", "-L", "-n")
+	require.NoError(t, err, out)
+	assert.Equal(t, `IP Virtual Server version 1.2.1 (size=4096)
+Prot LocalAddress:Port Scheduler Flags
+  -> RemoteAddress:Port           Forward Weight ActiveConn InActConn
+TCP  192.168.1.110:80 wlc
+  -> 10.1.1.2:80                  Masq    3      0          0         
+  -> 10.1.1.3:80                  Masq    2      0          0         
+  -> 10.1.1.4:80                  Masq    1      0          0         
+`, out)
+
+	out, err = run(t, runDir, "ipvsadm", "--lab", "classic-nat", "--director", "director", "-A", "-t", "192.168.1.110:80")
+	var ee *exec.ExitError
+	require.ErrorAs(t, err, &ee, out)
+	assert.Equal(t, 255, ee.ExitCode())
+	assert.Equal(t, "Service already exists\n", out)
+
+	cmd := exec.Command(lvslab(t), "ipvsadm", "--lab=classic-nat", "-R")
+	cmd.Env = append(cmd.Environ(), "LVSLAB_RUN_DIR="+runDir)
+	cmd.Stdin = strings.NewReader("-A -u 192.168.1.110:53 -s rr\n-a -u 192.168.1.110:53 -r 10.1.1.2:53 -m\n")
+	b, err := cmd.CombinedOutput()
+	require.NoError(t, err, string(b))
+	out, err = run(t, runDir, "ipvsadm", "--lab", "classic-nat", "-S", "-n")
+	require.NoError(t, err, out)
+	assert.Contains(t, out, "-A -u 192.168.1.110:53 -s rr\n-a -u 192.168.1.110:53 -r 10.1.1.2:53 -m -w 1\n")
+
+	_, err = run(t, runDir, "ipvsadm", "-L", "-n")
+	require.ErrorAs(t, err, &ee)
+	assert.Equal(t, 2, ee.ExitCode(), "--lab is required")
+}
