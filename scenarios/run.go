@@ -287,7 +287,7 @@ func (r *run) timeline(ctx context.Context) ([]phaseResult, []reports.Fault, err
 			}
 			p := &r.s.Load[j.phase]
 			r.progress("load phase %q from %s: %s to %s for %s", p.Name, j.node, rateText(j.cfg), j.cfg.Target, j.cfg.Duration)
-			rep, err := callAgent(ctx, loaders[j.node].Socket, j.cfg)
+			rep, err := callAgent(ctx, loaders[j.node].Socket, newLoadRequest(j.cfg))
 			mu.Lock()
 			defer mu.Unlock()
 			if ctx.Err() != nil {
