@@ -2,6 +2,7 @@ package scenarios
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -12,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -418,10 +420,7 @@ func (r *run) target(p *Phase) (netip.AddrPort, wire.Kind, error) {
 	}
 	kind := p.Kind
 	if kind == "" {
-		kind = map[string]string{"udp": "udp"}[proto]
-	}
-	if kind == "" {
-		kind = "http"
+		kind = defaultKind(proto)
 	}
 	k, err := wire.ParseKind(kind)
 	return ap, k, err
@@ -436,17 +435,7 @@ func (r *run) reportPhase(i int) reports.Phase {
 	for _, c := range cfgs {
 		cfg = c
 	}
-	weights := map[string]float64{}
-	for _, s := range r.in.Lab.Services {
-		if s.VIP != cfg.Target.Addr() || (s.Port != cfg.Target.Port() && s.Port != 0) {
-			continue
-		}
-		for _, d := range s.Dests {
-			if !r.isStandby(d.Node) {
-				weights[d.Node] += float64(d.Weight)
-			}
-		}
-	}
+	weights := r.weightsAt(cfg.Target, r.phaseStart(i))
 	name := p.Name
 	if name == "" {
 		name = fmt.Sprintf("phase %d", i+1)
@@ -456,13 +445,58 @@ func (r *run) reportPhase(i int) reports.Phase {
 		KeepAlive: cfg.KeepAlive, Sources: len(cfg.Sources), Duration: cfg.Duration, Weights: weights}
 }
 
-func (r *run) isStandby(node string) bool {
-	for _, d := range r.dests[node] {
-		if d.Standby {
-			return true
+func (r *run) phaseStart(i int) time.Duration {
+	starts, _ := r.s.PhaseStarts(r.opt.Scale)
+	return starts[i]
+}
+
+// weightsAt is the weight of each real server of the service at target by
+// node name, as the table stands at time at: the scenario's weights, with
+// the table faults (weight, add, remove) that came before applied.
+func (r *run) weightsAt(target netip.AddrPort, at time.Duration) map[string]float64 {
+	in := map[string]bool{}
+	weight := map[string]int{}
+	for i, s := range r.in.Lab.Services {
+		if s.VIP != target.Addr() || (s.Port != target.Port() && s.Port != 0) {
+			continue
+		}
+		for j, d := range s.Dests {
+			in[d.Node], weight[d.Node] = !r.s.Services[i].RealServers[j].Standby, d.Weight
 		}
 	}
-	return false
+	type change struct {
+		at time.Duration
+		f  *Fault
+	}
+	var changes []change
+	for i := range r.s.Faults {
+		f := &r.s.Faults[i]
+		if t, _ := r.s.FaultTimes(f, r.opt.Scale); t <= at {
+			changes = append(changes, change{t, f})
+		}
+	}
+	slices.SortStableFunc(changes, func(a, b change) int { return cmp.Compare(a.at, b.at) })
+	for _, c := range changes {
+		act, node, _ := c.f.Action()
+		if _, ok := in[node]; !ok {
+			continue
+		}
+		switch act {
+		case Add:
+			in[node] = true
+		case Remove:
+			in[node] = false
+		case Weight:
+			weight[node] = c.f.Weight.Value
+		}
+	}
+	out := map[string]float64{}
+	for node, ok := range in {
+		if ok {
+			out[node] = float64(weight[node])
+		}
+	}
+	return out
 }
 
 // services reads the director's counters (ipvsadm -L -n --stats --exact)

@@ -11,6 +11,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/lvslab/lvslab/reports"
 	"github.com/lvslab/lvslab/topo"
 	"github.com/lvslab/lvslab/topo/agent"
 )
@@ -108,4 +109,89 @@ func TestInterruptedRunLeavesNothing(t *testing.T) {
 	pw.Close()
 	require.ErrorIs(t, err, context.Canceled)
 	requireNothingLeft(t, runDir, "")
+}
+
+// TestFaultsChangeWhatServes runs phases with quiet gaps between them and
+// a fault in each gap, and checks each phase saw the table and servers the
+// faults left: a killed server refuses until restored, a standby server
+// serves only once added, a removed one no longer, an erroring one answers
+// with its status.
+func TestFaultsChangeWhatServes(t *testing.T) {
+	needLabs(t)
+	s, err := Parse("faults.yaml", []byte(`name: faults
+networks:
+  - {name: public, subnet: 192.168.1.0/24}
+  - {name: internal, subnet: 10.1.1.0/24}
+nodes:
+  - {name: client, role: client, interfaces: [{network: public, address: 192.168.1.254}]}
+  - name: director
+    role: director
+    interfaces:
+      - {network: public, address: 192.168.1.1}
+      - {network: internal, address: 10.1.1.1}
+  - {name: rs1, role: realserver, interfaces: [{network: internal, address: 10.1.1.2}], server: {kind: tcp}}
+  - {name: rs2, role: realserver, interfaces: [{network: internal, address: 10.1.1.3}], server: {kind: tcp}}
+  - {name: rs3, role: realserver, interfaces: [{network: internal, address: 10.1.1.4}], server: {kind: tcp, port: 80}}
+  - {name: rs4, role: realserver, interfaces: [{network: internal, address: 10.1.1.5}], server: {kind: tcp}}
+services:
+  - vip: 192.168.1.110:80
+    scheduler: rr
+    realservers:
+      - {node: rs1, forward: nat}
+      - {node: rs2, forward: nat}
+      - {node: rs3, forward: nat}
+      - {node: rs4, forward: nat, standby: true}
+load:
+  - {name: killed, kind: tcp, rate: 100/s, duration: 1500ms}
+  - {name: added, kind: tcp, rate: 100/s, duration: 1500ms, at: 2500ms}
+  - {name: removed, kind: tcp, rate: 100/s, duration: 1500ms, at: 5s}
+faults:
+  - {at: 0s, kill: rs2}
+  - {at: 2s, restore: rs2}
+  - {at: 2s, add: rs4}
+  - {at: 4500ms, remove: rs1}
+  - {at: 4500ms, error: rs3, status: 500, for: 3s}
+expect:
+  - errors > 0
+`))
+	require.NoError(t, err)
+	runDir := t.TempDir()
+	rep, err := s.Run(context.Background(), RunOptions{Scale: 1, RunDir: runDir})
+	require.NoError(t, err)
+	require.Len(t, rep.Phases, 3)
+	conns := func(phase int, id string) uint64 {
+		for _, sl := range rep.Phases[phase].Realservers {
+			if sl.ID == id {
+				return sl.Connections
+			}
+		}
+		return 0
+	}
+	killed, added, removed := rep.Phases[0], rep.Phases[1], rep.Phases[2]
+	assert.NotZero(t, killed.ErrorsByClass["refused"], "rs2 was killed: %v", killed.ErrorsByClass)
+	assert.Zero(t, conns(0, "rs2"))
+	assert.Zero(t, conns(0, "rs4"), "rs4 is standby")
+	assert.Zero(t, added.Errors, "rs2 restored: %v", added.ErrorsByClass)
+	assert.NotZero(t, conns(1, "rs2"))
+	assert.NotZero(t, conns(1, "rs4"), "rs4 was added")
+	assert.Zero(t, conns(2, "rs1"), "rs1 was removed")
+	assert.Equal(t, map[string]float64{"rs1": 1, "rs2": 1, "rs3": 1}, weightsOf(killed))
+	assert.Equal(t, map[string]float64{"rs1": 1, "rs2": 1, "rs3": 1, "rs4": 1}, weightsOf(added))
+	assert.Equal(t, map[string]float64{"rs2": 1, "rs3": 1, "rs4": 1}, weightsOf(removed))
+	assert.NotZero(t, removed.ErrorsByClass["status"], "rs3 answers 500: %v", removed.ErrorsByClass)
+	require.Len(t, rep.Faults, 5)
+	assert.Equal(t, reports.Fault{AtS: 4.5, Action: "error", Target: "rs3", ForS: 3, Detail: rep.Faults[4].Detail}, rep.Faults[4])
+	assert.Contains(t, rep.Faults[4].Detail, "errors from 4s")
+	assert.True(t, rep.Passed)
+	requireNothingLeft(t, runDir, rep.Manifest["lab"])
+}
+
+func weightsOf(l reports.Load) map[string]float64 {
+	w := map[string]float64{}
+	for _, s := range l.Realservers {
+		if s.Weight > 0 {
+			w[s.ID] = s.Weight
+		}
+	}
+	return w
 }

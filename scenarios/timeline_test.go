@@ -131,6 +131,15 @@ func TestBrokenTimelines(t *testing.T) {
 			`b.yaml:12:124: node "rs1": service time "soon": want a non-negative duration such as 2ms`,
 			`b.yaml:12:136: node "rs1": port 70000 is outside 1–65535`,
 		},
+	}, {
+		name: "load the servers do not speak",
+		src: natLab + `load:
+  - {name: a, from: client, kind: tcp, rate: 10/s}
+`,
+		want: []string{
+			`b.yaml:21:5: load phase "a": sends tcp requests, but real server "rs1" serves http (give it server: {kind: tcp})`,
+			`b.yaml:21:5: load phase "a": sends tcp requests, but real server "rs2" serves http (give it server: {kind: tcp})`,
+		},
 	}} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := Parse("b.yaml", []byte(tc.src))
