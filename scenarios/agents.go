@@ -35,6 +35,7 @@ type faultRequest struct {
 type agentReply struct {
 	Error  string          `json:"error,omitempty"`
 	Result *metrics.Result `json:"result,omitempty"`
+	Events json.RawMessage `json:"events,omitempty"` // health check transitions
 }
 
 // runRealServer is `lvslab agent … realserver --listen ADDR:PORT --kind K

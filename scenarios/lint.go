@@ -44,11 +44,5 @@ func (s *Scenario) Warnings() []*Error {
 			}
 		}
 	}
-	for i, sv := range s.Services {
-		if sv.HealthCheck != nil {
-			ws = append(ws, s.src.errorAt(fmt.Sprintf("services[%d].health_check", i), "service "+sv.VIP,
-				"health checks are checked but not run yet: lvslab run leaves the real servers' weights to the faults"))
-		}
-	}
 	return ws
 }

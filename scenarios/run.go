@@ -6,6 +6,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -70,13 +71,15 @@ type run struct {
 	in    *topo.Instance
 	dests map[string][]Destination // by real server node
 	// director is the control socket of the (first) director.
-	director   string
-	servers    map[string]*topo.Agent // built-in real servers by node
-	loaders    map[string]*topo.Agent // load generators by client node
-	serverArgs map[string][]string
-	procs      []*exec.Cmd
-	mu         sync.Mutex
-	t0         time.Time
+	director     string
+	directorNode string
+	health       *topo.Agent            // the health checker, if any service has checks
+	servers      map[string]*topo.Agent // built-in real servers by node
+	loaders      map[string]*topo.Agent // load generators by client node
+	serverArgs   map[string][]string
+	procs        []*exec.Cmd
+	mu           sync.Mutex
+	t0           time.Time
 }
 
 // Run builds the scenario's lab, runs its timeline, and returns the report;
@@ -131,9 +134,14 @@ func (s *Scenario) Run(ctx context.Context, opt RunOptions) (rep *reports.Report
 	if rep.Load != nil {
 		rep.DurationS = rep.Load.DurationS
 	}
+	events, err := r.healthEvents(ctx)
+	if err != nil {
+		return nil, err
+	}
 	rep.Faults = faults
 	for i := range rep.Faults {
-		rep.Faults[i].Detail = strings.TrimSpace(rep.Faults[i].Detail + " " + errorsDuring(rep, rep.Faults[i]))
+		f := &rep.Faults[i]
+		f.Detail = strings.Join(append([]string{errorsDuring(rep, *f)}, r.detection(f, events)...), "; ")
 	}
 	if rep.Services, err = r.services(); err != nil {
 		return rep, err
@@ -177,7 +185,7 @@ func (r *run) start() error {
 		}
 		r.progress("director %s: %d ipvsadm rules loaded", n.Name, len(rules))
 		if r.director == "" {
-			r.director = a.Socket
+			r.director, r.directorNode = a.Socket, n.Name
 			for _, d := range dests {
 				r.dests[d.Node] = append(r.dests[d.Node], d)
 			}
@@ -213,7 +221,42 @@ func (r *run) start() error {
 		r.servers[n.Name], r.serverArgs[n.Name] = a, args
 	}
 	r.progress("%d real servers serving", len(r.servers))
+	return r.startHealth()
+}
+
+// startHealth starts the health checker in the (first) director's node.
+func (r *run) startHealth() error {
+	specs := r.s.healthSpecs(r.dests)
+	if len(specs) == 0 {
+		return nil
+	}
+	b, err := json.Marshal(specs)
+	if err != nil {
+		return err
+	}
+	a, err := r.in.StartAgent(r.directorNode, HealthAgent, "--director", r.director, "--checks", string(b))
+	if err != nil {
+		return fmt.Errorf("starting the health checks: %w", err)
+	}
+	r.health = a
+	r.progress("health checks on %d real servers", len(specs))
 	return nil
+}
+
+// healthEvents are the checker's transitions, none without checks.
+func (r *run) healthEvents(ctx context.Context) ([]HealthEvent, error) {
+	if r.health == nil {
+		return nil, nil
+	}
+	rep, err := callAgent(ctx, r.health.Socket, struct{}{})
+	if err != nil {
+		return nil, fmt.Errorf("health checks: %w", err)
+	}
+	var evs []HealthEvent
+	if len(rep.Events) > 0 {
+		err = json.Unmarshal(rep.Events, &evs)
+	}
+	return evs, err
 }
 
 // serverOf is what a real server node runs: its server block, or a

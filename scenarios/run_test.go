@@ -75,6 +75,21 @@ func TestExamplesRunGreen(t *testing.T) {
 			assert.Len(t, rep.Services, len(s.Services))
 			assert.Len(t, rep.Faults, len(s.Faults))
 			assert.NotEmpty(t, rep.Manifest["lab"])
+			for _, f := range rep.Faults {
+				if f.DetectedAfterS == nil {
+					continue
+				}
+				// detection within interval × fall (plus a check's timeout
+				// and a second for a loaded machine)
+				for _, sv := range s.Services {
+					if hc := sv.HealthCheck; hc != nil {
+						iv, _ := time.ParseDuration(hc.Interval)
+						to, _ := time.ParseDuration(hc.Timeout)
+						bound := time.Duration(hc.Fall)*iv + to + time.Second
+						assert.LessOrEqual(t, *f.DetectedAfterS, bound.Seconds(), "%s %s", f.Action, f.Target)
+					}
+				}
+			}
 			requireNothingLeft(t, runDir, rep.Manifest["lab"])
 		})
 	}

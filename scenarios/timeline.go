@@ -46,6 +46,7 @@ type Persistence struct {
 // (keepalived's semantics).
 type HealthCheck struct {
 	Kind      string `yaml:"kind"` // tcp | http | command
+	Port      int    `yaml:"port"` // default: the real server's port
 	Path      string `yaml:"path"`
 	Status    int    `yaml:"status"`
 	Command   string `yaml:"command"`
@@ -232,6 +233,12 @@ func (s *Scenario) checkTimeline() Errors {
 				if _, err := duration(d.v, 0); err != nil {
 					bad(hpath+"."+d.key, obj, "%s %q: %v", d.key, d.v, err)
 				}
+			}
+			if hc.Kind == "command" && strings.TrimSpace(hc.Command) == "" {
+				bad(hpath+".command", obj, "health check kind command needs the command to run")
+			}
+			if hc.Port < 0 || hc.Port > 65535 {
+				bad(hpath+".port", obj, "port %d is outside 1–65535", hc.Port)
 			}
 			if hc.Rise < 0 || hc.Fall < 0 {
 				bad(hpath, obj, "rise and fall count checks, at least 1")
