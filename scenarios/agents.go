@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"time"
 
 	"github.com/lvslab/lvslab/loadgen"
 	"github.com/lvslab/lvslab/loadgen/realserver"
@@ -34,6 +35,7 @@ type faultRequest struct {
 type agentReply struct {
 	Error  string          `json:"error,omitempty"`
 	Result *metrics.Result `json:"result,omitempty"`
+	Events json.RawMessage `json:"events,omitempty"` // health check transitions
 }
 
 // runRealServer is `lvslab agent … realserver --listen ADDR:PORT --kind K
@@ -87,16 +89,46 @@ func runRealServer(ctx context.Context, env *agent.Env, args []string) error {
 // one loadgen.Config as JSON and gets the phase's metrics.Result back.
 func runLoad(ctx context.Context, env *agent.Env, _ []string) error {
 	return serveControl(ctx, env, func(c net.Conn) agentReply {
-		var cfg loadgen.Config
-		if err := json.NewDecoder(c).Decode(&cfg); err != nil {
+		var req loadRequest
+		if err := json.NewDecoder(c).Decode(&req); err != nil {
 			return agentReply{Error: err.Error()}
 		}
-		res, err := loadgen.Run(ctx, cfg)
+		res, err := loadgen.Run(ctx, req.config())
 		if err != nil {
 			return agentReply{Error: err.Error()}
 		}
 		return agentReply{Result: res}
 	})
+}
+
+// loadRequest is the part of a loadgen.Config that travels to a load
+// agent (the rest, such as callbacks, stays in the process).
+type loadRequest struct {
+	Target       netip.AddrPort
+	Kind         wire.Kind
+	Rate         float64
+	Arrival      loadgen.Arrival
+	Concurrency  int
+	Duration     time.Duration
+	KeepAlive    bool
+	Sources      []netip.Addr
+	RequestBytes int
+	Timeout      time.Duration
+	Path         string
+	Workers      int
+	Seed         uint64
+}
+
+func newLoadRequest(c loadgen.Config) loadRequest {
+	return loadRequest{Target: c.Target, Kind: c.Kind, Rate: c.Rate, Arrival: c.Arrival, Concurrency: c.Concurrency,
+		Duration: c.Duration, KeepAlive: c.KeepAlive, Sources: c.Sources, RequestBytes: c.RequestBytes,
+		Timeout: c.Timeout, Path: c.Path, Workers: c.Workers, Seed: c.Seed}
+}
+
+func (r loadRequest) config() loadgen.Config {
+	return loadgen.Config{Target: r.Target, Kind: r.Kind, Rate: r.Rate, Arrival: r.Arrival, Concurrency: r.Concurrency,
+		Duration: r.Duration, KeepAlive: r.KeepAlive, Sources: r.Sources, RequestBytes: r.RequestBytes,
+		Timeout: r.Timeout, Path: r.Path, Workers: r.Workers, Seed: r.Seed}
 }
 
 // serveControl answers one request per connection on the agent's socket

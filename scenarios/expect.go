@@ -19,6 +19,7 @@ import (
 //	jain > 0.95                 also weighted_jain, max_share_error
 //	share(rs1) within 0.05 of weight_share(rs1)
 //	connections(rs2) > 0
+//	detected(rs2) < 1s          a health check took rs2 out this soon after its fault
 type Expectation struct {
 	Text      string
 	Left      Operand
@@ -40,10 +41,10 @@ var metricUnits = map[string]string{
 	"throughput_rps": "number", "throughput_bps": "number",
 	"p50": "ms", "p90": "ms", "p99": "ms", "p999": "ms", "max": "ms", "mean": "ms",
 	"jain": "number", "weighted_jain": "number", "max_share_error": "number",
-	"share": "ratio", "weight_share": "ratio", "connections": "count",
+	"share": "ratio", "weight_share": "ratio", "connections": "count", "detected": "ms",
 }
 
-var withArg = map[string]bool{"share": true, "weight_share": true, "connections": true}
+var withArg = map[string]bool{"share": true, "weight_share": true, "connections": true, "detected": true}
 
 var comparisons = []string{"<=", ">=", "==", "!=", "<", ">"}
 
@@ -172,7 +173,7 @@ func constant(s, unit string) (float64, error) {
 
 func metricList() string {
 	return "errors, error_rate, requests, throughput_rps, throughput_bps, p50, p90, p99, p999, max, mean, " +
-		"jain, weighted_jain, max_share_error, share(RS), weight_share(RS), connections(RS)"
+		"jain, weighted_jain, max_share_error, share(RS), weight_share(RS), connections(RS), detected(RS)"
 }
 
 // Evaluate checks the expectation on r and returns its verdict with the
@@ -213,6 +214,14 @@ func (e *Expectation) Evaluate(r *reports.Report) reports.Expectation {
 func (o Operand) value(r *reports.Report) (float64, error) {
 	if o.Metric == "" {
 		return o.Const, nil
+	}
+	if o.Metric == "detected" {
+		for _, f := range r.Faults {
+			if f.Target == o.Arg && f.DetectedAfterS != nil {
+				return *f.DetectedAfterS * 1000, nil
+			}
+		}
+		return 0, fmt.Errorf("no health check noticed a fault of %s", o.Arg)
 	}
 	l := r.Load
 	if l == nil {

@@ -22,7 +22,7 @@ func (r *run) fault(ctx context.Context, i int, out *reports.Fault) error {
 		return nil
 	}
 	r.progress("fault: %s %s", act, target)
-	if err := r.apply(ctx, act, target, f); err != nil {
+	if err := r.apply(ctx, act, target, f); err != nil && ctx.Err() == nil {
 		return fmt.Errorf("fault %s %s at %s: %w", act, target, at, err)
 	}
 	if length == 0 {
@@ -32,7 +32,7 @@ func (r *run) fault(ctx context.Context, i int, out *reports.Fault) error {
 		return nil
 	}
 	r.progress("fault over: %s %s restored", act, target)
-	if err := r.apply(ctx, Restore, target, f); err != nil {
+	if err := r.apply(ctx, Restore, target, f); err != nil && ctx.Err() == nil {
 		return fmt.Errorf("restoring %s after %s: %w", target, act, err)
 	}
 	return nil
@@ -121,4 +121,55 @@ func errorsDuring(rep *reports.Report, f reports.Fault) string {
 		n += ts.Errors[i]
 	}
 	return fmt.Sprintf("%d errors from %.0fs to %.0fs", n, float64(from)*ts.IntervalS, float64(to)*ts.IntervalS)
+}
+
+// detection fills in when the health checks noticed a server-side fault
+// (the first down transition of its target at or after it) and says when
+// the server came back after its restore.
+func (r *run) detection(f *reports.Fault, events []HealthEvent) []string {
+	switch FaultAction(f.Action) {
+	case Kill, Hang, Slow, Reset, ErrorOf, Refuse:
+	default:
+		return nil
+	}
+	var out []string
+	at := r.t0.Add(time.Duration(f.AtS * float64(time.Second)))
+	for _, e := range events {
+		if e.Node == f.Target && !e.Up && !e.At.Before(at) {
+			d := e.At.Sub(at).Seconds()
+			f.DetectedAfterS = &d
+			out = append(out, fmt.Sprintf("health check took it out after %.2fs", d))
+			break
+		}
+	}
+	if f.DetectedAfterS == nil {
+		return append(out, "no health check noticed it")
+	}
+	restored := at.Add(time.Duration(f.ForS * float64(time.Second)))
+	if f.ForS == 0 {
+		restored = r.restoreAfter(f.Target, at)
+	}
+	for _, e := range events {
+		if e.Node == f.Target && e.Up && !restored.IsZero() && !e.At.Before(restored) {
+			out = append(out, fmt.Sprintf("back in %.2fs after its restore", e.At.Sub(restored).Seconds()))
+			break
+		}
+	}
+	return out
+}
+
+// restoreAfter is when a restore fault on node follows at (zero if none).
+func (r *run) restoreAfter(node string, at time.Time) time.Time {
+	var best time.Time
+	for i := range r.s.Faults {
+		f := &r.s.Faults[i]
+		if act, target, _ := f.Action(); act != Restore || target != node {
+			continue
+		}
+		t, _ := r.s.FaultTimes(f, r.opt.Scale)
+		if ts := r.t0.Add(t); !ts.Before(at) && (best.IsZero() || ts.Before(best)) {
+			best = ts
+		}
+	}
+	return best
 }

@@ -2,9 +2,11 @@ package scenarios
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -12,6 +14,7 @@ import (
 	"os"
 	"os/exec"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -42,6 +45,9 @@ type RunOptions struct {
 	Source []byte
 }
 
+// agentGrace is how long an agent may take to end after SIGTERM.
+const agentGrace = 3 * time.Second
+
 // DurationScaleEnv, when set to a number, is the default RunOptions.Scale.
 const DurationScaleEnv = "LVSLAB_DURATION_SCALE"
 
@@ -65,12 +71,15 @@ type run struct {
 	in    *topo.Instance
 	dests map[string][]Destination // by real server node
 	// director is the control socket of the (first) director.
-	director   string
-	servers    map[string]*topo.Agent // built-in real servers by node
-	serverArgs map[string][]string
-	procs      []*exec.Cmd
-	mu         sync.Mutex
-	t0         time.Time
+	director     string
+	directorNode string
+	health       *topo.Agent            // the health checker, if any service has checks
+	servers      map[string]*topo.Agent // built-in real servers by node
+	loaders      map[string]*topo.Agent // load generators by client node
+	serverArgs   map[string][]string
+	procs        []*exec.Cmd
+	mu           sync.Mutex
+	t0           time.Time
 }
 
 // Run builds the scenario's lab, runs its timeline, and returns the report;
@@ -80,7 +89,7 @@ func (s *Scenario) Run(ctx context.Context, opt RunOptions) (rep *reports.Report
 	if opt.Scale <= 0 {
 		opt.Scale = 1
 	}
-	r := &run{s: s, opt: opt, servers: map[string]*topo.Agent{}, serverArgs: map[string][]string{}, dests: map[string][]Destination{}}
+	r := &run{s: s, opt: opt, servers: map[string]*topo.Agent{}, loaders: map[string]*topo.Agent{}, serverArgs: map[string][]string{}, dests: map[string][]Destination{}}
 	f := topo.Probe()
 	r.progress("building lab %s (%d nodes, %d networks); kernel features: %s", s.Name, len(s.Nodes), len(s.Networks), f)
 	r.in, err = topo.Build(ctx, s.Lab(), topo.Options{RunDir: opt.RunDir, Features: &f, Executable: opt.Executable})
@@ -88,6 +97,15 @@ func (s *Scenario) Run(ctx context.Context, opt RunOptions) (rep *reports.Report
 		return nil, fmt.Errorf("building the lab: %w", err)
 	}
 	defer func() {
+		// Clients first, then servers, while the director still forwards:
+		// their connections close cleanly instead of leaving orphaned
+		// sockets that hold a namespace until the kernel gives up on them.
+		for _, a := range r.loaders {
+			a.Stop(agentGrace)
+		}
+		for _, a := range r.servers {
+			a.Stop(agentGrace)
+		}
 		for _, p := range r.procs {
 			p.Process.Kill()
 			p.Wait()
@@ -116,9 +134,14 @@ func (s *Scenario) Run(ctx context.Context, opt RunOptions) (rep *reports.Report
 	if rep.Load != nil {
 		rep.DurationS = rep.Load.DurationS
 	}
+	events, err := r.healthEvents(ctx)
+	if err != nil {
+		return nil, err
+	}
 	rep.Faults = faults
 	for i := range rep.Faults {
-		rep.Faults[i].Detail = strings.TrimSpace(rep.Faults[i].Detail + " " + errorsDuring(rep, rep.Faults[i]))
+		f := &rep.Faults[i]
+		f.Detail = strings.Join(append([]string{errorsDuring(rep, *f)}, r.detection(f, events)...), "; ")
 	}
 	if rep.Services, err = r.services(); err != nil {
 		return rep, err
@@ -162,7 +185,7 @@ func (r *run) start() error {
 		}
 		r.progress("director %s: %d ipvsadm rules loaded", n.Name, len(rules))
 		if r.director == "" {
-			r.director = a.Socket
+			r.director, r.directorNode = a.Socket, n.Name
 			for _, d := range dests {
 				r.dests[d.Node] = append(r.dests[d.Node], d)
 			}
@@ -198,7 +221,42 @@ func (r *run) start() error {
 		r.servers[n.Name], r.serverArgs[n.Name] = a, args
 	}
 	r.progress("%d real servers serving", len(r.servers))
+	return r.startHealth()
+}
+
+// startHealth starts the health checker in the (first) director's node.
+func (r *run) startHealth() error {
+	specs := r.s.healthSpecs(r.dests)
+	if len(specs) == 0 {
+		return nil
+	}
+	b, err := json.Marshal(specs)
+	if err != nil {
+		return err
+	}
+	a, err := r.in.StartAgent(r.directorNode, HealthAgent, "--director", r.director, "--checks", string(b))
+	if err != nil {
+		return fmt.Errorf("starting the health checks: %w", err)
+	}
+	r.health = a
+	r.progress("health checks on %d real servers", len(specs))
 	return nil
+}
+
+// healthEvents are the checker's transitions, none without checks.
+func (r *run) healthEvents(ctx context.Context) ([]HealthEvent, error) {
+	if r.health == nil {
+		return nil, nil
+	}
+	rep, err := callAgent(ctx, r.health.Socket, struct{}{})
+	if err != nil {
+		return nil, fmt.Errorf("health checks: %w", err)
+	}
+	var evs []HealthEvent
+	if len(rep.Events) > 0 {
+		err = json.Unmarshal(rep.Events, &evs)
+	}
+	return evs, err
 }
 
 // serverOf is what a real server node runs: its server block, or a
@@ -241,7 +299,7 @@ func (r *run) timeline(ctx context.Context) ([]phaseResult, []reports.Fault, err
 		phase int
 	}
 	var jobs []job
-	loaders := map[string]*topo.Agent{}
+	loaders := r.loaders
 	for i := range r.s.Load {
 		cfgs, err := r.loadConfigs(i)
 		if err != nil {
@@ -258,6 +316,7 @@ func (r *run) timeline(ctx context.Context) ([]phaseResult, []reports.Fault, err
 			jobs = append(jobs, job{node, cfg, i})
 		}
 	}
+	parent := ctx
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	r.t0 = time.Now()
@@ -273,9 +332,12 @@ func (r *run) timeline(ctx context.Context) ([]phaseResult, []reports.Fault, err
 			}
 			p := &r.s.Load[j.phase]
 			r.progress("load phase %q from %s: %s to %s for %s", p.Name, j.node, rateText(j.cfg), j.cfg.Target, j.cfg.Duration)
-			rep, err := callAgent(ctx, loaders[j.node].Socket, j.cfg)
+			rep, err := callAgent(ctx, loaders[j.node].Socket, newLoadRequest(j.cfg))
 			mu.Lock()
 			defer mu.Unlock()
+			if ctx.Err() != nil {
+				return // canceled: the error is the cancellation's
+			}
 			if err != nil {
 				errs = append(errs, fmt.Errorf("load phase %q on %s: %w", p.Name, j.node, err))
 				cancel()
@@ -304,7 +366,7 @@ func (r *run) timeline(ctx context.Context) ([]phaseResult, []reports.Fault, err
 	if err := errors.Join(errs...); err != nil {
 		return nil, nil, err
 	}
-	if err := ctx.Err(); err != nil {
+	if err := parent.Err(); err != nil {
 		return nil, nil, err
 	}
 	var out []phaseResult
@@ -401,10 +463,7 @@ func (r *run) target(p *Phase) (netip.AddrPort, wire.Kind, error) {
 	}
 	kind := p.Kind
 	if kind == "" {
-		kind = map[string]string{"udp": "udp"}[proto]
-	}
-	if kind == "" {
-		kind = "http"
+		kind = defaultKind(proto)
 	}
 	k, err := wire.ParseKind(kind)
 	return ap, k, err
@@ -419,17 +478,7 @@ func (r *run) reportPhase(i int) reports.Phase {
 	for _, c := range cfgs {
 		cfg = c
 	}
-	weights := map[string]float64{}
-	for _, s := range r.in.Lab.Services {
-		if s.VIP != cfg.Target.Addr() || (s.Port != cfg.Target.Port() && s.Port != 0) {
-			continue
-		}
-		for _, d := range s.Dests {
-			if !r.isStandby(d.Node) {
-				weights[d.Node] += float64(d.Weight)
-			}
-		}
-	}
+	weights := r.weightsAt(cfg.Target, r.phaseStart(i))
 	name := p.Name
 	if name == "" {
 		name = fmt.Sprintf("phase %d", i+1)
@@ -439,13 +488,58 @@ func (r *run) reportPhase(i int) reports.Phase {
 		KeepAlive: cfg.KeepAlive, Sources: len(cfg.Sources), Duration: cfg.Duration, Weights: weights}
 }
 
-func (r *run) isStandby(node string) bool {
-	for _, d := range r.dests[node] {
-		if d.Standby {
-			return true
+func (r *run) phaseStart(i int) time.Duration {
+	starts, _ := r.s.PhaseStarts(r.opt.Scale)
+	return starts[i]
+}
+
+// weightsAt is the weight of each real server of the service at target by
+// node name, as the table stands at time at: the scenario's weights, with
+// the table faults (weight, add, remove) that came before applied.
+func (r *run) weightsAt(target netip.AddrPort, at time.Duration) map[string]float64 {
+	in := map[string]bool{}
+	weight := map[string]int{}
+	for i, s := range r.in.Lab.Services {
+		if s.VIP != target.Addr() || (s.Port != target.Port() && s.Port != 0) {
+			continue
+		}
+		for j, d := range s.Dests {
+			in[d.Node], weight[d.Node] = !r.s.Services[i].RealServers[j].Standby, d.Weight
 		}
 	}
-	return false
+	type change struct {
+		at time.Duration
+		f  *Fault
+	}
+	var changes []change
+	for i := range r.s.Faults {
+		f := &r.s.Faults[i]
+		if t, _ := r.s.FaultTimes(f, r.opt.Scale); t <= at {
+			changes = append(changes, change{t, f})
+		}
+	}
+	slices.SortStableFunc(changes, func(a, b change) int { return cmp.Compare(a.at, b.at) })
+	for _, c := range changes {
+		act, node, _ := c.f.Action()
+		if _, ok := in[node]; !ok {
+			continue
+		}
+		switch act {
+		case Add:
+			in[node] = true
+		case Remove:
+			in[node] = false
+		case Weight:
+			weight[node] = c.f.Weight.Value
+		}
+	}
+	out := map[string]float64{}
+	for node, ok := range in {
+		if ok {
+			out[node] = float64(weight[node])
+		}
+	}
+	return out
 }
 
 // services reads the director's counters (ipvsadm -L -n --stats --exact)

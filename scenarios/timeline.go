@@ -46,6 +46,7 @@ type Persistence struct {
 // (keepalived's semantics).
 type HealthCheck struct {
 	Kind      string `yaml:"kind"` // tcp | http | command
+	Port      int    `yaml:"port"` // default: the real server's port
 	Path      string `yaml:"path"`
 	Status    int    `yaml:"status"`
 	Command   string `yaml:"command"`
@@ -233,6 +234,12 @@ func (s *Scenario) checkTimeline() Errors {
 					bad(hpath+"."+d.key, obj, "%s %q: %v", d.key, d.v, err)
 				}
 			}
+			if hc.Kind == "command" && strings.TrimSpace(hc.Command) == "" {
+				bad(hpath+".command", obj, "health check kind command needs the command to run")
+			}
+			if hc.Port < 0 || hc.Port > 65535 {
+				bad(hpath+".port", obj, "port %d is outside 1–65535", hc.Port)
+			}
 			if hc.Rise < 0 || hc.Fall < 0 {
 				bad(hpath, obj, "rise and fall count checks, at least 1")
 			}
@@ -287,6 +294,7 @@ func (s *Scenario) checkTimeline() Errors {
 			}
 		}
 	}
+	es = append(es, s.checkKinds()...)
 	for i, f := range s.Faults {
 		path, obj := fmt.Sprintf("faults[%d]", i), fmt.Sprintf("fault %d", i+1)
 		act, target, n := f.Action()
@@ -338,6 +346,60 @@ func (s *Scenario) checkTimeline() Errors {
 		}
 	}
 	return es
+}
+
+// checkKinds finds load phases whose requests the built-in servers behind
+// their target would not understand (tcp requests to an http server).
+func (s *Scenario) checkKinds() Errors {
+	lab := s.Lab()
+	if lab == nil {
+		return nil
+	}
+	var es Errors
+	for i, p := range s.Load {
+		svc := -1
+		if p.Target == "" && len(lab.Services) > 0 {
+			svc = 0
+		} else if ap, err := netip.ParseAddrPort(p.Target); err == nil {
+			for j, ls := range lab.Services {
+				if ls.VIP == ap.Addr() && (ls.Port == ap.Port() || ls.Port == 0) {
+					svc = j
+					break
+				}
+			}
+		}
+		if svc < 0 {
+			continue
+		}
+		kind := p.Kind
+		if kind == "" {
+			kind = defaultKind(lab.Services[svc].Protocol)
+		}
+		for _, rs := range s.Services[svc].RealServers {
+			for _, n := range s.Nodes {
+				if n.Name != rs.Node {
+					continue
+				}
+				sk := defaultKind(lab.Services[svc].Protocol)
+				if n.Server != nil && n.Server.Kind != "" {
+					sk = n.Server.Kind
+				}
+				if sk != kind && sk != "command" {
+					es = append(es, s.src.errorAt(fmt.Sprintf("load[%d]", i), fmt.Sprintf("load phase %q", p.Name),
+						fmt.Sprintf("sends %s requests, but real server %q serves %s (give it server: {kind: %s})", kind, n.Name, sk, kind)))
+				}
+			}
+		}
+	}
+	return es
+}
+
+// defaultKind is the load and built-in server a service protocol takes.
+func defaultKind(protocol string) string {
+	if protocol == "udp" {
+		return "udp"
+	}
+	return "http"
 }
 
 // Froms lists the phase's client nodes.

@@ -117,7 +117,7 @@ func TestBrokenTimelines(t *testing.T) {
 			`b.yaml:17:43: service 192.168.1.110:80: persistence netmask "255.0.255.0" is not a netmask like 255.255.255.0`,
 			`b.yaml:18:26: service 192.168.1.110:80: health check kind "ping" is not one of tcp, http, command`,
 			`b.yaml:18:42: service 192.168.1.110:80: interval "often": not a duration like 10s or 500ms`,
-			`b.yaml:23:5: expectation "latency < 5ms": unknown metric "latency" (known: errors, error_rate, requests, throughput_rps, throughput_bps, p50, p90, p99, p999, max, mean, jain, weighted_jain, max_share_error, share(RS), weight_share(RS), connections(RS))`,
+			`b.yaml:23:5: expectation "latency < 5ms": unknown metric "latency" (known: errors, error_rate, requests, throughput_rps, throughput_bps, p50, p90, p99, p999, max, mean, jain, weighted_jain, max_share_error, share(RS), weight_share(RS), connections(RS), detected(RS))`,
 			`b.yaml:24:5: expectation "p99 < fast": "fast" is not a duration like 50ms`,
 			`b.yaml:25:5: expectation "share(rs1) within 5% of": "within" reads: A within TOLERANCE of B`,
 			`b.yaml:26:5: expectation "errors < 1% please": "1% please" is not a number`,
@@ -130,6 +130,15 @@ func TestBrokenTimelines(t *testing.T) {
 			`b.yaml:12:104: node "rs1": server kind "smtp" is not one of http, tcp, udp, command`,
 			`b.yaml:12:124: node "rs1": service time "soon": want a non-negative duration such as 2ms`,
 			`b.yaml:12:136: node "rs1": port 70000 is outside 1–65535`,
+		},
+	}, {
+		name: "load the servers do not speak",
+		src: natLab + `load:
+  - {name: a, from: client, kind: tcp, rate: 10/s}
+`,
+		want: []string{
+			`b.yaml:21:5: load phase "a": sends tcp requests, but real server "rs1" serves http (give it server: {kind: tcp})`,
+			`b.yaml:21:5: load phase "a": sends tcp requests, but real server "rs2" serves http (give it server: {kind: tcp})`,
 		},
 	}} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -145,6 +154,8 @@ func TestExpectations(t *testing.T) {
 	r.Load = &reports.Load{Requests: 1000, Errors: 5, ErrorRate: 0.005, ThroughputRPS: 99.5,
 		LatencyMS: reports.Latency{P99: 12.5}, Fairness: &reports.Fairness{Jain: 0.97},
 		Realservers: []reports.ServerLoad{{ID: "rs1", Connections: 600, Share: 0.6, WeightShare: 0.5}}}
+	detected := 0.4
+	r.Faults = []reports.Fault{{AtS: 1, Action: "kill", Target: "rs2"}, {AtS: 2, Action: "hang", Target: "rs2", DetectedAfterS: &detected}}
 	for _, tc := range []struct {
 		text   string
 		passed bool
@@ -159,6 +170,7 @@ func TestExpectations(t *testing.T) {
 		{"share(rs1) within 0.05 of weight_share(rs1)", false, 0.1},
 		{"share(rs1) within 15% of weight_share(rs1)", true, 0.1},
 		{"connections(rs9) == 0", true, 0},
+		{"detected(rs2) < 1s", true, 400},
 	} {
 		e, err := ParseExpectation(tc.text)
 		require.NoError(t, err, tc.text)
@@ -184,4 +196,16 @@ func FuzzExpectation(f *testing.F) {
 			e.Evaluate(r)
 		}
 	})
+}
+
+func TestHealthStateRiseFall(t *testing.T) {
+	h := newHealthState(2, 3)
+	var changes []bool
+	for _, ok := range []bool{false, false, true, false, false, false, false, true, false, true, true, true} {
+		if h.observe(ok) {
+			changes = append(changes, h.up)
+		}
+	}
+	assert.Equal(t, []bool{false, true}, changes, "down after 3 failures in a row, up after 2 successes in a row")
+	assert.True(t, h.up)
 }

@@ -1,0 +1,111 @@
+package main
+
+import (
+	"bufio"
+	"encoding/json"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/lvslab/lvslab/topo"
+)
+
+func procExit(err error) int {
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		return ee.ExitCode()
+	}
+	if err != nil {
+		return -1
+	}
+	return 0
+}
+
+// TestRunWritesTheReportAndExitsByTheExpectations: a passing run exits 0
+// with the report set and its manifest; a failing expectation exits 1 with
+// the report still written; nothing is left either way.
+func TestRunWritesTheReportAndExitsByTheExpectations(t *testing.T) {
+	runDir := t.TempDir()
+	t.Setenv("LVSLAB_DURATION_SCALE", "0.1")
+	out := filepath.Join(t.TempDir(), "qs")
+	text, err := run(t, runDir, "run", "quickstart", "--out", out, "--seed", "7")
+	require.NoError(t, err, text)
+	var rep struct {
+		Passed   bool              `json:"passed"`
+		Manifest map[string]string `json:"manifest"`
+	}
+	b, err := os.ReadFile(filepath.Join(out, "report.json"))
+	require.NoError(t, err)
+	require.NoError(t, json.Unmarshal(b, &rep))
+	assert.True(t, rep.Passed)
+	assert.Equal(t, "7", rep.Manifest["seed"])
+	assert.Len(t, rep.Manifest["scenario_sha256"], 64)
+	assert.FileExists(t, filepath.Join(out, "report.md"))
+	assert.FileExists(t, filepath.Join(out, "report.html"))
+
+	src, err := exec.Command(lvslab(t), "examples", "quickstart").Output()
+	require.NoError(t, err)
+	failing := filepath.Join(t.TempDir(), "failing.yaml")
+	require.NoError(t, os.WriteFile(failing, append(src, "  - requests > 1000000000\n"...), 0o644))
+	text, err = run(t, runDir, "run", failing, "--out", filepath.Join(t.TempDir(), "f"))
+	assert.Equal(t, 1, procExit(err), text)
+	assert.Contains(t, text, "FAIL requests > 1000000000")
+	labs, err := topo.List(runDir)
+	require.NoError(t, err)
+	assert.Empty(t, labs)
+}
+
+// TestRunInterruptedLeavesNothing sends SIGINT (Ctrl-C) in the middle of
+// the load.
+func TestRunInterruptedLeavesNothing(t *testing.T) {
+	runDir := t.TempDir()
+	cmd := exec.Command(lvslab(t), "run", "quickstart", "--out", t.TempDir())
+	cmd.Env = append(os.Environ(), "LVSLAB_RUN_DIR="+runDir)
+	stdout, err := cmd.StdoutPipe()
+	require.NoError(t, err)
+	require.NoError(t, cmd.Start())
+	sc := bufio.NewScanner(stdout)
+	for sc.Scan() {
+		if strings.Contains(sc.Text(), "load phase") {
+			require.NoError(t, cmd.Process.Signal(syscall.SIGINT))
+			break
+		}
+	}
+	for sc.Scan() {
+	}
+	assert.Equal(t, 130, procExit(cmd.Wait()))
+	labs, err := topo.List(runDir)
+	require.NoError(t, err)
+	assert.Empty(t, labs)
+}
+
+// TestBrokenScenarioBuildsNothing: validate and run name every problem at
+// its place and build nothing.
+func TestBrokenScenarioBuildsNothing(t *testing.T) {
+	runDir := t.TempDir()
+	src, err := exec.Command(lvslab(t), "examples", "quickstart").Output()
+	require.NoError(t, err)
+	broken := filepath.Join(t.TempDir(), "broken.yaml")
+	s := strings.Replace(string(src), "rate: 200/s", "rate: lots", 1)
+	s = strings.Replace(s, "- errors < 1%", "- errors < lots", 1)
+	require.NoError(t, os.WriteFile(broken, []byte(s), 0o644))
+	for _, cmd := range []string{"validate", "run"} {
+		text, err := run(t, runDir, cmd, broken)
+		assert.NotEqual(t, 0, procExit(err), text)
+		assert.Contains(t, text, broken+`:47:11: load phase "steady": rate "lots" is not a rate like 2000/s`)
+		assert.Contains(t, text, broken+`:54:5: expectation "errors < lots": "lots" is not a number`)
+		labs, err := topo.List(runDir)
+		require.NoError(t, err)
+		assert.Empty(t, labs)
+	}
+	text, err := run(t, runDir, "validate", "quickstart")
+	require.NoError(t, err, text)
+	assert.Contains(t, text, "quickstart: ok (5 nodes, 1 services, 1 load phases, 1 faults, 5 expectations)")
+}

@@ -1,0 +1,244 @@
+package scenarios
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os/exec"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/lvslab/lvslab/dataplane/engine"
+	"github.com/lvslab/lvslab/topo/agent"
+)
+
+// HealthAgent checks real servers from the director's namespace, as
+// keepalived's checkers do, and edits the director's table through its
+// ipvsadm socket.
+const HealthAgent = "healthcheck"
+
+func init() { agent.Register(HealthAgent, runHealth) }
+
+// Health check defaults (keepalived's: connect_timeout 5 s, delay_loop 60 s
+// are too slow for a lab; these are a lab's).
+const (
+	DefaultCheckInterval = time.Second
+	DefaultCheckTimeout  = 500 * time.Millisecond
+	DefaultRise          = 1
+	DefaultFall          = 1
+)
+
+// checkSpec is one real server of one service under a health check.
+type checkSpec struct {
+	Dest      Destination
+	Addr      string // host:port to check
+	Kind      string // tcp | http | command
+	Path      string
+	Status    int
+	Command   string
+	Interval  time.Duration
+	Timeout   time.Duration
+	Rise      int
+	Fall      int
+	Quiescent bool // down: weight 0 instead of removal
+}
+
+// HealthEvent is a real server going down or coming back up.
+type HealthEvent struct {
+	Node    string    `json:"node"`
+	Service string    `json:"service"`
+	Up      bool      `json:"up"`
+	At      time.Time `json:"at"`
+	Detail  string    `json:"detail,omitempty"` // why the last check failed
+}
+
+// healthState counts consecutive results: a server that is up goes down
+// after fall failures in a row, one that is down comes up after rise
+// successes in a row (keepalived's retry and rise/fall).
+type healthState struct {
+	up          bool
+	rise, fall  int
+	okRun, fail int
+}
+
+func newHealthState(rise, fall int) *healthState {
+	return &healthState{up: true, rise: max(rise, 1), fall: max(fall, 1)}
+}
+
+// observe adds one check result and reports whether the state changed.
+func (h *healthState) observe(ok bool) bool {
+	if ok {
+		h.okRun, h.fail = h.okRun+1, 0
+		if !h.up && h.okRun >= h.rise {
+			h.up = true
+			return true
+		}
+		return false
+	}
+	h.fail, h.okRun = h.fail+1, 0
+	if h.up && h.fail >= h.fall {
+		h.up = false
+		return true
+	}
+	return false
+}
+
+// healthSpecs are the checks of every service that has a health_check.
+func (s *Scenario) healthSpecs(dests map[string][]Destination) []checkSpec {
+	var out []checkSpec
+	for i, sv := range s.Services {
+		hc := sv.HealthCheck
+		if hc == nil {
+			continue
+		}
+		for _, rs := range sv.RealServers {
+			for _, d := range dests[rs.Node] {
+				if d.Service != s.serviceArgs(i) {
+					continue
+				}
+				c := checkSpec{Dest: d, Addr: checkAddr(d.Server, hc.Port), Kind: hc.Kind, Path: hc.Path, Status: hc.Status, Command: hc.Command,
+					Rise: max(hc.Rise, DefaultRise), Fall: max(hc.Fall, DefaultFall), Quiescent: hc.Quiescent == nil || *hc.Quiescent}
+				c.Interval, _ = duration(hc.Interval, DefaultCheckInterval)
+				c.Timeout, _ = duration(hc.Timeout, DefaultCheckTimeout)
+				if c.Path == "" {
+					c.Path = "/"
+				}
+				if c.Status == 0 {
+					c.Status = http.StatusOK
+				}
+				out = append(out, c)
+			}
+		}
+	}
+	return out
+}
+
+// checkAddr is the address a check connects to: the real server's, with
+// port when given (an all-ports service's real servers have none).
+func checkAddr(server string, port int) string {
+	host, p, err := net.SplitHostPort(server)
+	if err != nil {
+		host, p = server, "80"
+	}
+	if port != 0 {
+		p = fmt.Sprint(port)
+	}
+	return net.JoinHostPort(host, p)
+}
+
+// serviceArgs is service i's key as ipvsadm arguments ("-t VIP:port").
+func (s *Scenario) serviceArgs(i int) string {
+	return serviceKeyArgs(s.lab.lab.Services[i])
+}
+
+// runHealth is `lvslab agent … healthcheck --director SOCKET --checks JSON`.
+// Its control socket answers every request with the events so far.
+func runHealth(ctx context.Context, env *agent.Env, args []string) error {
+	fs := flag.NewFlagSet(HealthAgent, flag.ContinueOnError)
+	director := fs.String("director", "", "the director's ipvsadm socket")
+	checks := fs.String("checks", "", "the checks, as JSON")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	var specs []checkSpec
+	if err := json.Unmarshal([]byte(*checks), &specs); err != nil {
+		return fmt.Errorf("--checks: %w", err)
+	}
+	var mu sync.Mutex
+	var events []HealthEvent
+	for _, c := range specs {
+		go checkLoop(ctx, c, func(up bool, why string) {
+			d := c.Dest
+			var args []string
+			switch {
+			case up && c.Quiescent:
+				args = d.SetWeight(d.Weight)
+			case up:
+				args = d.Add()
+			case c.Quiescent:
+				args = d.SetWeight(0)
+			default:
+				args = d.Delete()
+			}
+			var out, errb bytes.Buffer
+			if code, err := engine.Ipvsadm(*director, args, nil, &out, &errb); err != nil || code != 0 {
+				why = strings.TrimSpace(fmt.Sprintf("%s; ipvsadm %s: %v %s", why, strings.Join(args, " "), err, errb.String()))
+			}
+			mu.Lock()
+			events = append(events, HealthEvent{Node: d.Node, Service: d.Service, Up: up, At: time.Now(), Detail: why})
+			mu.Unlock()
+		})
+	}
+	return serveControl(ctx, env, func(net.Conn) agentReply {
+		mu.Lock()
+		defer mu.Unlock()
+		b, _ := json.Marshal(events)
+		return agentReply{Events: b}
+	})
+}
+
+// checkLoop checks one real server every interval until ctx ends and
+// calls change on every transition.
+func checkLoop(ctx context.Context, c checkSpec, change func(up bool, why string)) {
+	h := newHealthState(c.Rise, c.Fall)
+	tick := time.NewTicker(c.Interval)
+	defer tick.Stop()
+	for {
+		err := check(ctx, c)
+		if h.observe(err == nil) {
+			why := ""
+			if err != nil {
+				why = err.Error()
+			}
+			change(h.up, why)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+	}
+}
+
+// check runs one check of c's kind against its real server.
+func check(ctx context.Context, c checkSpec) error {
+	ctx, cancel := context.WithTimeout(ctx, c.Timeout)
+	defer cancel()
+	switch c.Kind {
+	case "http":
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+c.Addr+c.Path, nil)
+		if err != nil {
+			return err
+		}
+		tr := &http.Transport{DisableKeepAlives: true}
+		defer tr.CloseIdleConnections()
+		resp, err := (&http.Client{Transport: tr}).Do(req)
+		if err != nil {
+			return err
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != c.Status {
+			return fmt.Errorf("status %d, want %d", resp.StatusCode, c.Status)
+		}
+		return nil
+	case "command":
+		out, err := exec.CommandContext(ctx, "/bin/sh", "-c", c.Command).CombinedOutput()
+		if err != nil {
+			return fmt.Errorf("%v: %s", err, strings.TrimSpace(string(out)))
+		}
+		return nil
+	}
+	var d net.Dialer
+	conn, err := d.DialContext(ctx, "tcp", c.Addr)
+	if err != nil {
+		return err
+	}
+	return conn.Close()
+}

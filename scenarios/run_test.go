@@ -1,0 +1,212 @@
+package scenarios
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/lvslab/lvslab/reports"
+	"github.com/lvslab/lvslab/topo"
+	"github.com/lvslab/lvslab/topo/agent"
+)
+
+// TestMain lets the test binary serve as its own agent executable.
+func TestMain(m *testing.M) {
+	agent.MainIfAgent()
+	os.Exit(m.Run())
+}
+
+// testScale shortens every example's timeline in tests.
+const testScale = 0.15
+
+func needLabs(t *testing.T) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("builds labs; skipped with -short")
+	}
+	if os.Geteuid() != 0 {
+		t.Skip("building labs needs root (network namespaces)")
+	}
+}
+
+// requireNothingLeft proves the run removed its lab: no registry entry and
+// no namespace with the lab's ID.
+func requireNothingLeft(t *testing.T, runDir, lab string) {
+	t.Helper()
+	labs, err := topo.List(runDir)
+	require.NoError(t, err)
+	assert.Empty(t, labs)
+	out, err := exec.Command("ip", "netns", "list").Output()
+	require.NoError(t, err)
+	if lab != "" {
+		assert.NotContains(t, string(out), lab)
+	}
+}
+
+// TestExamplesRunGreen runs every example that has a load, at a fraction
+// of its length: each must pass its own expectations and leave nothing.
+func TestExamplesRunGreen(t *testing.T) {
+	needLabs(t)
+	entries, err := Examples.ReadDir("examples")
+	require.NoError(t, err)
+	for _, e := range entries {
+		name := strings.TrimSuffix(e.Name(), ".yaml")
+		s, err := LoadExample(name)
+		require.NoError(t, err)
+		if len(s.Load) == 0 {
+			continue
+		}
+		t.Run(name, func(t *testing.T) {
+			runDir := t.TempDir()
+			rep, err := s.Run(context.Background(), RunOptions{Scale: testScale, Seed: 1, RunDir: runDir})
+			require.NoError(t, err)
+			for _, x := range rep.Expectations {
+				assert.True(t, x.Passed, "%s: measured %g %s", x.Text, x.Value, x.Detail)
+			}
+			assert.True(t, rep.Passed)
+			require.NotNil(t, rep.Load)
+			assert.NotZero(t, rep.Load.Requests)
+			assert.Len(t, rep.Services, len(s.Services))
+			assert.Len(t, rep.Faults, len(s.Faults))
+			assert.NotEmpty(t, rep.Manifest["lab"])
+			for _, f := range rep.Faults {
+				if f.DetectedAfterS == nil {
+					continue
+				}
+				// detection within interval × fall (plus a check's timeout
+				// and a second for a loaded machine)
+				for _, sv := range s.Services {
+					if hc := sv.HealthCheck; hc != nil {
+						iv, _ := time.ParseDuration(hc.Interval)
+						to, _ := time.ParseDuration(hc.Timeout)
+						bound := time.Duration(hc.Fall)*iv + to + time.Second
+						assert.LessOrEqual(t, *f.DetectedAfterS, bound.Seconds(), "%s %s", f.Action, f.Target)
+					}
+				}
+			}
+			requireNothingLeft(t, runDir, rep.Manifest["lab"])
+		})
+	}
+}
+
+// TestInterruptedRunLeavesNothing cancels a run in the middle of its load,
+// as Ctrl-C does.
+func TestInterruptedRunLeavesNothing(t *testing.T) {
+	needLabs(t)
+	s, err := LoadExample("quickstart")
+	require.NoError(t, err)
+	runDir := t.TempDir()
+	ctx, cancel := context.WithCancel(context.Background())
+	var progress strings.Builder
+	pr, pw, err := os.Pipe()
+	require.NoError(t, err)
+	go func() {
+		// cancel once the timeline has started
+		buf := make([]byte, 4096)
+		for {
+			n, err := pr.Read(buf)
+			progress.Write(buf[:n])
+			if strings.Contains(progress.String(), "timeline starts") {
+				time.AfterFunc(500*time.Millisecond, cancel)
+			}
+			if err != nil {
+				return
+			}
+		}
+	}()
+	_, err = s.Run(ctx, RunOptions{Scale: 1, RunDir: runDir, Progress: pw})
+	pw.Close()
+	require.ErrorIs(t, err, context.Canceled)
+	requireNothingLeft(t, runDir, "")
+}
+
+// TestFaultsChangeWhatServes runs phases with quiet gaps between them and
+// a fault in each gap, and checks each phase saw the table and servers the
+// faults left: a killed server refuses until restored, a standby server
+// serves only once added, a removed one no longer, an erroring one answers
+// with its status.
+func TestFaultsChangeWhatServes(t *testing.T) {
+	needLabs(t)
+	s, err := Parse("faults.yaml", []byte(`name: faults
+networks:
+  - {name: public, subnet: 192.168.1.0/24}
+  - {name: internal, subnet: 10.1.1.0/24}
+nodes:
+  - {name: client, role: client, interfaces: [{network: public, address: 192.168.1.254}]}
+  - name: director
+    role: director
+    interfaces:
+      - {network: public, address: 192.168.1.1}
+      - {network: internal, address: 10.1.1.1}
+  - {name: rs1, role: realserver, interfaces: [{network: internal, address: 10.1.1.2}], server: {kind: tcp}}
+  - {name: rs2, role: realserver, interfaces: [{network: internal, address: 10.1.1.3}], server: {kind: tcp}}
+  - {name: rs3, role: realserver, interfaces: [{network: internal, address: 10.1.1.4}], server: {kind: tcp, port: 80}}
+  - {name: rs4, role: realserver, interfaces: [{network: internal, address: 10.1.1.5}], server: {kind: tcp}}
+services:
+  - vip: 192.168.1.110:80
+    scheduler: rr
+    realservers:
+      - {node: rs1, forward: nat}
+      - {node: rs2, forward: nat}
+      - {node: rs3, forward: nat}
+      - {node: rs4, forward: nat, standby: true}
+load:
+  - {name: killed, kind: tcp, rate: 100/s, duration: 1500ms}
+  - {name: added, kind: tcp, rate: 100/s, duration: 1500ms, at: 2500ms}
+  - {name: removed, kind: tcp, rate: 100/s, duration: 1500ms, at: 5s}
+faults:
+  - {at: 0s, kill: rs2}
+  - {at: 2s, restore: rs2}
+  - {at: 2s, add: rs4}
+  - {at: 4500ms, remove: rs1}
+  - {at: 4500ms, error: rs3, status: 500, for: 3s}
+expect:
+  - errors > 0
+`))
+	require.NoError(t, err)
+	runDir := t.TempDir()
+	rep, err := s.Run(context.Background(), RunOptions{Scale: 1, RunDir: runDir})
+	require.NoError(t, err)
+	require.Len(t, rep.Phases, 3)
+	conns := func(phase int, id string) uint64 {
+		for _, sl := range rep.Phases[phase].Realservers {
+			if sl.ID == id {
+				return sl.Connections
+			}
+		}
+		return 0
+	}
+	killed, added, removed := rep.Phases[0], rep.Phases[1], rep.Phases[2]
+	assert.NotZero(t, killed.ErrorsByClass["refused"], "rs2 was killed: %v", killed.ErrorsByClass)
+	assert.Zero(t, conns(0, "rs2"))
+	assert.Zero(t, conns(0, "rs4"), "rs4 is standby")
+	assert.Zero(t, added.Errors, "rs2 restored: %v", added.ErrorsByClass)
+	assert.NotZero(t, conns(1, "rs2"))
+	assert.NotZero(t, conns(1, "rs4"), "rs4 was added")
+	assert.Zero(t, conns(2, "rs1"), "rs1 was removed")
+	assert.Equal(t, map[string]float64{"rs1": 1, "rs2": 1, "rs3": 1}, weightsOf(killed))
+	assert.Equal(t, map[string]float64{"rs1": 1, "rs2": 1, "rs3": 1, "rs4": 1}, weightsOf(added))
+	assert.Equal(t, map[string]float64{"rs2": 1, "rs3": 1, "rs4": 1}, weightsOf(removed))
+	assert.NotZero(t, removed.ErrorsByClass["status"], "rs3 answers 500: %v", removed.ErrorsByClass)
+	require.Len(t, rep.Faults, 5)
+	assert.Equal(t, reports.Fault{AtS: 4.5, Action: "error", Target: "rs3", ForS: 3, Detail: rep.Faults[4].Detail}, rep.Faults[4])
+	assert.Contains(t, rep.Faults[4].Detail, "errors from 4s")
+	assert.True(t, rep.Passed)
+	requireNothingLeft(t, runDir, rep.Manifest["lab"])
+}
+
+func weightsOf(l reports.Load) map[string]float64 {
+	w := map[string]float64{}
+	for _, s := range l.Realservers {
+		if s.Weight > 0 {
+			w[s.ID] = s.Weight
+		}
+	}
+	return w
+}
