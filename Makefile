@@ -46,10 +46,10 @@ demo: deps build
 
 # bench runs the Go micro-benchmarks of the hot paths, then the forwarding
 # comparison (kernel routing, nftables DNAT, the lvslab director) with short
-# measurements; the table is printed, the rows land in $(BENCH_OUT)/bench.json.
+# measurements, interleaved in 3 rounds (medians); the table is printed, the rows land in $(BENCH_OUT)/bench.json.
 BENCH_OUT      ?= out/bench
-BENCH_DURATION ?= 2s
-BENCH_ROUNDS   ?= 1
+BENCH_DURATION ?= 1s
+BENCH_ROUNDS   ?= 3
 bench: deps build
 	$(GO) test -run '^$$' -bench . -benchmem ./scheduler/ ./dataplane/header ./dataplane/parse ./dataplane/xmit
 	./$(BIN) bench --out $(BENCH_OUT) --duration $(BENCH_DURATION) --rounds $(BENCH_ROUNDS)

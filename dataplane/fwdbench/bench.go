@@ -19,16 +19,16 @@ import (
 
 // Config sets what Run offers each dataplane.
 type Config struct {
-	Seconds  int // per measurement
-	Workers  int // userspace forwarder threads
-	UDPLen   int // UDP payload bytes of the packet-rate runs
-	FixedPPS int // the fixed sub-saturation UDP load
+	Seconds  int `json:"seconds"`   // per measurement
+	Workers  int `json:"workers"`   // the static forwarder's threads
+	UDPLen   int `json:"udp_len"`   // UDP payload bytes of the packet-rate runs
+	FixedPPS int `json:"fixed_pps"` // the fixed sub-saturation UDP load
 	// Rounds interleaves the dataplanes this many times (A B C A B C …)
 	// and reports each one's median, so a burst of load from elsewhere on
 	// the machine does not land on one dataplane only.
-	Rounds int
+	Rounds int `json:"rounds"`
 	// Dataplanes to compare, in order (Dataplanes when empty).
-	Dataplanes []string
+	Dataplanes []string `json:"dataplanes"`
 }
 
 // DefaultConfig is what `lvslab bench` offers on a small machine.
@@ -121,6 +121,7 @@ func Run(cfg Config, log io.Writer) (rep *Report, err error) {
 	if len(dataplanes) == 0 {
 		dataplanes = Dataplanes
 	}
+	rep.Config.Dataplanes = dataplanes
 	samples := map[[2]string][]Row{}
 	for round := range max(cfg.Rounds, 1) {
 		for _, dp := range dataplanes {
