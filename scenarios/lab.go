@@ -33,8 +33,11 @@ func (s *Scenario) Start(ctx context.Context, opt RunOptions) (*Lab, error) {
 		serverArgs: map[string][]string{}, dests: map[string][]Destination{}}
 	l := &Lab{r: r, features: topo.Probe()}
 	r.progress("building lab %s (%d nodes, %d networks); kernel features: %s", s.Name, len(s.Nodes), len(s.Networks), l.features)
-	var err error
-	r.in, err = topo.Build(ctx, s.Lab(), topo.Options{RunDir: opt.RunDir, Features: &l.features, Executable: opt.Executable})
+	lab, err := s.buildLab()
+	if err != nil {
+		return nil, err
+	}
+	r.in, err = topo.Build(ctx, lab, topo.Options{RunDir: opt.RunDir, Features: &l.features, Executable: opt.Executable})
 	if err != nil {
 		return nil, fmt.Errorf("building the lab: %w", err)
 	}

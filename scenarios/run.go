@@ -156,7 +156,7 @@ func (r *run) start() error {
 		if n.Role != topo.Director {
 			continue
 		}
-		rules, dests, err := r.s.DirectorTable(r.in.Lab, n.Name)
+		rules, dests, err := r.s.DirectorTable(r.s.Lab(), n.Name)
 		if err != nil {
 			return err
 		}
