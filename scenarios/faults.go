@@ -9,6 +9,7 @@ import (
 
 	"github.com/lvslab/lvslab/dataplane/engine"
 	"github.com/lvslab/lvslab/reports"
+	"github.com/lvslab/lvslab/topo"
 )
 
 // fault waits for fault i's time, applies it, and restores it after its
@@ -63,6 +64,12 @@ func (r *run) apply(ctx context.Context, act FaultAction, target string, f *Faul
 			}
 		}
 		return nil
+	}
+	if act == Link {
+		return r.link(target, f, true)
+	}
+	if act == Restore && f.Link != "" {
+		return r.link(target, f, false)
 	}
 	a := r.servers[target]
 	if a == nil {
@@ -172,4 +179,47 @@ func (r *run) restoreAfter(node string, at time.Time) time.Time {
 		}
 	}
 	return best
+}
+
+// faultTable is the nftables table a loss fault adds to a node.
+const faultTable = "lvsfault"
+
+// link applies (or, with on false, undoes) a link fault on node: every
+// packet dropped both ways (down) or a random share of them (loss), with
+// an nftables table of the node's own, or an egress rate limit on each of
+// its interfaces (tbf). Down keeps the carrier: taking the interface down
+// would also drop its routes.
+func (r *run) link(node string, f *Fault, on bool) error {
+	n := r.in.Lab.Node(node)
+	var cmds [][]string
+	if f.Rate != "" {
+		for i := range n.Interfaces {
+			if on {
+				cmds = append(cmds, []string{"tc", "qdisc", "replace", "dev", topo.IfName(i), "root", "tbf", "rate", f.Rate, "burst", "32kbit", "latency", "400ms"})
+			} else {
+				cmds = append(cmds, []string{"tc", "qdisc", "del", "dev", topo.IfName(i), "root"})
+			}
+		}
+	}
+	if f.Loss != "" || f.Down {
+		verdict := "drop"
+		if f.Loss != "" {
+			pct, _ := lossPercent(f.Loss)
+			verdict = fmt.Sprintf("numgen random mod 100 < %d drop", pct)
+		}
+		if on {
+			cmds = append(cmds, []string{"nft", fmt.Sprintf(`table inet %s {
+	chain in { type filter hook prerouting priority -300; iifname != "lo" %s; }
+	chain out { type filter hook postrouting priority 300; oifname != "lo" %s; }
+}`, faultTable, verdict, verdict)})
+		} else {
+			cmds = append(cmds, []string{"nft", "delete", "table", "inet", faultTable})
+		}
+	}
+	for _, c := range cmds {
+		if out, err := r.in.Output(node, c[0], c[1:]...); err != nil {
+			return fmt.Errorf("%s: %v %s", strings.Join(c, " "), err, out)
+		}
+	}
+	return nil
 }

@@ -232,3 +232,50 @@ func TestGoAPI(t *testing.T) {
 	require.NoError(t, err)
 	assert.True(t, rep.Passed)
 }
+
+// TestLinkFaults cuts a real server's link for one phase (its requests
+// time out, nobody else's do) and checks every link fault applies and
+// restores cleanly.
+func TestLinkFaults(t *testing.T) {
+	needLabs(t)
+	s, err := Parse("link.yaml", []byte(`name: link
+networks:
+  - {name: public, subnet: 192.168.1.0/24}
+  - {name: internal, subnet: 10.1.1.0/24}
+nodes:
+  - {name: client, role: client, interfaces: [{network: public, address: 192.168.1.254}]}
+  - name: director
+    role: director
+    interfaces:
+      - {network: public, address: 192.168.1.1}
+      - {network: internal, address: 10.1.1.1}
+  - {name: rs1, role: realserver, interfaces: [{network: internal, address: 10.1.1.2}]}
+  - {name: rs2, role: realserver, interfaces: [{network: internal, address: 10.1.1.3}]}
+services:
+  - vip: 192.168.1.110:80
+    scheduler: rr
+    realservers: [{node: rs1, forward: nat}, {node: rs2, forward: nat}]
+load:
+  - {name: cut, rate: 50/s, duration: 1s, timeout: 500ms, at: 500ms}
+  - {name: healed, rate: 50/s, duration: 1s, timeout: 500ms, at: 3s}
+faults:
+  - {at: 0s, link: rs1, down: true, for: 2500ms}
+  - {at: 0s, link: rs2, rate: 10mbit, for: 2500ms}
+  - {at: 0s, link: client, loss: 1%, for: 300ms}
+`))
+	require.NoError(t, err)
+	runDir := t.TempDir()
+	rep, err := s.Run(context.Background(), RunOptions{Scale: 1, RunDir: runDir})
+	require.NoError(t, err)
+	require.Len(t, rep.Phases, 2)
+	cut, healed := rep.Phases[0], rep.Phases[1]
+	assert.NotZero(t, cut.ErrorsByClass["timeout"], "%v", cut.ErrorsByClass)
+	for _, sl := range cut.Realservers {
+		if sl.ID == "rs1" {
+			assert.Zero(t, sl.Connections, "rs1's link was down")
+		}
+	}
+	assert.Zero(t, healed.Errors, "%v", healed.ErrorsByClass)
+	assert.Len(t, healed.Realservers, 2)
+	requireNothingLeft(t, runDir, rep.Manifest["lab"])
+}
