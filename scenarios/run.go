@@ -39,6 +39,9 @@ type RunOptions struct {
 	Executable string
 	// Progress receives one plain line per step; nil discards them.
 	Progress io.Writer
+	// TimelineStarted, when set, is called as the timeline starts, with its
+	// length (a live display's total).
+	TimelineStarted func(length time.Duration)
 	// Manifest entries added to the report's (lvslab version, command line).
 	Manifest map[string]string
 	// Source is the scenario file's bytes, hashed into the manifest.
@@ -305,6 +308,9 @@ func (r *run) timeline(ctx context.Context) ([]phaseResult, []reports.Fault, err
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	r.t0 = time.Now()
+	if r.opt.TimelineStarted != nil {
+		r.opt.TimelineStarted(end)
+	}
 	r.progress("timeline starts: %d load phases, %d faults, %s", len(r.s.Load), len(r.s.Faults), end.Round(time.Millisecond))
 	results := make([]*metrics.Result, len(r.s.Load))
 	var wg sync.WaitGroup
