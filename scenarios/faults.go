@@ -71,22 +71,31 @@ func (r *run) apply(ctx context.Context, act FaultAction, target string, f *Faul
 	if act == Restore && f.Link != "" {
 		return r.link(target, f, false)
 	}
-	a := r.servers[target]
+	agents, kind := r.servers, RealServerAgent
+	if _, ok := r.directors[target]; ok {
+		agents, kind = r.directors, engine.AgentKind
+	}
+	a := agents[target]
 	if a == nil {
 		return fmt.Errorf("node %s runs no built-in real server", target)
 	}
 	select {
 	case <-a.Done():
 		if act != Restore {
-			return fmt.Errorf("the real server on %s is not running (kill it once, restore it before the next fault)", target)
+			return fmt.Errorf("%s on %s is not running (kill it once, restore it before the next fault)", kind, target)
 		}
-		na, err := r.in.StartAgent(target, RealServerAgent, r.serverArgs[target]...)
+		// A restarted director starts from the scenario's table, as a
+		// rebooted one loads its saved rules: connections are forgotten.
+		na, err := r.in.StartAgent(target, kind, r.serverArgs[target]...)
 		if err != nil {
 			return err
 		}
-		r.servers[target] = na
+		agents[target] = na
 		return nil
 	default:
+	}
+	if kind == engine.AgentKind && act != Kill {
+		return fmt.Errorf("a director can be killed and restored, not %s", act)
 	}
 	if act == Kill {
 		return a.Stop(2 * time.Second)

@@ -29,7 +29,7 @@ func (s *Scenario) Start(ctx context.Context, opt RunOptions) (*Lab, error) {
 	if opt.Scale <= 0 {
 		opt.Scale = 1
 	}
-	r := &run{s: s, opt: opt, servers: map[string]*topo.Agent{}, loaders: map[string]*topo.Agent{},
+	r := &run{s: s, opt: opt, servers: map[string]*topo.Agent{}, loaders: map[string]*topo.Agent{}, directors: map[string]*topo.Agent{},
 		serverArgs: map[string][]string{}, dests: map[string][]Destination{}}
 	l := &Lab{r: r, features: topo.Probe()}
 	r.progress("building lab %s (%d nodes, %d networks); kernel features: %s", s.Name, len(s.Nodes), len(s.Networks), l.features)

@@ -77,9 +77,10 @@ type run struct {
 	director     string
 	directorNode string
 	health       *topo.Agent            // the health checker, if any service has checks
+	directors    map[string]*topo.Agent // director agents by node
 	servers      map[string]*topo.Agent // built-in real servers by node
 	loaders      map[string]*topo.Agent // load generators by client node
-	serverArgs   map[string][]string
+	serverArgs   map[string][]string    // agent arguments by node, to start a killed one again
 	procs        []*exec.Cmd
 	mu           sync.Mutex
 	t0           time.Time
@@ -172,6 +173,7 @@ func (r *run) start() error {
 			return fmt.Errorf("starting director %s: %w", n.Name, err)
 		}
 		r.progress("director %s: %d ipvsadm rules loaded", n.Name, len(rules))
+		r.directors[n.Name], r.serverArgs[n.Name] = a, args
 		if r.director == "" {
 			r.director, r.directorNode = a.Socket, n.Name
 			for _, d := range dests {

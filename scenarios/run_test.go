@@ -235,7 +235,7 @@ func TestGoAPI(t *testing.T) {
 
 // TestLinkFaults cuts a real server's link for one phase (its requests
 // time out, nobody else's do) and checks every link fault applies and
-// restores cleanly.
+// restores cleanly; then kills the director for a phase and restarts it.
 func TestLinkFaults(t *testing.T) {
 	needLabs(t)
 	s, err := Parse("link.yaml", []byte(`name: link
@@ -258,7 +258,10 @@ services:
 load:
   - {name: cut, rate: 50/s, duration: 1s, timeout: 500ms, at: 500ms}
   - {name: healed, rate: 50/s, duration: 1s, timeout: 500ms, at: 3s}
+  - {name: headless, rate: 50/s, duration: 500ms, timeout: 300ms, at: 4700ms}
+  - {name: rebooted, rate: 50/s, duration: 500ms, timeout: 500ms, at: 6s}
 faults:
+  - {at: 4500ms, kill: director, for: 1s}
   - {at: 0s, link: rs1, down: true, for: 2500ms}
   - {at: 0s, link: rs2, rate: 10mbit, for: 2500ms}
   - {at: 0s, link: client, loss: 1%, for: 300ms}
@@ -267,8 +270,10 @@ faults:
 	runDir := t.TempDir()
 	rep, err := s.Run(context.Background(), RunOptions{Scale: 1, RunDir: runDir})
 	require.NoError(t, err)
-	require.Len(t, rep.Phases, 2)
-	cut, healed := rep.Phases[0], rep.Phases[1]
+	require.Len(t, rep.Phases, 4)
+	cut, healed, headless, rebooted := rep.Phases[0], rep.Phases[1], rep.Phases[2], rep.Phases[3]
+	assert.Equal(t, headless.Requests, headless.Errors, "no director, no service: %v", headless.ErrorsByClass)
+	assert.Zero(t, rebooted.Errors, "the restarted director loaded its table: %v", rebooted.ErrorsByClass)
 	assert.NotZero(t, cut.ErrorsByClass["timeout"], "%v", cut.ErrorsByClass)
 	for _, sl := range cut.Realservers {
 		if sl.ID == "rs1" {

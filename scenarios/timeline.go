@@ -346,6 +346,7 @@ func (s *Scenario) checkTimeline() Errors {
 			bad(path+"."+key, obj, "%q is not a node", target)
 		case act == Link && r != string(topo.RealServer) && r != string(topo.Client):
 			bad(path+"."+key, obj, "node %q is a %s: link faults act on clients and real servers", target, r)
+		case (act == Kill || act == Restore) && r == string(topo.Director):
 		case act != Link && r != string(topo.RealServer):
 			bad(path+"."+key, obj, "node %q is a %s, not a realserver", target, r)
 		case (act == Add || act == Remove || act == Weight) && !s.inAnyService(target):
