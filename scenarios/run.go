@@ -84,44 +84,29 @@ type run struct {
 
 // Run builds the scenario's lab, runs its timeline, and returns the report;
 // the lab is destroyed before Run returns, whatever happens (ctx canceled
-// included). The report is returned with the error when there is one.
+// included).
 func (s *Scenario) Run(ctx context.Context, opt RunOptions) (rep *reports.Report, err error) {
-	if opt.Scale <= 0 {
-		opt.Scale = 1
-	}
-	r := &run{s: s, opt: opt, servers: map[string]*topo.Agent{}, loaders: map[string]*topo.Agent{}, serverArgs: map[string][]string{}, dests: map[string][]Destination{}}
-	f := topo.Probe()
-	r.progress("building lab %s (%d nodes, %d networks); kernel features: %s", s.Name, len(s.Nodes), len(s.Networks), f)
-	r.in, err = topo.Build(ctx, s.Lab(), topo.Options{RunDir: opt.RunDir, Features: &f, Executable: opt.Executable})
+	l, err := s.Start(ctx, opt)
 	if err != nil {
-		return nil, fmt.Errorf("building the lab: %w", err)
-	}
-	defer func() {
-		// Clients first, then servers, while the director still forwards:
-		// their connections close cleanly instead of leaving orphaned
-		// sockets that hold a namespace until the kernel gives up on them.
-		for _, a := range r.loaders {
-			a.Stop(agentGrace)
-		}
-		for _, a := range r.servers {
-			a.Stop(agentGrace)
-		}
-		for _, p := range r.procs {
-			p.Process.Kill()
-			p.Wait()
-		}
-		if derr := r.in.Destroy(); derr != nil {
-			err = errors.Join(err, fmt.Errorf("destroying the lab: %w", derr))
-		}
-		r.progress("lab %s destroyed", r.in.ID)
-	}()
-	if err := r.start(); err != nil {
 		return nil, err
 	}
-	rep = reports.New(s.Name)
+	defer func() {
+		if cerr := l.Close(); cerr != nil {
+			err = errors.Join(err, cerr)
+		}
+	}()
+	return l.RunTimeline(ctx)
+}
+
+// RunTimeline runs the scenario's load phases and faults on the lab, reads
+// the director's counters and returns the report with every expectation
+// evaluated. A lab runs its timeline once.
+func (l *Lab) RunTimeline(ctx context.Context) (*reports.Report, error) {
+	r, s := l.r, l.r.s
+	rep := reports.New(s.Name)
 	rep.Description = strings.TrimSpace(s.Description)
-	rep.Environment = environment(f)
-	rep.Manifest = r.manifest(f)
+	rep.Environment = environment(l.features)
+	rep.Manifest = r.manifest(l.features)
 	phases, faults, err := r.timeline(ctx)
 	if err != nil {
 		return nil, err
@@ -171,7 +156,7 @@ func (r *run) start() error {
 		if n.Role != topo.Director {
 			continue
 		}
-		rules, dests, err := r.s.DirectorTable(r.in.Lab, n.Name)
+		rules, dests, err := r.s.DirectorTable(r.s.Lab(), n.Name)
 		if err != nil {
 			return err
 		}

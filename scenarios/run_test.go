@@ -210,3 +210,25 @@ func weightsOf(l reports.Load) map[string]float64 {
 	}
 	return w
 }
+
+// TestGoAPI is the README's example: a lab inside a go test, reached
+// through its nodes and its director, then driven through its timeline.
+func TestGoAPI(t *testing.T) {
+	t.Setenv(DurationScaleEnv, "0.1")
+	s, err := LoadExample("quickstart")
+	require.NoError(t, err)
+	lab := StartTest(t, s)
+
+	out, err := lab.IPVSADM("-L", "-n")
+	require.NoError(t, err)
+	assert.Contains(t, out, "TCP  192.168.1.110:80 wlc\n  -> 10.1.1.2:80                  Masq    3")
+	_, err = lab.IPVSADM("-e", "-t", "192.168.1.110:80", "-r", "10.9.9.9:80")
+	assert.ErrorContains(t, err, "No such destination")
+	addrs, err := lab.Exec("client", "ip", "-4", "-o", "addr", "show", "dev", "eth0")
+	require.NoError(t, err)
+	assert.Contains(t, string(addrs), "192.168.1.254/24")
+
+	rep, err := lab.RunTimeline(context.Background())
+	require.NoError(t, err)
+	assert.True(t, rep.Passed)
+}

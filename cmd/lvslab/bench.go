@@ -23,11 +23,14 @@ func init() {
 		Short: "Compare the director with kernel routing and nftables DNAT in one lab; write DIR/bench.json",
 		Long: `bench builds a client — director — server lab and measures, under the same loads,
 kernel routing with no balancer (kernel-route), kernel nftables DNAT balancing with
-numgen (nft-dnat), the lvslab director in NAT and DR (lvslab-nat, lvslab-dr: the
-engine with a virtual service, its connection table and rr scheduler) and the static
-AF_PACKET forwarder (afpacket-*-static: the packet I/O alone, no connection table).
+numgen (nft-dnat), the lvslab director in NAT, DR and TUN (lvslab-nat, lvslab-dr,
+lvslab-tun: the engine with a virtual service, its connection table and rr scheduler;
+the TUN server decapsulates in userspace, in this process) and the static AF_PACKET
+forwarder (afpacket-*-static: the packet I/O alone, no connection table).
 
-Metrics: tcp_bps (bulk TCP, one iperf3 stream), pps (small UDP datagrams at an
+Metrics: tcp_bps (bulk TCP, one iperf3 stream from the client), tcp_bps_response (the
+same from the server: DR and TUN responses skip the balancer, here routed by the director
+namespace's kernel, so compare them with kernel-route), pps (small UDP datagrams at an
 unlimited offered rate: saturation), pps_fixed (the same at --fixed-pps, below
 saturation: loss there means a starved worker), cps (new TCP connections per second,
 wrk against nginx, one request per connection). Each row carries its loss and the CPU

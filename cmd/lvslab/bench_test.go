@@ -88,11 +88,11 @@ func TestBenchWritesTheReport(t *testing.T) {
 		}
 	}
 	for _, dp := range []string{fwdbench.KernelRoute, fwdbench.LvslabNAT} {
-		for _, m := range []string{fwdbench.MetricTCP, fwdbench.MetricPPS, fwdbench.MetricPPSFixed, fwdbench.MetricCPS} {
+		for _, m := range []string{fwdbench.MetricTCP, fwdbench.MetricTCPResp, fwdbench.MetricPPS, fwdbench.MetricPPSFixed, fwdbench.MetricCPS} {
 			assert.True(t, seen[dp+" "+m], "row %s %s", dp, m)
 		}
 	}
-	assert.Len(t, doc.Rows, 8)
+	assert.Len(t, doc.Rows, 10)
 }
 
 // benchNamespaces lists the namespaces named like fwdbench's labs.

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net/netip"
+	"os"
 	"runtime"
 	"slices"
 	"strconv"
@@ -35,10 +36,11 @@ var DefaultConfig = Config{Seconds: 3, Workers: 1, UDPLen: 18, FixedPPS: 20000, 
 
 // Metrics.
 const (
-	MetricTCP      = "tcp_bps"   // bulk TCP, one iperf3 stream, offloads on
-	MetricPPS      = "pps"       // small UDP datagrams, unlimited offered rate
-	MetricPPSFixed = "pps_fixed" // small UDP datagrams at Config.FixedPPS
-	MetricCPS      = "cps"       // new TCP connections per second, one HTTP request each
+	MetricTCP      = "tcp_bps"          // bulk TCP, one iperf3 stream from the client, offloads on
+	MetricTCPResp  = "tcp_bps_response" // the same from the server: DR and TUN responses skip the balancer (the director's kernel routes them)
+	MetricPPS      = "pps"              // small UDP datagrams, unlimited offered rate
+	MetricPPSFixed = "pps_fixed"        // small UDP datagrams at Config.FixedPPS
+	MetricCPS      = "cps"              // new TCP connections per second, one HTTP request each
 )
 
 // Row is one measurement, as bench.json lists it. CPU figures are in
@@ -62,6 +64,9 @@ type Machine struct {
 	Go       string        `json:"go"`
 	Features topo.Features `json:"features"`
 	Offload  string        `json:"offload"`
+	// LoadAvg is /proc/loadavg when the run began: on a shared machine
+	// the neighbours' load is part of every number.
+	LoadAvg string `json:"loadavg"`
 }
 
 // Report is one Run.
@@ -97,12 +102,13 @@ func Run(cfg Config, log io.Writer) (rep *Report, err error) {
 	unix.Uname(&u)
 	rep = &Report{Config: cfg, Machine: Machine{Kernel: unix.ByteSliceToString(u.Release[:]), CPUs: runtime.NumCPU(),
 		Go: runtime.Version(), Features: topo.Probe(),
-		Offload: "veth defaults (tso, gso, tx checksum on); forwarders use PACKET_VNET_HDR"}}
+		Offload: "veth defaults (tso, gso, tx checksum on); forwarders use PACKET_VNET_HDR", LoadAvg: loadAvg()}}
 	loads := []struct {
 		metric string
 		drive  func(target netip.Addr) (Result, error)
 	}{
 		{MetricTCP, func(t netip.Addr) (Result, error) { return l.Drive(t, Load{Seconds: cfg.Seconds}) }},
+		{MetricTCPResp, func(t netip.Addr) (Result, error) { return l.Drive(t, Load{Seconds: cfg.Seconds, Reverse: true}) }},
 		{MetricPPS, func(t netip.Addr) (Result, error) {
 			return l.Drive(t, Load{UDP: true, Seconds: cfg.Seconds, Len: cfg.UDPLen, Rate: "0"})
 		}},
@@ -134,7 +140,7 @@ func Run(cfg Config, log io.Writer) (rep *Report, err error) {
 					row.DirectorCPU = r.DirectorCPU
 				}
 				switch ld.metric {
-				case MetricTCP:
+				case MetricTCP, MetricTCPResp:
 					row.Value = r.BitsPerSecond
 				case MetricCPS:
 					row.Value = r.CPS
@@ -149,7 +155,7 @@ func Run(cfg Config, log io.Writer) (rep *Report, err error) {
 			if err := a.Stop(); err != nil {
 				return rep, fmt.Errorf("%s: %w", dp, err)
 			}
-			if (dp == LvslabNAT || dp == LvslabDR) && a.Engine.In == 0 {
+			if (dp == LvslabNAT || dp == LvslabDR || dp == LvslabTUN) && a.Engine.In == 0 {
 				// The loads passed, so something other than the director
 				// carried them: the comparison would be a lie.
 				return rep, fmt.Errorf("%s: the director forwarded no packet", dp)
@@ -162,6 +168,11 @@ func Run(cfg Config, log io.Writer) (rep *Report, err error) {
 		}
 	}
 	return rep, nil
+}
+
+func loadAvg() string {
+	b, _ := os.ReadFile("/proc/loadavg")
+	return strings.TrimSpace(string(b))
 }
 
 // median returns the row with the median value (the lower middle one for
@@ -196,7 +207,7 @@ func (r *Report) Table() string {
 			return "-"
 		}
 		perPkt := "-"
-		if row.Metric != MetricTCP && row.DirectorCPU > 0 && row.Value > 0 {
+		if row.Metric != MetricTCP && row.Metric != MetricTCPResp && row.DirectorCPU > 0 && row.Value > 0 {
 			perPkt = fmt.Sprintf("%.2f", row.DirectorCPU/row.Value*1e6)
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%.2f\t%.2f\t%.2f\t%.2f\t%s\t\n", row.Dataplane, row.Metric, human(row.Metric, row.Value),
@@ -208,7 +219,7 @@ func (r *Report) Table() string {
 
 func human(metric string, v float64) string {
 	switch metric {
-	case MetricTCP:
+	case MetricTCP, MetricTCPResp:
 		return fmt.Sprintf("%.2f Gbit/s", v/1e9)
 	case MetricCPS:
 		return fmt.Sprintf("%.0f conn/s", v)

@@ -18,6 +18,7 @@ const (
 	// (connection table, rr scheduler, transmit), NAT or direct routing.
 	LvslabNAT = "lvslab-nat"
 	LvslabDR  = "lvslab-dr"
+	LvslabTUN = "lvslab-tun" // the server decapsulates in userspace (topo/ipipd)
 	// The static forwarder of this package: one mapping, no connection
 	// table, no scheduler — the packet I/O's ceiling.
 	StaticNAT  = "afpacket-nat-static"      // recvmmsg/sendmmsg
@@ -26,10 +27,10 @@ const (
 )
 
 // Dataplanes lists what Run compares by default, baseline first.
-var Dataplanes = []string{KernelRoute, NftDNAT, LvslabNAT, LvslabDR, StaticNAT}
+var Dataplanes = []string{KernelRoute, NftDNAT, LvslabNAT, LvslabDR, LvslabTUN, StaticNAT}
 
 // AllDataplanes lists every dataplane Start knows.
-var AllDataplanes = []string{KernelRoute, NftDNAT, LvslabNAT, LvslabDR, StaticNAT, StaticRing, StaticDR}
+var AllDataplanes = []string{KernelRoute, NftDNAT, LvslabNAT, LvslabDR, LvslabTUN, StaticNAT, StaticRing, StaticDR}
 
 // Active is a dataplane set up in the lab's director.
 type Active struct {
@@ -37,6 +38,7 @@ type Active struct {
 	Target netip.Addr // where clients send: the server itself, or the VIP
 	nat    *NAT
 	eng    *engine.Engine
+	decap  *decap
 	off    *packetio.KernelOff
 	lab    *Lab
 	// Stats holds the static forwarder's counters after Stop, Engine the
@@ -69,10 +71,11 @@ func (l *Lab) Start(name string, workers int, observe func(int, packetio.Side, n
 			break
 		}
 		a.eng, err = l.startEngine("-m")
-	case LvslabDR:
-		// Direct routing: the kernel never sees VIP traffic (dropped on
-		// the client side) but routes the real server's replies back to
-		// the client, as the router next to a DR director would. Their
+	case LvslabDR, LvslabTUN:
+		// Direct routing and tunnelling: the kernel never sees VIP traffic
+		// (dropped on the client side) but routes the real server's
+		// replies back to the client, as the router next to a DR or TUN
+		// director would. Their
 		// source is the VIP, an address of this namespace, which the
 		// kernel takes for a martian unless told to accept it.
 		for _, kv := range [][2]string{{"net.ipv4.ip_forward", "1"}, {"net.ipv4.conf.all.accept_local", "1"},
@@ -87,7 +90,14 @@ func (l *Lab) Start(name string, workers int, observe func(int, packetio.Side, n
 		if a.off, err = kernelOff(l.Director, DirClientIf); err != nil {
 			break
 		}
-		a.eng, err = l.startEngine("-g")
+		if name == LvslabDR {
+			a.eng, err = l.startEngine("-g")
+			break
+		}
+		if a.decap, err = l.startDecap(); err != nil {
+			break
+		}
+		a.eng, err = l.startEngine("-i")
 	case StaticNAT, StaticRing, StaticDR:
 		if err = Sysctl(l.Director, "net.ipv4.ip_forward", "0"); err != nil {
 			break
@@ -121,6 +131,10 @@ func (a *Active) Stop() error {
 		a.Engine = a.eng.Counters()
 		err = errors.Join(err, a.eng.Close())
 		a.eng = nil
+	}
+	if a.decap != nil {
+		err = errors.Join(err, a.decap.Stop())
+		a.decap = nil
 	}
 	if a.off != nil {
 		err = errors.Join(err, a.off.Close())

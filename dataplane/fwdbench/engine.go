@@ -1,6 +1,8 @@
 package fwdbench
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/netip"
@@ -10,6 +12,7 @@ import (
 	"github.com/vishvananda/netns"
 
 	"github.com/lvslab/lvslab/dataplane/engine"
+	"github.com/lvslab/lvslab/topo/ipipd"
 )
 
 // Ports the lab's virtual services listen on: iperf3 (TCP control and
@@ -21,7 +24,8 @@ const (
 
 // engineRules are the ipvsadm-restore lines of the lab's virtual services:
 // iperf3 over TCP and UDP and HTTP, each scheduled by rr onto the server
-// with forwarding method ("-m" masquerading or "-g" direct routing).
+// with forwarding method ("-m" masquerading, "-g" direct routing, "-i"
+// tunnelling).
 func (l *Lab) engineRules(method string) string {
 	var b strings.Builder
 	for _, s := range []struct {
@@ -80,4 +84,50 @@ func inNetns(name string, fn func() error) error {
 		return fmt.Errorf("netns back from %s: %w", name, err)
 	}
 	return ferr
+}
+
+// decapTun is the TUN device the lab's server takes IPIP payloads in by.
+const decapTun = "lvsipip0"
+
+// decap is the server's userspace IPIP decapsulator (topo/ipipd): kernels
+// without the ipip driver cannot be TUN real servers otherwise, and with it
+// the kernel would consume the packets first — the same path either way.
+// It runs in this process, so a TUN row's forwarder CPU includes it.
+type decap struct {
+	d      *ipipd.Decapsulator
+	cancel context.CancelFunc
+	done   chan struct{}
+	lab    *Lab
+}
+
+// startDecap opens the decapsulator in the server namespace and keeps the
+// server's kernel off IPIP packets (it would answer protocol unreachable).
+func (l *Lab) startDecap() (*decap, error) {
+	if err := Nft(l.Server, fmt.Sprintf("table netdev lvsipip {\n\tchain in { type filter hook ingress device %s priority 0; ip protocol 4 drop; }\n}\n", ServerIf)); err != nil {
+		return nil, err
+	}
+	x := &decap{lab: l, done: make(chan struct{})}
+	if err := inNetns(l.Server, func() (err error) { x.d, err = ipipd.Open(decapTun); return err }); err != nil {
+		x.stopNft()
+		return nil, err
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	x.cancel = cancel
+	go func() {
+		defer close(x.done)
+		x.d.Serve(ctx)
+	}()
+	return x, nil
+}
+
+// Stop ends the decapsulator (its TUN device goes with it).
+func (x *decap) Stop() error {
+	x.cancel()
+	<-x.done
+	err := x.d.Close()
+	return errors.Join(err, x.stopNft())
+}
+
+func (x *decap) stopNft() error {
+	return run("ip", "netns", "exec", x.lab.Server, "nft", "delete", "table", "netdev", "lvsipip")
 }

@@ -56,6 +56,7 @@ type Load struct {
 	Seconds int
 	Len     int    // -l: UDP payload size (0: iperf3's default)
 	Rate    string // -b: offered rate ("0": unlimited)
+	Reverse bool   // -R: the server sends (TCP: the real server's response direction)
 }
 
 // Result of one run.
@@ -91,6 +92,9 @@ func (l *Lab) Drive(target netip.Addr, load Load) (Result, error) {
 	args := []string{"iperf3", "-c", target.String(), "-t", strconv.Itoa(load.Seconds), "-J"}
 	if load.UDP {
 		args = append(args, "-u")
+	}
+	if load.Reverse {
+		args = append(args, "-R")
 	}
 	if load.Len > 0 {
 		args = append(args, "-l", strconv.Itoa(load.Len))
