@@ -172,3 +172,14 @@ func BenchmarkLookup10M(b *testing.B) {
 		b.ReportMetric(float64(cpuTime()-cpu0)/float64(b.N), "cpu-ns/op")
 	})
 }
+
+// mix64 is a 64-bit finalizer (MurmurHash3's fmix64): it spreads the
+// benchmarks' indices over the table.
+func mix64(h uint64) uint64 {
+	h ^= h >> 33
+	h *= 0xff51afd7ed558ccd
+	h ^= h >> 33
+	h *= 0xc4ceb9fe1a85ec53
+	h ^= h >> 33
+	return h
+}

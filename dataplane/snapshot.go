@@ -86,8 +86,8 @@ func (d *Director) Conns(now time.Time) []ConnInfo {
 	t := now.UnixNano()
 	d.advance(t)
 	var out []ConnInfo
-	for _, head := range d.conns.buckets {
-		for i := head; i != 0; {
+	for _, b := range d.conns.buckets {
+		for i := uint32(b); i != 0; {
 			c := d.conns.at(i)
 			out = append(out, ConnInfo{
 				Proto:    c.proto,

@@ -3,6 +3,7 @@ package topo
 import (
 	"fmt"
 	"net/netip"
+	"sync"
 
 	"github.com/google/nftables"
 	"github.com/google/nftables/binaryutil"
@@ -18,6 +19,9 @@ import (
 // (no RST for a SYN the dataplane took, no ICMP port unreachable). ARP is not
 // touched: the director answers ARP for the VIP as in the classic setups.
 // A dataplane adds or removes VIPs at run time with AddDropVIPs.
+// nftMu serialises the nftables batches that create sets (see dropInbound).
+var nftMu sync.Mutex
+
 const (
 	DropTable = "lvslab"
 	DropSet   = "vips"
@@ -27,6 +31,10 @@ const (
 // ifnames: drop IPv4 to vips and, when ipip is set, drop IPIP packets (the
 // userspace decapsulator took them at the tap).
 func dropInbound(nsfd int, ifnames []string, vips []netip.Addr, ipip bool) error {
+	// google/nftables numbers new sets from an unsynchronised package
+	// counter, and Build configures nodes in parallel.
+	nftMu.Lock()
+	defer nftMu.Unlock()
 	c, err := nftables.New(nftables.WithNetNSFd(nsfd))
 	if err != nil {
 		return err

@@ -24,6 +24,15 @@ var (
 	binErr  error
 )
 
+// TestMain removes the binary the tests built.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if binPath != "" {
+		os.RemoveAll(filepath.Dir(binPath))
+	}
+	os.Exit(code)
+}
+
 // lvslab builds the binary once for the tests that run it as users do.
 func lvslab(t *testing.T) string {
 	t.Helper()

@@ -18,14 +18,6 @@ import (
 )
 
 // buildLvslab builds this command into a temporary folder.
-func buildLvslab(t *testing.T) string {
-	t.Helper()
-	bin := filepath.Join(t.TempDir(), "lvslab")
-	out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput()
-	require.NoError(t, err, "%s", out)
-	return bin
-}
-
 func ip(t *testing.T, args ...string) {
 	t.Helper()
 	out, err := exec.Command("ip", args...).CombinedOutput()
@@ -46,7 +38,7 @@ func TestServeAndLoadAcrossTwoNamespaces(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds a lab")
 	}
-	bin := buildLvslab(t)
+	bin := lvslab(t)
 	tag := fmt.Sprintf("%x", os.Getpid()&0xffff) + fmt.Sprintf("%x", time.Now().UnixNano()&0xfff)
 	cns, sns := "lvsc"+tag, "lvss"+tag
 	va, vb := "lvsa"+tag, "lvsb"+tag
@@ -118,11 +110,17 @@ func TestServeAndLoadAcrossTwoNamespaces(t *testing.T) {
 			}
 			require.NoError(t, json.Unmarshal(b, &rep))
 			assert.Equal(t, uint64(1000), rep.Load.Requests)
-			assert.Zero(t, rep.Load.Errors)
+			if kind == "udp" {
+				// Datagrams may be lost when the shared CPUs are starved;
+				// a lost one is a timeout, never a misattribution.
+				assert.Less(t, rep.Load.Errors, uint64(100))
+			} else {
+				assert.Zero(t, rep.Load.Errors)
+			}
 			assert.Equal(t, 3, rep.Load.Sources)
 			require.Len(t, rep.Load.Realservers, 1)
 			assert.Equal(t, "rs1", rep.Load.Realservers[0].ID)
-			assert.Equal(t, uint64(1000), rep.Load.Realservers[0].Connections)
+			assert.Equal(t, 1000-rep.Load.Errors, rep.Load.Realservers[0].Connections)
 		})
 	}
 }

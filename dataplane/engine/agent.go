@@ -26,7 +26,8 @@ type stringList []string
 func (s *stringList) String() string     { return strings.Join(*s, "; ") }
 func (s *stringList) Set(v string) error { *s = append(*s, v); return nil }
 
-// runAgent is `lvslab agent … director [--rule LINE]… [--batch N]`: the
+// runAgent is `lvslab agent … director [--rule LINE]… [--batch N]
+// [--workers N]`: the
 // engine on every interface of the node, the rules loaded as by
 // ipvsadm -R, the control socket served until the agent is stopped.
 func runAgent(ctx context.Context, env *agent.Env, args []string) error {
@@ -34,14 +35,16 @@ func runAgent(ctx context.Context, env *agent.Env, args []string) error {
 	var rules stringList
 	fs.Var(&rules, "rule", "an ipvsadm-restore line (-A …, -a …); repeatable")
 	batch := fs.Int("batch", 64, "frames per read and write")
+	workers := fs.Int("workers", 1, "packet goroutines sharing the core")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	e, err := Start(Config{Batch: *batch, VIPs: keepKernelOff})
+	e, err := Start(Config{Batch: *batch, Workers: *workers, VIPs: keepKernelOff})
 	if err != nil {
 		return err
 	}
 	defer func() {
+		err := e.Close()
 		c := e.Counters()
 		fmt.Fprintf(os.Stderr, "director: frames %d in %d out %d icmp-in %d icmp-out %d replies %d segmented %d dropped %d no-route %d unsendable %d sockets %+v\n",
 			c.Frames, c.In, c.Out, c.ICMPIn, c.ICMPOut, c.Replies, c.Segmented, c.Dropped, c.NoRoute, c.Unsendable, c.Socket)
@@ -50,7 +53,9 @@ func runAgent(ctx context.Context, env *agent.Env, args []string) error {
 				fmt.Fprintf(os.Stderr, "director: %s %d\n", parse.Reason(r), n)
 			}
 		}
-		e.Close()
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "director: %v\n", err)
+		}
 	}()
 	if len(rules) > 0 {
 		var stdout, stderr strings.Builder
@@ -150,8 +155,9 @@ func destAddr(lab *topo.Lab, director *topo.Node, name string) (netip.Addr, bool
 }
 
 // StartDirectors starts a director agent on every director node of the
-// lab, with the lab's services (schedulers as for Rules).
-func StartDirectors(in *topo.Instance, schedulers []string) ([]*topo.Agent, error) {
+// lab, with the lab's services (schedulers as for Rules) and the agent
+// flags in extra (--workers N, --batch N).
+func StartDirectors(in *topo.Instance, schedulers []string, extra ...string) ([]*topo.Agent, error) {
 	var agents []*topo.Agent
 	for _, n := range in.Lab.Nodes {
 		if n.Role != topo.Director {
@@ -161,7 +167,7 @@ func StartDirectors(in *topo.Instance, schedulers []string) ([]*topo.Agent, erro
 		if err != nil {
 			return agents, err
 		}
-		var args []string
+		args := append([]string(nil), extra...)
 		for _, r := range rules {
 			args = append(args, "--rule", r)
 		}

@@ -44,8 +44,8 @@ func (e *Engine) serveConn(c net.Conn) {
 	json.NewEncoder(c).Encode(Response{Stdout: out.Bytes(), Stderr: errb.Bytes(), Status: code})
 }
 
-// ReadsStdin reports whether ipvsadm args read standard input (-R).
-func ReadsStdin(args []string) bool {
+// readsStdin reports whether ipvsadm args read standard input (-R).
+func readsStdin(args []string) bool {
 	return slices.Contains(args, "-R") || slices.Contains(args, "--restore")
 }
 
@@ -54,7 +54,7 @@ func ReadsStdin(args []string) bool {
 // status. stdin is read (to its end) only when args restore (-R).
 func Ipvsadm(socket string, args []string, stdin io.Reader, stdout, stderr io.Writer) (int, error) {
 	req := Request{Args: args}
-	if ReadsStdin(args) && stdin != nil {
+	if readsStdin(args) && stdin != nil {
 		b, err := io.ReadAll(stdin)
 		if err != nil {
 			return 0, err

@@ -51,9 +51,9 @@ type lab struct {
 }
 
 // startLab builds the example with scheduler sched on its service and a
-// udp twin of it, starts the director and the real servers, and on cleanup
-// proves that nothing is left.
-func startLab(t testing.TB, example, sched string) *lab {
+// udp twin of it, starts the director (with agentFlags) and the real
+// servers, and on cleanup proves that nothing is left.
+func startLab(t testing.TB, example, sched string, agentFlags ...string) *lab {
 	t.Helper()
 	if os.Geteuid() != 0 {
 		t.Skip("needs root to build network namespaces (run as root, or in CI)")
@@ -102,7 +102,7 @@ func startLab(t testing.TB, example, sched string) *lab {
 	}
 	lb.rules, err = engine.Rules(l, "director", []string{sched, sched})
 	require.NoError(t, err)
-	agents, err := engine.StartDirectors(in, []string{sched, sched})
+	agents, err := engine.StartDirectors(in, []string{sched, sched}, agentFlags...)
 	require.NoError(t, err)
 	require.Len(t, agents, 1)
 	lb.socket = agents[0].Socket
@@ -405,6 +405,75 @@ func TestTunnelMTU(t *testing.T) {
 	route, err := lb.in.Output("client", "ip", "-4", "route", "get", vip.String())
 	require.NoError(t, err)
 	assert.Contains(t, string(route), "mtu 1480", "the client learnt the tunnel's MTU")
+}
+
+// TestVIPHandover: the kernel's drop set follows the virtual addresses.
+// Once the last service of an address is deleted, the director's own stack
+// answers it (a RST: the client's connect is refused at once), as a
+// director without that service does; a new service takes it back.
+func TestVIPHandover(t *testing.T) {
+	lb := startLab(t, "nat", "rr")
+	dropSet := func() string {
+		out, err := lb.in.Output("director", "nft", "list", "set", "netdev", topo.DropTable, topo.DropSet)
+		require.NoError(t, err)
+		return string(out)
+	}
+	require.Contains(t, dropSet(), vip.String())
+	lb.ipvsadm(t, "-D", "-t", netip.AddrPortFrom(vip, tcpPort).String())
+	assert.Contains(t, dropSet(), vip.String(), "the udp service still holds the VIP")
+	lb.ipvsadm(t, "-D", "-u", netip.AddrPortFrom(vip, udpPort).String())
+	assert.NotContains(t, dropSet(), vip.String())
+	err := lb.in.Do("client", func() error {
+		c, err := net.DialTimeout("tcp", netip.AddrPortFrom(vip, tcpPort).String(), 5*time.Second)
+		if err == nil {
+			c.Close()
+		}
+		return err
+	})
+	require.ErrorIs(t, err, unix.ECONNREFUSED, "the director's kernel answers the VIP")
+
+	lb.ipvsadm(t, "-A", "-t", netip.AddrPortFrom(vip, 8080).String(), "-s", "rr")
+	lb.ipvsadm(t, "-a", "-t", netip.AddrPortFrom(vip, 8080).String(), "-r", "10.1.1.2:80", "-m")
+	assert.Contains(t, dropSet(), vip.String())
+	assert.Equal(t, "rs1", lb.ask(t, "tcp", 8080, 1))
+}
+
+// TestOnePacket is one-packet scheduling (-o) in the DR lab: every
+// datagram of one client socket is scheduled on its own (rr: each real
+// server in turn) and leaves no connection behind; without it the socket's
+// datagrams stay on one real server.
+func TestOnePacket(t *testing.T) {
+	lb := startLab(t, "dr", "rr")
+	vs := netip.AddrPortFrom(vip, udpPort).String()
+	exchange := func() []string {
+		var c net.Conn
+		require.NoError(t, lb.in.Do("client", func() (err error) {
+			c, err = net.Dial("udp", vs)
+			return err
+		}))
+		defer c.Close()
+		require.NoError(t, c.SetDeadline(time.Now().Add(5*time.Second)))
+		var names []string
+		for i := range 3 {
+			req := make([]byte, wire.RequestLen)
+			wire.PutRequest(req, wire.RequestLen, 0, uint32(i))
+			_, err := c.Write(req)
+			require.NoError(t, err)
+			resp := make([]byte, 2048)
+			n, err := c.Read(resp)
+			require.NoError(t, err)
+			names = append(names, string(wire.Prefix(resp[:n]).ID()))
+		}
+		return names
+	}
+	same := exchange()
+	assert.Equal(t, []string{same[0], same[0], same[0]}, same, "one connection, one real server")
+
+	lb.ipvsadm(t, "-E", "-u", vs, "-s", "rr", "-o")
+	spread := exchange()
+	assert.ElementsMatch(t, []string{"rs1", "rs2", "rs3"}, spread, "each datagram scheduled on its own")
+	assert.Equal(t, 1, strings.Count(lb.ipvsadm(t, "-L", "-n", "-c"), "\nUDP "),
+		"only the first socket's connection: one-packet datagrams leave none")
 }
 
 func TestNAT(t *testing.T) { testMode(t, "nat", "wrr") }

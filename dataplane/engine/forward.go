@@ -21,17 +21,26 @@ const spareFrame = packetio.Headroom + 9216 + header.EthernetSize
 // 1024 and above; smaller MSS values are split in several rounds of sends).
 const maxSegments = 64
 
-// batch is the packet goroutine's working memory, allocated once.
+// batch is a worker: its sockets (one per interface, in Engine.ifs order),
+// send queues and working memory, allocated once.
 type batch struct {
-	rx     []packetio.Packet
-	spare  [][]byte // spare buffers for frames the engine makes
-	nspare int
-	outs   [][]byte // SegmentTCP's views into spare buffers
-	lens   []int
+	socks     []*packetio.AFPacket
+	sockStats []packetio.Stats // the sockets' counters as of the last batch (under the lock)
+	poller    *packetio.Poller
+	out       [][]packetio.Packet // per interface
+	rx        []packetio.Packet
+	spare     [][]byte // spare buffers for frames the engine makes
+	nspare    int
+	outs      [][]byte // SegmentTCP's views into spare buffers
+	lens      []int
 }
 
-func newBatch(n int) *batch {
-	b := &batch{rx: packetio.NewBatch(n), outs: make([][]byte, maxSegments), lens: make([]int, maxSegments)}
+func newBatch(n, ifaces int) *batch {
+	b := &batch{rx: packetio.NewBatch(n), outs: make([][]byte, maxSegments), lens: make([]int, maxSegments),
+		socks: make([]*packetio.AFPacket, ifaces), sockStats: make([]packetio.Stats, ifaces), out: make([][]packetio.Packet, ifaces)}
+	for i := range b.out {
+		b.out[i] = make([]packetio.Packet, 0, n)
+	}
 	mem := make([]byte, (n+maxSegments)*spareFrame)
 	for i := range n + maxSegments {
 		b.spare = append(b.spare, mem[i*spareFrame:(i+1)*spareFrame:(i+1)*spareFrame])
@@ -39,13 +48,12 @@ func newBatch(n int) *batch {
 	return b
 }
 
-// loop is the packet goroutine: wait, drain each ready socket a batch at a
-// time, decide the batch under the lock, send.
-func (e *Engine) loop() error {
-	b := newBatch(e.cfg.Batch)
+// loop is a worker's packet goroutine: wait, drain each ready socket a
+// batch at a time, decide the batch under the lock, send.
+func (e *Engine) loop(b *batch) error {
 	ready := make([]bool, len(e.ifs))
 	for {
-		if err := e.poller.Wait(ready); err != nil {
+		if err := b.poller.Wait(ready); err != nil {
 			return err
 		}
 		for i, ifc := range e.ifs {
@@ -53,7 +61,7 @@ func (e *Engine) loop() error {
 				continue
 			}
 			for {
-				n, err := ifc.sock.ReadBatch(b.rx)
+				n, err := b.socks[i].ReadBatch(b.rx)
 				if err != nil {
 					return err
 				}
@@ -62,13 +70,15 @@ func (e *Engine) loop() error {
 				}
 				now := time.Now()
 				e.mu.Lock()
+				for i, s := range b.socks {
+					b.sockStats[i] = s.Stats
+				}
 				e.cnt.Frames += uint64(n)
 				for k := range b.rx[:n] {
 					e.handle(b, ifc, &b.rx[k], now)
 				}
-				err = e.flush(b)
 				e.mu.Unlock()
-				if err != nil {
+				if err := e.flush(b); err != nil {
 					return err
 				}
 				if n < len(b.rx) {
@@ -79,15 +89,17 @@ func (e *Engine) loop() error {
 	}
 }
 
-// flush sends every queued frame and frees the spare buffers.
+// flush sends every frame the worker queued and frees its spare buffers.
+// It runs outside the lock (workers send in parallel), or inside it when a
+// batch runs out of spare buffers.
 func (e *Engine) flush(b *batch) error {
-	for _, ifc := range e.ifs {
-		if len(ifc.out) == 0 {
+	for i, q := range b.out {
+		if len(q) == 0 {
 			continue
 		}
-		_, err := ifc.sock.WriteBatch(ifc.out)
-		clear(ifc.out)
-		ifc.out = ifc.out[:0]
+		_, err := b.socks[i].WriteBatch(q)
+		clear(q)
+		b.out[i] = q[:0]
 		if err != nil {
 			return err
 		}
@@ -96,13 +108,14 @@ func (e *Engine) flush(b *batch) error {
 	return nil
 }
 
-// queue puts a frame on ifc's send queue, sending first when it is full.
+// queue puts a frame on the worker's send queue for ifc, sending first
+// when it is full.
 func (e *Engine) queue(b *batch, ifc *iface, pk packetio.Packet) {
-	if len(ifc.out) == cap(ifc.out) {
-		ifc.sock.WriteBatch(ifc.out)
-		ifc.out = ifc.out[:0]
+	if q := b.out[ifc.pos]; len(q) == cap(q) {
+		b.socks[ifc.pos].WriteBatch(q)
+		b.out[ifc.pos] = q[:0]
 	}
-	ifc.out = append(ifc.out, pk)
+	b.out[ifc.pos] = append(b.out[ifc.pos], pk)
 }
 
 // peekSpare returns the next spare buffer without taking it (nspare++
@@ -205,7 +218,7 @@ func (e *Engine) transmit(b *batch, in *iface, pk *packetio.Packet, p *parse.Pac
 		hp.MTU = out.mtu
 	}
 	check := *p
-	if tunnel && vnet.IsGSO() {
+	if tunnel && vnet.IsGSO() && p.Proto == header.ProtocolTCP {
 		// The segments, not the super-packet, must fit the tunnel: check
 		// the first one's size as ip_vs_tunnel_xmit checks each GSO
 		// segment (skb_gso_validate_network_len).

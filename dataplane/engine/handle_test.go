@@ -54,8 +54,8 @@ func testEngine(t testing.TB) *Engine {
 	find := func(dst netip.Addr, _ bool) (hop, bool) { h, ok := table[dst]; return h, ok }
 	e.hops = newCache(find, find)
 	e.ifs = []*iface{
-		{index: 1, name: "eth0", mac: publicMAC, mtu: 1500, out: make([]packetio.Packet, 0, 64)},
-		{index: 2, name: "eth1", mac: internalMAC, mtu: 1500, out: make([]packetio.Packet, 0, 64)},
+		{pos: 0, index: 1, name: "eth0", mac: publicMAC, mtu: 1500},
+		{pos: 1, index: 2, name: "eth1", mac: internalMAC, mtu: 1500},
 	}
 	rules := `-A -t 192.168.1.110:80 -s rr
 -a -t 192.168.1.110:80 -r 10.1.1.2:8080 -m
@@ -79,12 +79,12 @@ func receive(e *Engine, b *batch, in int, frame []byte) [2][][]byte {
 	pk.Vnet = [header.VirtioNetHdrSize]byte{}
 	e.handle(b, e.ifs[in], pk, t0)
 	var out [2][][]byte
-	for i, ifc := range e.ifs {
-		for _, p := range ifc.out {
+	for i, q := range b.out {
+		for _, p := range q {
 			out[i] = append(out[i], append([]byte(nil), p.Frame()...))
 		}
-		clear(ifc.out)
-		ifc.out = ifc.out[:0]
+		clear(q)
+		b.out[i] = q[:0]
 	}
 	b.nspare = 0
 	return out
@@ -99,7 +99,7 @@ func relink(frame []byte, src, dst header.MAC) []byte {
 
 func TestHandle(t *testing.T) {
 	e := testEngine(t)
-	b := newBatch(4)
+	b := newBatch(4, 2)
 	syn := headertest.Spec{Src: clientAddr, Dst: natVIP, SrcPort: 40000, DstPort: 80, TCPFlags: header.TCPFlagSYN, DF: true}
 
 	// NAT: the client's SYN leaves on the inside to the real server, its
@@ -191,7 +191,7 @@ func FuzzHandle(f *testing.F) {
 	f.Add(headertest.UDP(headertest.Spec{Src: clientAddr, Dst: tunVIP, SrcPort: 1, DstPort: 53}), false)
 	f.Add(headertest.TCP(headertest.Spec{Src: rs1, Dst: clientAddr, SrcPort: 8080, DstPort: 1, TCPFlags: header.TCPFlagACK}), true)
 	e := testEngine(f)
-	b := newBatch(4)
+	b := newBatch(4, 2)
 	f.Fuzz(func(t *testing.T, frame []byte, inside bool) {
 		if len(frame) > packetio.MaxFrame {
 			return
@@ -215,7 +215,7 @@ func FuzzHandle(f *testing.F) {
 // cache; no system calls).
 func BenchmarkNAT(b *testing.B) {
 	e := testEngine(b)
-	bt := newBatch(4)
+	bt := newBatch(4, 2)
 	in := headertest.Spec{Src: clientAddr, Dst: natVIP, SrcPort: 40000, DstPort: 80, TCPFlags: header.TCPFlagSYN, DF: true, Payload: make([]byte, 64)}
 	receive(e, bt, 0, headertest.TCP(in))
 	reply := headertest.Spec{Src: rs1, Dst: clientAddr, SrcPort: 8080, DstPort: 40000, TCPFlags: header.TCPFlagACK, DF: true, Payload: make([]byte, 64)}
@@ -228,8 +228,8 @@ func BenchmarkNAT(b *testing.B) {
 		pk.Off, pk.Len = packetio.Headroom, len(frames[side])
 		copy(pk.Buf[pk.Off:], frames[side])
 		e.handle(bt, e.ifs[side], pk, t0)
-		for _, ifc := range e.ifs {
-			ifc.out = ifc.out[:0]
+		for i := range bt.out {
+			bt.out[i] = bt.out[i][:0]
 		}
 	}
 	if e.cnt.In+e.cnt.Out < uint64(b.N) {

@@ -4,6 +4,8 @@ import (
 	"cmp"
 	"fmt"
 	"io"
+	"net/netip"
+	"os"
 	"runtime"
 	"slices"
 	"strconv"
@@ -11,6 +13,8 @@ import (
 	"text/tabwriter"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/lvslab/lvslab/topo"
 )
 
 // Config sets what Run offers each dataplane.
@@ -23,35 +27,53 @@ type Config struct {
 	// and reports each one's median, so a burst of load from elsewhere on
 	// the machine does not land on one dataplane only.
 	Rounds int
+	// Dataplanes to compare, in order (Dataplanes when empty).
+	Dataplanes []string
 }
 
-// DefaultConfig is what `lvslab bench` would offer on a small machine.
+// DefaultConfig is what `lvslab bench` offers on a small machine.
 var DefaultConfig = Config{Seconds: 3, Workers: 1, UDPLen: 18, FixedPPS: 20000, Rounds: 3}
 
 // Metrics.
 const (
-	MetricTCP      = "tcp_bps"   // bulk TCP, one iperf3 stream, offloads on
-	MetricPPS      = "pps"       // small UDP datagrams, unlimited offered rate
-	MetricPPSFixed = "pps_fixed" // small UDP datagrams at Config.FixedPPS
+	MetricTCP      = "tcp_bps"          // bulk TCP, one iperf3 stream from the client, offloads on
+	MetricTCPResp  = "tcp_bps_response" // the same from the server: DR and TUN responses skip the balancer (the director's kernel routes them)
+	MetricPPS      = "pps"              // small UDP datagrams, unlimited offered rate
+	MetricPPSFixed = "pps_fixed"        // small UDP datagrams at Config.FixedPPS
+	MetricCPS      = "cps"              // new TCP connections per second, one HTTP request each
 )
 
-// Row is one measurement, as bench.json lists it.
+// Row is one measurement, as bench.json lists it. CPU figures are in
+// cores, averaged over the run: a userspace forwarder near 1.0 is a
+// saturated worker.
 type Row struct {
 	Dataplane   string  `json:"dataplane"`
 	Metric      string  `json:"metric"`
 	Value       float64 `json:"value"`
-	LossPercent float64 `json:"loss_percent,omitempty"`
-	BusyCPU     float64 `json:"busy_cpu"`               // machine, in cores
-	DirectorCPU float64 `json:"director_cpu,omitempty"` // the userspace forwarder, in cores
+	LossPercent float64 `json:"loss_percent"`
+	BusyCPU     float64 `json:"busy_cpu"`               // the whole machine
+	DirectorCPU float64 `json:"director_cpu,omitempty"` // the userspace forwarder (this process)
+	LoadgenCPU  float64 `json:"loadgen_cpu"`            // iperf3 or wrk on the client
+	ServerCPU   float64 `json:"server_cpu,omitempty"`   // the iperf3 server
+}
+
+// Machine is what a Run ran on.
+type Machine struct {
+	CPUs     int           `json:"cpus"`
+	Kernel   string        `json:"kernel"`
+	Go       string        `json:"go"`
+	Features topo.Features `json:"features"`
+	Offload  string        `json:"offload"`
+	// LoadAvg is /proc/loadavg when the run began: on a shared machine
+	// the neighbours' load is part of every number.
+	LoadAvg string `json:"loadavg"`
 }
 
 // Report is one Run.
 type Report struct {
-	Kernel  string `json:"kernel"`
-	CPUs    int    `json:"cpus"`
-	Config  Config `json:"config"`
-	Rows    []Row  `json:"rows"`
-	Offload string `json:"offload"`
+	Machine Machine `json:"machine"`
+	Config  Config  `json:"config"`
+	Rows    []Row   `json:"rows"`
 }
 
 // Run builds a lab, measures every dataplane in Dataplanes under the same
@@ -71,54 +93,86 @@ func Run(cfg Config, log io.Writer) (rep *Report, err error) {
 		return nil, err
 	}
 	defer srv.Stop()
+	web, err := l.StartHTTPServer()
+	if err != nil {
+		return nil, err
+	}
+	defer web.Stop()
 	var u unix.Utsname
 	unix.Uname(&u)
-	rep = &Report{Kernel: unix.ByteSliceToString(u.Release[:]), CPUs: runtime.NumCPU(), Config: cfg,
-		Offload: "veth defaults (tso, gso, tx checksum on); forwarder uses PACKET_VNET_HDR"}
+	rep = &Report{Config: cfg, Machine: Machine{Kernel: unix.ByteSliceToString(u.Release[:]), CPUs: runtime.NumCPU(),
+		Go: runtime.Version(), Features: topo.Probe(),
+		Offload: "veth defaults (tso, gso, tx checksum on); forwarders use PACKET_VNET_HDR", LoadAvg: loadAvg()}}
 	loads := []struct {
 		metric string
-		load   Load
+		drive  func(target netip.Addr) (Result, error)
 	}{
-		{MetricTCP, Load{Seconds: cfg.Seconds}},
-		{MetricPPS, Load{UDP: true, Seconds: cfg.Seconds, Len: cfg.UDPLen, Rate: "0"}},
-		{MetricPPSFixed, Load{UDP: true, Seconds: cfg.Seconds, Len: cfg.UDPLen, Rate: strconv.Itoa(cfg.FixedPPS * cfg.UDPLen * 8)}},
+		{MetricTCP, func(t netip.Addr) (Result, error) { return l.Drive(t, Load{Seconds: cfg.Seconds}) }},
+		{MetricTCPResp, func(t netip.Addr) (Result, error) { return l.Drive(t, Load{Seconds: cfg.Seconds, Reverse: true}) }},
+		{MetricPPS, func(t netip.Addr) (Result, error) {
+			return l.Drive(t, Load{UDP: true, Seconds: cfg.Seconds, Len: cfg.UDPLen, Rate: "0"})
+		}},
+		{MetricPPSFixed, func(t netip.Addr) (Result, error) {
+			return l.Drive(t, Load{UDP: true, Seconds: cfg.Seconds, Len: cfg.UDPLen, Rate: strconv.Itoa(cfg.FixedPPS * cfg.UDPLen * 8)})
+		}},
+		{MetricCPS, func(t netip.Addr) (Result, error) { return l.DriveCPS(t, cfg.Seconds) }},
+	}
+	dataplanes := cfg.Dataplanes
+	if len(dataplanes) == 0 {
+		dataplanes = Dataplanes
 	}
 	samples := map[[2]string][]Row{}
 	for round := range max(cfg.Rounds, 1) {
-		for _, dp := range Dataplanes {
+		for _, dp := range dataplanes {
 			a, err := l.Start(dp, cfg.Workers, nil)
 			if err != nil {
 				return rep, fmt.Errorf("%s: %w", dp, err)
 			}
 			for _, ld := range loads {
-				r, err := l.Drive(a.Target, ld.load)
+				r, err := ld.drive(a.Target)
 				if err != nil {
 					a.Stop()
 					return rep, fmt.Errorf("%s %s: %w", dp, ld.metric, err)
 				}
-				row := Row{Dataplane: dp, Metric: ld.metric, BusyCPU: r.BusyCPU, LossPercent: r.LossPercent}
+				row := Row{Dataplane: dp, Metric: ld.metric, BusyCPU: r.BusyCPU, LossPercent: r.LossPercent,
+					LoadgenCPU: r.LoadgenCPU, ServerCPU: r.ServerCPU}
 				if dp != KernelRoute && dp != NftDNAT {
 					row.DirectorCPU = r.DirectorCPU
 				}
-				row.Value = r.PPS
-				if ld.metric == MetricTCP {
+				switch ld.metric {
+				case MetricTCP, MetricTCPResp:
 					row.Value = r.BitsPerSecond
+				case MetricCPS:
+					row.Value = r.CPS
+				default:
+					row.Value = r.PPS
 				}
 				k := [2]string{dp, ld.metric}
 				samples[k] = append(samples[k], row)
-				fmt.Fprintf(log, "round %d  %-15s %-10s %14.0f  loss %5.2f%%  busy %.2f cores\n", round+1, dp, ld.metric, row.Value, row.LossPercent, row.BusyCPU)
+				fmt.Fprintf(log, "round %d  %-19s %-10s %14.0f  loss %5.2f%%  busy %.2f  forwarder %.2f  loadgen %.2f cores\n",
+					round+1, dp, ld.metric, row.Value, row.LossPercent, row.BusyCPU, row.DirectorCPU, row.LoadgenCPU)
 			}
 			if err := a.Stop(); err != nil {
 				return rep, fmt.Errorf("%s: %w", dp, err)
 			}
+			if (dp == LvslabNAT || dp == LvslabDR || dp == LvslabTUN) && a.Engine.In == 0 {
+				// The loads passed, so something other than the director
+				// carried them: the comparison would be a lie.
+				return rep, fmt.Errorf("%s: the director forwarded no packet", dp)
+			}
 		}
 	}
-	for _, dp := range Dataplanes {
+	for _, dp := range dataplanes {
 		for _, ld := range loads {
 			rep.Rows = append(rep.Rows, median(samples[[2]string{dp, ld.metric}]))
 		}
 	}
 	return rep, nil
+}
+
+func loadAvg() string {
+	b, _ := os.ReadFile("/proc/loadavg")
+	return strings.TrimSpace(string(b))
 }
 
 // median returns the row with the median value (the lower middle one for
@@ -144,7 +198,7 @@ func (r *Report) Value(dataplane, metric string) (Row, bool) {
 func (r *Report) Table() string {
 	var b strings.Builder
 	tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "dataplane\tmetric\tvalue\t× kernel-route\t× nft-dnat\tloss %\tbusy cores\tforwarder cores\tforwarder µs/pkt\t")
+	fmt.Fprintln(tw, "dataplane\tmetric\tvalue\t× kernel-route\t× nft-dnat\tloss %\tbusy cores\tforwarder cores\tloadgen cores\tforwarder µs/op\t")
 	for _, row := range r.Rows {
 		ratio := func(base string) string {
 			if b, ok := r.Value(base, row.Metric); ok && b.Value > 0 {
@@ -153,19 +207,22 @@ func (r *Report) Table() string {
 			return "-"
 		}
 		perPkt := "-"
-		if row.Metric != MetricTCP && row.DirectorCPU > 0 && row.Value > 0 {
+		if row.Metric != MetricTCP && row.Metric != MetricTCPResp && row.DirectorCPU > 0 && row.Value > 0 {
 			perPkt = fmt.Sprintf("%.2f", row.DirectorCPU/row.Value*1e6)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%.2f\t%.2f\t%.2f\t%s\t\n", row.Dataplane, row.Metric, human(row.Metric, row.Value),
-			ratio(KernelRoute), ratio(NftDNAT), row.LossPercent, row.BusyCPU, row.DirectorCPU, perPkt)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%.2f\t%.2f\t%.2f\t%.2f\t%s\t\n", row.Dataplane, row.Metric, human(row.Metric, row.Value),
+			ratio(KernelRoute), ratio(NftDNAT), row.LossPercent, row.BusyCPU, row.DirectorCPU, row.LoadgenCPU, perPkt)
 	}
 	tw.Flush()
 	return b.String()
 }
 
 func human(metric string, v float64) string {
-	if metric == MetricTCP {
+	switch metric {
+	case MetricTCP, MetricTCPResp:
 		return fmt.Sprintf("%.2f Gbit/s", v/1e9)
+	case MetricCPS:
+		return fmt.Sprintf("%.0f conn/s", v)
 	}
 	return fmt.Sprintf("%.0f pps", v)
 }

@@ -16,10 +16,10 @@ func TestRunMeasuresEveryDataplane(t *testing.T) {
 	if testing.Short() {
 		t.Skip("drives traffic for several seconds")
 	}
-	rep, err := Run(Config{Seconds: 1, Workers: 1, UDPLen: 18, FixedPPS: 5000, Rounds: 1}, testWriter{t})
+	rep, err := Run(Config{Seconds: 1, Workers: 1, UDPLen: 18, FixedPPS: 5000, Rounds: 1, Dataplanes: AllDataplanes}, testWriter{t})
 	require.NoError(t, err)
-	for _, dp := range Dataplanes {
-		for _, m := range []string{MetricTCP, MetricPPS, MetricPPSFixed} {
+	for _, dp := range AllDataplanes {
+		for _, m := range []string{MetricTCP, MetricTCPResp, MetricPPS, MetricPPSFixed, MetricCPS} {
 			row, ok := rep.Value(dp, m)
 			if assert.True(t, ok, "%s %s", dp, m) {
 				assert.Positive(t, row.Value, "%s %s", dp, m)

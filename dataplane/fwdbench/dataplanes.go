@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"os"
 
+	"github.com/lvslab/lvslab/dataplane/engine"
 	"github.com/lvslab/lvslab/dataplane/packetio"
 )
 
@@ -13,23 +14,37 @@ import (
 const (
 	KernelRoute = "kernel-route"
 	NftDNAT     = "nft-dnat"
-	LvslabNAT   = "lvslab-nat"      // recvmmsg/sendmmsg
-	LvslabRing  = "lvslab-nat-ring" // TPACKET_V2 receive ring, sendmmsg
-	LvslabDR    = "lvslab-dr"       // direct routing, recvmmsg/sendmmsg
+	// The director: dataplane/engine with the lab's virtual services
+	// (connection table, rr scheduler, transmit), NAT or direct routing.
+	LvslabNAT = "lvslab-nat"
+	LvslabDR  = "lvslab-dr"
+	LvslabTUN = "lvslab-tun" // the server decapsulates in userspace (topo/ipipd)
+	// The static forwarder of this package: one mapping, no connection
+	// table, no scheduler — the packet I/O's ceiling.
+	StaticNAT  = "afpacket-nat-static"      // recvmmsg/sendmmsg
+	StaticRing = "afpacket-nat-ring-static" // TPACKET_V2 receive ring, sendmmsg
+	StaticDR   = "afpacket-dr-static"       // direct routing, recvmmsg/sendmmsg
 )
 
-// Dataplanes lists what Run compares, baseline first.
-var Dataplanes = []string{KernelRoute, NftDNAT, LvslabNAT, LvslabRing, LvslabDR}
+// Dataplanes lists what Run compares by default, baseline first.
+var Dataplanes = []string{KernelRoute, NftDNAT, LvslabNAT, LvslabDR, LvslabTUN, StaticNAT}
+
+// AllDataplanes lists every dataplane Start knows.
+var AllDataplanes = []string{KernelRoute, NftDNAT, LvslabNAT, LvslabDR, LvslabTUN, StaticNAT, StaticRing, StaticDR}
 
 // Active is a dataplane set up in the lab's director.
 type Active struct {
 	Name   string
 	Target netip.Addr // where clients send: the server itself, or the VIP
 	nat    *NAT
+	eng    *engine.Engine
+	decap  *decap
 	off    *packetio.KernelOff
 	lab    *Lab
-	// Stats holds the userspace forwarder's counters after Stop.
-	Stats []WorkerStats
+	// Stats holds the static forwarder's counters after Stop, Engine the
+	// director's.
+	Stats  []WorkerStats
+	Engine engine.Counters
 }
 
 // Start sets the director up as dataplane name (workers: userspace
@@ -48,17 +63,52 @@ func (l *Lab) Start(name string, workers int, observe func(int, packetio.Side, n
 }
 `, l.VIP, l.ServerAddr, l.ServerAddr))
 		}
-	case LvslabNAT, LvslabRing, LvslabDR:
+	case LvslabNAT:
 		if err = Sysctl(l.Director, "net.ipv4.ip_forward", "0"); err != nil {
 			break
 		}
-		if a.off, err = kernelOff(l.Director); err != nil {
+		if a.off, err = kernelOff(l.Director, DirClientIf, DirServerIf); err != nil {
+			break
+		}
+		a.eng, err = l.startEngine("-m")
+	case LvslabDR, LvslabTUN:
+		// Direct routing and tunnelling: the kernel never sees VIP traffic
+		// (dropped on the client side) but routes the real server's
+		// replies back to the client, as the router next to a DR or TUN
+		// director would. Their
+		// source is the VIP, an address of this namespace, which the
+		// kernel takes for a martian unless told to accept it.
+		for _, kv := range [][2]string{{"net.ipv4.ip_forward", "1"}, {"net.ipv4.conf.all.accept_local", "1"},
+			{"net.ipv4.conf.all.rp_filter", "0"}, {"net.ipv4.conf." + DirServerIf + ".rp_filter", "0"}} {
+			if err = Sysctl(l.Director, kv[0], kv[1]); err != nil {
+				break
+			}
+		}
+		if err != nil {
+			break
+		}
+		if a.off, err = kernelOff(l.Director, DirClientIf); err != nil {
+			break
+		}
+		if name == LvslabDR {
+			a.eng, err = l.startEngine("-g")
+			break
+		}
+		if a.decap, err = l.startDecap(); err != nil {
+			break
+		}
+		a.eng, err = l.startEngine("-i")
+	case StaticNAT, StaticRing, StaticDR:
+		if err = Sysctl(l.Director, "net.ipv4.ip_forward", "0"); err != nil {
+			break
+		}
+		if a.off, err = kernelOff(l.Director, DirClientIf, DirServerIf); err != nil {
 			break
 		}
 		a.nat, err = StartNAT(NATConfig{
 			Netns: NetnsPath(l.Director), ClientIf: DirClientIf, ServerIf: DirServerIf,
 			VIP: l.VIP, RIP: l.ServerAddr, ClientMAC: l.ClientMAC, ServerMAC: l.ServerMAC,
-			DirClientMAC: l.DirClientMAC, DirServMAC: l.DirServMAC, MTU: 1500, Workers: workers, Observe: observe, Ring: name == LvslabRing, DR: name == LvslabDR,
+			DirClientMAC: l.DirClientMAC, DirServMAC: l.DirServMAC, MTU: 1500, Workers: workers, Observe: observe, Ring: name == StaticRing, DR: name == StaticDR,
 		})
 	default:
 		return nil, fmt.Errorf("fwdbench: unknown dataplane %q", name)
@@ -77,27 +127,37 @@ func (a *Active) Stop() error {
 		a.Stats, err = a.nat.Stop()
 		a.nat = nil
 	}
+	if a.eng != nil {
+		a.Engine = a.eng.Counters()
+		err = errors.Join(err, a.eng.Close())
+		a.eng = nil
+	}
+	if a.decap != nil {
+		err = errors.Join(err, a.decap.Stop())
+		a.decap = nil
+	}
 	if a.off != nil {
 		err = errors.Join(err, a.off.Close())
 		a.off = nil
 	}
 	Sysctl(a.lab.Director, "net.ipv4.ip_forward", "0")
+	Sysctl(a.lab.Director, "net.ipv4.conf.all.accept_local", "0")
 	Cmd(a.lab.Director, "nft", "delete", "table", "ip", "lvsnat").Run() // absent is fine
 	return err
 }
 
-// kernelOff installs packetio.KernelOff on the director's two interfaces.
-func kernelOff(netns string) (*packetio.KernelOff, error) {
+// kernelOff installs packetio.KernelOff on the director's interfaces ifs.
+func kernelOff(netns string, ifs ...string) (*packetio.KernelOff, error) {
 	f, err := os.Open(NetnsPath(netns))
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
-	return packetio.NewKernelOff(int(f.Fd()), DirClientIf, DirServerIf)
+	return packetio.NewKernelOff(int(f.Fd()), ifs...)
 }
 
 // DropCount returns how many packets the director kernel's netdev ingress
-// drop has taken (lvslab dataplanes only).
+// drop has taken (userspace dataplanes only).
 func (a *Active) DropCount() (uint64, error) {
 	if a.off == nil {
 		return 0, fmt.Errorf("fwdbench: %s does not keep the kernel off", a.Name)

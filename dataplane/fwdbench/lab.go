@@ -1,14 +1,16 @@
-// Package fwdbench measures forwarding through a director namespace on veth:
-// kernel routing, nftables DNAT (numgen) and the userspace AF_PACKET
-// forwarder built from packetio, parse and xmit (NAT over recvmmsg, NAT over
-// a TPACKET_V2 ring, direct routing), side by side in one run, reported as
-// ratios. It builds its own three-namespace lab
-// (client — director — server), so `lvslab bench` and tests can call Run
-// without the topo package, and it holds the small NAT forwarder that the
-// integration tests drive real TCP and UDP through.
+// Package fwdbench measures forwarding through a director namespace on veth,
+// side by side in one run and reported as ratios: kernel routing, nftables
+// DNAT (numgen), the director itself (dataplane/engine, with a virtual
+// service, its connection table and scheduler, in NAT and DR), and the
+// static AF_PACKET forwarder of this package (NAT over recvmmsg, NAT over a
+// TPACKET_V2 ring, direct routing). Loads are real programs: iperf3 for
+// bulk TCP and small UDP datagrams (saturating and at a fixed rate below
+// saturation), wrk against nginx for new connections per second. It builds
+// its own three-namespace lab (client — director — server).
 //
-// The forwarder here is a measuring instrument with one static mapping,
-// not the director: it has no connection table and no scheduler.
+// The static forwarder is a measuring instrument with one mapping, not the
+// director: it has no connection table and no scheduler. Its rows show
+// what the packet I/O alone reaches, so the director's own cost is visible.
 package fwdbench
 
 import (
@@ -108,6 +110,14 @@ func NewLab(prefix string) (l *Lab, err error) {
 	// director (owning the VIP too) ignores, and DR replies never leave.
 	for _, kv := range [][2]string{{"net.ipv4.conf.all.arp_ignore", "1"}, {"net.ipv4.conf.all.arp_announce", "2"}} {
 		if err := Sysctl(l.Server, kv[0], kv[1]); err != nil {
+			return l, err
+		}
+	}
+	// The connection-rate load opens thousands of connections a second
+	// whose client ends wait in TIME_WAIT: give it every port, and let it
+	// reuse them.
+	for _, kv := range [][2]string{{"net.ipv4.ip_local_port_range", "1024 65535"}, {"net.ipv4.tcp_tw_reuse", "1"}} {
+		if err := Sysctl(l.Client, kv[0], kv[1]); err != nil {
 			return l, err
 		}
 	}

@@ -56,6 +56,7 @@ type Load struct {
 	Seconds int
 	Len     int    // -l: UDP payload size (0: iperf3's default)
 	Rate    string // -b: offered rate ("0": unlimited)
+	Reverse bool   // -R: the server sends (TCP: the real server's response direction)
 }
 
 // Result of one run.
@@ -64,8 +65,26 @@ type Result struct {
 	PPS           float64 // UDP datagrams received per second
 	LossPercent   float64 // UDP
 	Retransmits   int     // TCP
+	CPS           float64 // new TCP connections (one HTTP request each) per second
 	BusyCPU       float64 // machine CPU busy during the run, in cores
 	DirectorCPU   float64 // this process's CPU during the run, in cores (the userspace forwarder)
+	LoadgenCPU    float64 // the load generator's CPU (iperf3 or wrk client), in cores
+	ServerCPU     float64 // the iperf3 server's CPU, in cores, as iperf3 reports it
+}
+
+// measured runs c (a load generator in the client namespace) and returns
+// its output and the CPU the machine, this process and c spent, in cores.
+func measured(c *exec.Cmd) ([]byte, Result, error) {
+	cpu0, self0 := busy(), selfCPU()
+	t0 := time.Now()
+	out, err := c.Output()
+	elapsed := time.Since(t0).Seconds()
+	cpu1, self1 := busy(), selfCPU()
+	r := Result{BusyCPU: (cpu1 - cpu0) / elapsed, DirectorCPU: (self1 - self0) / elapsed}
+	if ps := c.ProcessState; ps != nil {
+		r.LoadgenCPU = (ps.UserTime() + ps.SystemTime()).Seconds() / elapsed
+	}
+	return out, r, err
 }
 
 // Drive runs load against target and reads iperf3's receiver-side numbers.
@@ -74,23 +93,22 @@ func (l *Lab) Drive(target netip.Addr, load Load) (Result, error) {
 	if load.UDP {
 		args = append(args, "-u")
 	}
+	if load.Reverse {
+		args = append(args, "-R")
+	}
 	if load.Len > 0 {
 		args = append(args, "-l", strconv.Itoa(load.Len))
 	}
 	if load.Rate != "" {
 		args = append(args, "-b", load.Rate)
 	}
-	cpu0, self0 := busy(), selfCPU()
-	t0 := time.Now()
-	out, err := Cmd(l.Client, args...).Output()
-	elapsed := time.Since(t0).Seconds()
-	cpu1, self1 := busy(), selfCPU()
-	var r Result
-	r.BusyCPU = (cpu1 - cpu0) / elapsed
-	r.DirectorCPU = (self1 - self0) / elapsed
+	out, r, err := measured(Cmd(l.Client, args...))
 	var doc struct {
 		Error string `json:"error"`
 		End   struct {
+			CPU struct {
+				Remote float64 `json:"remote_total"` // percent of one core
+			} `json:"cpu_utilization_percent"`
 			SumReceived struct {
 				Bps float64 `json:"bits_per_second"`
 			} `json:"sum_received"`
@@ -112,6 +130,7 @@ func (l *Lab) Drive(target netip.Addr, load Load) (Result, error) {
 	if doc.Error != "" {
 		return r, fmt.Errorf("iperf3 %s: %s", strings.Join(args[1:], " "), doc.Error)
 	}
+	r.ServerCPU = doc.End.CPU.Remote / 100
 	if load.UDP {
 		s := doc.End.Sum
 		if s.Seconds > 0 {

@@ -64,7 +64,7 @@ func inNS(t *testing.T, name string, f func() error) {
 // one worker.
 func TestForwarderCarriesTCPAndUDP(t *testing.T) {
 	needLab(t)
-	for _, dp := range []string{LvslabNAT, LvslabRing, LvslabDR} {
+	for _, dp := range []string{StaticNAT, StaticRing, StaticDR} {
 		t.Run(dp, func(t *testing.T) { testForwarder(t, dp) })
 	}
 }
