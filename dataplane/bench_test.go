@@ -158,6 +158,20 @@ func BenchmarkLookup10M(b *testing.B) {
 		}
 		b.ReportMetric(float64(cpuTime()-cpu0)/float64(b.N), "cpu-ns/op")
 	})
+	// miss: the lookup of a new connection's first packet, a client the
+	// table does not hold (the ports above those clientOf gave out).
+	b.Run("miss", func(b *testing.B) {
+		va := addr16(vip)
+		cpu0 := cpuTime()
+		for i := range b.N {
+			c := clients[i&(len(clients)-1)]
+			ca := addr16(c.Addr())
+			if d.conns.inGet(4, ProtoTCP, &ca, c.Port()+1, &va, 80) != 0 {
+				b.Fatal("found a connection never made")
+			}
+		}
+		b.ReportMetric(float64(cpuTime()-cpu0)/float64(b.N), "cpu-ns/op")
+	})
 	b.Run("packet", func(b *testing.B) {
 		p := Packet{Proto: ProtoTCP, Dst: vip, DstPort: 80, TCPFlags: TCPAck, Len: 52}
 		b.ReportAllocs()
