@@ -158,6 +158,20 @@ func BenchmarkLookup10M(b *testing.B) {
 		}
 		b.ReportMetric(float64(cpuTime()-cpu0)/float64(b.N), "cpu-ns/op")
 	})
+	// miss: the lookup of a new connection's first packet, a client the
+	// table does not hold (the ports above those clientOf gave out).
+	b.Run("miss", func(b *testing.B) {
+		va := addr16(vip)
+		cpu0 := cpuTime()
+		for i := range b.N {
+			c := clients[i&(len(clients)-1)]
+			ca := addr16(c.Addr())
+			if d.conns.inGet(4, ProtoTCP, &ca, c.Port()+1, &va, 80) != 0 {
+				b.Fatal("found a connection never made")
+			}
+		}
+		b.ReportMetric(float64(cpuTime()-cpu0)/float64(b.N), "cpu-ns/op")
+	})
 	b.Run("packet", func(b *testing.B) {
 		p := Packet{Proto: ProtoTCP, Dst: vip, DstPort: 80, TCPFlags: TCPAck, Len: 52}
 		b.ReportAllocs()
@@ -171,6 +185,34 @@ func BenchmarkLookup10M(b *testing.B) {
 		}
 		b.ReportMetric(float64(cpuTime()-cpu0)/float64(b.N), "cpu-ns/op")
 	})
+}
+
+// BenchmarkGrow1M doubles the bucket array of a 1 M-entry table (load 1/2,
+// the point where hash grows it), the cost a growing table pays per entry.
+func BenchmarkGrow1M(b *testing.B) {
+	va := addr16(vip)
+	var spent time.Duration
+	entries := 0
+	for range b.N {
+		b.StopTimer()
+		tab := newConnTable(9)
+		tab.buckets = make([]uint64, 1<<21)
+		for n := range 1 << 20 {
+			c := clientOf(n)
+			i := tab.alloc()
+			e := tab.at(i)
+			e.af, e.proto = 4, ProtoTCP
+			e.caddr, e.cport = addr16(c.Addr()), c.Port()
+			e.vaddr, e.vport = va, 80
+			tab.hash(i)
+		}
+		b.StartTimer()
+		cpu0 := cpuTime()
+		tab.grow()
+		spent += cpuTime() - cpu0
+		entries += tab.count
+	}
+	b.ReportMetric(float64(spent)/float64(entries), "cpu-ns/entry")
 }
 
 // mix64 is a 64-bit finalizer (MurmurHash3's fmix64): it spreads the

@@ -179,36 +179,74 @@ func (t *connTable) unhash(i uint32) {
 	t.count--
 }
 
-// grow doubles the bucket array. Old chain j splits into new chains j and
-// j+len(old), each keeping the old order, so that a newer connection still
-// shadows an older one with the same key.
+// grow doubles the bucket array. It reads the slab in order, not chain by
+// chain: entries sit in the slab in no particular bucket order, so walking
+// the chains costs a cache miss per entry while a pass in slab order streams.
+// New links go to a side array first, so the old chains stay intact for the
+// one thing slab order does not give: entries with the same key must keep
+// their chain order (a newer connection shadows an older one). Entries with
+// different keys may share a chain in any order.
 func (t *connTable) grow() {
 	old := t.buckets
 	t.buckets = make([]uint64, 2*len(old))
 	adviseHuge(unsafe.Pointer(&t.buckets[0]), uintptr(len(t.buckets))*8)
-	var tails [2]*uint32
-	for j, b := range old {
-		split := [2]*uint64{&t.buckets[j], &t.buckets[j+len(old)]}
-		tails = [2]*uint32{nil, nil}
-		for i := uint32(b); i != 0; {
-			c := t.at(i)
-			next := c.next
-			h := connHash(t.seed, c.proto, &c.caddr, c.cport)
-			k := 0
-			if h&uint64(len(old)) != 0 {
-				k = 1
-			}
-			c.next = 0
-			if tails[k] == nil {
-				*split[k] = uint64(i)
-			} else {
-				*tails[k] = i
-			}
-			*split[k] |= sigBit(h)
-			tails[k] = &c.next
-			i = next
+	next := make([]uint32, t.size+1) // new chain links, by slot
+	for i := uint32(1); i <= t.size; i++ {
+		c := t.at(i)
+		if c.af == 0 || c.flags&connHashed == 0 {
+			continue
+		}
+		h := connHash(t.seed, c.proto, &c.caddr, c.cport)
+		b := &t.buckets[h&uint64(len(t.buckets)-1)]
+		if *b&sigBit(h) == 0 {
+			// No entry with this key in the chain yet: the head will do.
+			next[i] = uint32(*b)
+			*b = *b&^0xffffffff | sigBit(h) | uint64(i)
+			continue
+		}
+		t.insertOrdered(b, next, i, h, old[h&uint64(len(old)-1)])
+	}
+	for i := uint32(1); i <= t.size; i++ {
+		if c := t.at(i); c.af != 0 && c.flags&connHashed != 0 {
+			c.next = next[i]
 		}
 	}
+}
+
+// insertOrdered links entry i into the new chain of bucket b (links in
+// next) before the first entry with the same key hash h that comes after i
+// in their old chain (from oldHead), or at the end.
+func (t *connTable) insertOrdered(b *uint64, next []uint32, i uint32, h uint64, oldHead uint64) {
+	prev := uint32(0) // 0: i goes at the head
+	for x := uint32(*b); x != 0; x = next[x] {
+		c := t.at(x)
+		if connHash(t.seed, c.proto, &c.caddr, c.cport) == h && t.before(uint32(oldHead), i, x) {
+			break
+		}
+		prev = x
+	}
+	if prev == 0 {
+		next[i] = uint32(*b)
+		*b = *b&^0xffffffff | uint64(i)
+	} else {
+		next[i] = next[prev]
+		next[prev] = i
+	}
+	*b |= sigBit(h)
+}
+
+// before reports whether entry i precedes entry x in the old chain starting
+// at head (both are in it).
+func (t *connTable) before(head, i, x uint32) bool {
+	for e := head; e != 0; e = t.at(e).next {
+		switch e {
+		case i:
+			return true
+		case x:
+			return false
+		}
+	}
+	return false
 }
 
 // inGet finds the connection of an inbound packet (ip_vs_conn_in_get).
@@ -270,63 +308,4 @@ func (t *connTable) templateGet(af, proto uint8, caddr *[16]byte, vaddr *[16]byt
 		i = c.next
 	}
 	return 0
-}
-
-// timerEntry is one pending expiry. Entries are lazy: re-arming a conn to a
-// later time leaves its entry in place, and the entry re-queues itself when
-// it comes due early; only a move to an earlier time pushes a new entry.
-type timerEntry struct {
-	when int64
-	idx  uint32
-	gen  uint32
-}
-
-// timerHeap is a 4-ary min-heap of timer entries.
-type timerHeap []timerEntry
-
-func (h *timerHeap) push(e timerEntry) {
-	*h = append(*h, e)
-	s := *h
-	i := len(s) - 1
-	for i > 0 {
-		p := (i - 1) / 4
-		if s[p].when <= e.when {
-			break
-		}
-		s[i] = s[p]
-		i = p
-	}
-	s[i] = e
-}
-
-func (h *timerHeap) pop() timerEntry {
-	s := *h
-	top := s[0]
-	last := s[len(s)-1]
-	s = s[:len(s)-1]
-	*h = s
-	n := len(s)
-	if n == 0 {
-		return top
-	}
-	i := 0
-	for {
-		c := 4*i + 1
-		if c >= n {
-			break
-		}
-		m := c
-		for k := c + 1; k < c+4 && k < n; k++ {
-			if s[k].when < s[m].when {
-				m = k
-			}
-		}
-		if s[m].when >= last.when {
-			break
-		}
-		s[i] = s[m]
-		i = m
-	}
-	s[i] = last
-	return top
 }

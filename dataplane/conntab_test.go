@@ -80,3 +80,34 @@ func TestSignatureCoversChain(t *testing.T) {
 	other := addr16(netip.AddrFrom4([4]byte{10, 5, 0, 1}))
 	assert.Zero(t, tab.inGet(4, ProtoTCP, &other, 1, &va, 80))
 }
+
+// TestShadowingSurvivesGrowthWhenSlotsAreReused: grow reads the slab in
+// slot order, so it must keep a newer entry ahead of an older one with the
+// same key also when the newer one took a lower, freed slot.
+func TestShadowingSurvivesGrowthWhenSlotsAreReused(t *testing.T) {
+	tab := newConnTable(3)
+	add := func(client netip.Addr, port, vport uint16) uint32 {
+		i := tab.alloc()
+		c := tab.at(i)
+		c.af, c.proto = 4, ProtoTCP
+		c.caddr, c.cport = addr16(client), port
+		c.vaddr, c.vport = addr16(vip), vport
+		tab.hash(i)
+		return i
+	}
+	freed := tab.alloc()
+	older := add(cl1, 1000, 80)
+	other := add(cl1, 1000, 443) // same chain key, another service
+	tab.release(freed)
+	newer := add(cl1, 1000, 80)
+	require.Less(t, newer, older)
+	for n := range 5000 {
+		add(netip.AddrFrom4([4]byte{10, 3, byte(n >> 8), byte(n)}), 2000, 80)
+	}
+	require.Greater(t, len(tab.buckets), 1024)
+	ca, va := addr16(cl1), addr16(vip)
+	assert.Equal(t, newer, tab.inGet(4, ProtoTCP, &ca, 1000, &va, 80))
+	assert.Equal(t, other, tab.inGet(4, ProtoTCP, &ca, 1000, &va, 443))
+	tab.unhash(newer)
+	assert.Equal(t, older, tab.inGet(4, ProtoTCP, &ca, 1000, &va, 80))
+}

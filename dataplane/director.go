@@ -102,7 +102,7 @@ type Director struct {
 	trash     []*Dest
 
 	conns  connTable
-	timers timerHeap
+	timers timers
 	total  stats
 
 	now       int64 // last time seen (ns)
@@ -147,7 +147,7 @@ func (d *Director) Advance(now time.Time) { d.advance(now.UnixNano()) }
 
 func (d *Director) advance(t int64) {
 	if t < d.nextEst && (d.nextTrash == 0 || t < d.nextTrash) && (d.nextSvc == 0 || t < d.nextSvc) &&
-		(len(d.timers) == 0 || t < d.timers[0].when) {
+		!d.timers.due(t) {
 		d.now = max(d.now, t) // nothing due: the common case of a packet
 		return
 	}
@@ -156,8 +156,8 @@ func (d *Director) advance(t int64) {
 		if d.nextTrash != 0 && d.nextTrash < next {
 			next = d.nextTrash
 		}
-		if len(d.timers) > 0 && d.timers[0].when < next {
-			next = d.timers[0].when
+		if d.timers.n > 0 && d.timers.next < next {
+			next = d.timers.next
 		}
 		if d.nextSvc != 0 && d.nextSvc < next {
 			next = d.nextSvc
@@ -169,7 +169,7 @@ func (d *Director) advance(t int64) {
 			d.now = next
 		}
 		switch {
-		case len(d.timers) > 0 && d.timers[0].when == next:
+		case d.timers.n > 0 && d.timers.next == next:
 			d.fireTimer(d.timers.pop())
 		case d.nextSvc == next:
 			d.expireSchedulers(next)
@@ -187,8 +187,8 @@ func (d *Director) advance(t int64) {
 				if d.nextSvc != 0 {
 					due = min(due, d.nextSvc)
 				}
-				if len(d.timers) > 0 {
-					due = min(due, d.timers[0].when)
+				if d.timers.n > 0 {
+					due = min(due, d.timers.next)
 				}
 				if skip := (due - d.nextEst) / int64(estimatorPeriod); skip > 0 {
 					d.nextEst += skip * int64(estimatorPeriod)
@@ -249,7 +249,7 @@ func (d *Director) arm(i uint32, t int64) {
 	c.expires = t + int64(c.timeout)*int64(time.Millisecond)
 	if c.armed == 0 || c.expires < c.armed {
 		c.armed = c.expires
-		d.timers.push(timerEntry{when: c.expires, idx: i, gen: c.gen})
+		d.timers.push(timerEntry{when: c.expires, idx: i, gen: c.gen}, c.timeout)
 	}
 }
 
@@ -260,7 +260,7 @@ func (d *Director) fireTimer(e timerEntry) {
 	}
 	if c.expires > e.when {
 		c.armed = c.expires
-		d.timers.push(timerEntry{when: c.expires, idx: e.idx, gen: c.gen})
+		d.timers.push(timerEntry{when: c.expires, idx: e.idx, gen: c.gen}, c.timeout)
 		return
 	}
 	c.armed = 0
@@ -299,7 +299,7 @@ func (d *Director) expireNow(i uint32, t int64) {
 	c.timeout = 0
 	c.expires = t
 	c.armed = t
-	d.timers.push(timerEntry{when: t, idx: i, gen: c.gen})
+	d.timers.push(timerEntry{when: t, idx: i, gen: c.gen}, 0)
 }
 
 // bind attaches a new conn to its dest and counts it (ip_vs_bind_dest).

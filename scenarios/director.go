@@ -3,6 +3,8 @@ package scenarios
 import (
 	"bytes"
 	"fmt"
+	"net/netip"
+	"slices"
 	"strings"
 	"time"
 
@@ -165,4 +167,28 @@ func (s *Scenario) checkDirector() Errors {
 		es = append(es, e)
 	}
 	return es
+}
+
+// buildLab is the lab to build: Lab with the virtual addresses of the
+// services only the ipvsadm block declares, so the director owns them too
+// (the block's real servers get no per-mode setup of their own: they are
+// wired as the structured services wire them).
+func (s *Scenario) buildLab() (*topo.Lab, error) {
+	l := s.Lab()
+	for _, line := range s.ipvsadmLines() {
+		f := strings.Fields(line)
+		if len(f) < 3 || (f[0] != "-A" && f[0] != "--add-service") {
+			continue
+		}
+		proto := map[string]string{"-t": "tcp", "--tcp-service": "tcp", "-u": "udp", "--udp-service": "udp", "--sctp-service": "sctp"}[f[1]]
+		ap, err := netip.ParseAddrPort(f[2])
+		if proto == "" || err != nil {
+			continue // a fwmark service has no address of its own
+		}
+		svc := topo.Service{VIP: ap.Addr(), Port: ap.Port(), Protocol: proto}
+		if !slices.ContainsFunc(l.Services, func(o topo.Service) bool { return o.Key() == svc.Key() }) {
+			l.Services = append(l.Services, svc)
+		}
+	}
+	return l, l.ApplyServices()
 }

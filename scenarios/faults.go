@@ -9,6 +9,7 @@ import (
 
 	"github.com/lvslab/lvslab/dataplane/engine"
 	"github.com/lvslab/lvslab/reports"
+	"github.com/lvslab/lvslab/topo"
 )
 
 // fault waits for fault i's time, applies it, and restores it after its
@@ -64,22 +65,37 @@ func (r *run) apply(ctx context.Context, act FaultAction, target string, f *Faul
 		}
 		return nil
 	}
-	a := r.servers[target]
+	if act == Link {
+		return r.link(target, f, true)
+	}
+	if act == Restore && f.Link != "" {
+		return r.link(target, f, false)
+	}
+	agents, kind := r.servers, RealServerAgent
+	if _, ok := r.directors[target]; ok {
+		agents, kind = r.directors, engine.AgentKind
+	}
+	a := agents[target]
 	if a == nil {
 		return fmt.Errorf("node %s runs no built-in real server", target)
 	}
 	select {
 	case <-a.Done():
 		if act != Restore {
-			return fmt.Errorf("the real server on %s is not running (kill it once, restore it before the next fault)", target)
+			return fmt.Errorf("%s on %s is not running (kill it once, restore it before the next fault)", kind, target)
 		}
-		na, err := r.in.StartAgent(target, RealServerAgent, r.serverArgs[target]...)
+		// A restarted director starts from the scenario's table, as a
+		// rebooted one loads its saved rules: connections are forgotten.
+		na, err := r.in.StartAgent(target, kind, r.serverArgs[target]...)
 		if err != nil {
 			return err
 		}
-		r.servers[target] = na
+		agents[target] = na
 		return nil
 	default:
+	}
+	if kind == engine.AgentKind && act != Kill {
+		return fmt.Errorf("a director can be killed and restored, not %s", act)
 	}
 	if act == Kill {
 		return a.Stop(2 * time.Second)
@@ -172,4 +188,47 @@ func (r *run) restoreAfter(node string, at time.Time) time.Time {
 		}
 	}
 	return best
+}
+
+// faultTable is the nftables table a loss fault adds to a node.
+const faultTable = "lvsfault"
+
+// link applies (or, with on false, undoes) a link fault on node: every
+// packet dropped both ways (down) or a random share of them (loss), with
+// an nftables table of the node's own, or an egress rate limit on each of
+// its interfaces (tbf). Down keeps the carrier: taking the interface down
+// would also drop its routes.
+func (r *run) link(node string, f *Fault, on bool) error {
+	n := r.in.Lab.Node(node)
+	var cmds [][]string
+	if f.Rate != "" {
+		for i := range n.Interfaces {
+			if on {
+				cmds = append(cmds, []string{"tc", "qdisc", "replace", "dev", topo.IfName(i), "root", "tbf", "rate", f.Rate, "burst", "32kbit", "latency", "400ms"})
+			} else {
+				cmds = append(cmds, []string{"tc", "qdisc", "del", "dev", topo.IfName(i), "root"})
+			}
+		}
+	}
+	if f.Loss != "" || f.Down {
+		verdict := "drop"
+		if f.Loss != "" {
+			pct, _ := lossPercent(f.Loss)
+			verdict = fmt.Sprintf("numgen random mod 100 < %d drop", pct)
+		}
+		if on {
+			cmds = append(cmds, []string{"nft", fmt.Sprintf(`table inet %s {
+	chain in { type filter hook prerouting priority -300; iifname != "lo" %s; }
+	chain out { type filter hook postrouting priority 300; oifname != "lo" %s; }
+}`, faultTable, verdict, verdict)})
+		} else {
+			cmds = append(cmds, []string{"nft", "delete", "table", "inet", faultTable})
+		}
+	}
+	for _, c := range cmds {
+		if out, err := r.in.Output(node, c[0], c[1:]...); err != nil {
+			return fmt.Errorf("%s: %v %s", strings.Join(c, " "), err, out)
+		}
+	}
+	return nil
 }

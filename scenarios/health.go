@@ -175,7 +175,11 @@ func runHealth(ctx context.Context, env *agent.Env, args []string) error {
 			mu.Unlock()
 		})
 	}
-	return serveControl(ctx, env, func(net.Conn) agentReply {
+	return serveControl(ctx, env, func(c net.Conn) agentReply {
+		var req struct{}
+		if err := json.NewDecoder(c).Decode(&req); err != nil {
+			return agentReply{Error: err.Error()}
+		}
 		mu.Lock()
 		defer mu.Unlock()
 		b, _ := json.Marshal(events)

@@ -39,6 +39,9 @@ type RunOptions struct {
 	Executable string
 	// Progress receives one plain line per step; nil discards them.
 	Progress io.Writer
+	// TimelineStarted, when set, is called as the timeline starts, with its
+	// length (a live display's total).
+	TimelineStarted func(length time.Duration)
 	// Manifest entries added to the report's (lvslab version, command line).
 	Manifest map[string]string
 	// Source is the scenario file's bytes, hashed into the manifest.
@@ -74,9 +77,10 @@ type run struct {
 	director     string
 	directorNode string
 	health       *topo.Agent            // the health checker, if any service has checks
+	directors    map[string]*topo.Agent // director agents by node
 	servers      map[string]*topo.Agent // built-in real servers by node
 	loaders      map[string]*topo.Agent // load generators by client node
-	serverArgs   map[string][]string
+	serverArgs   map[string][]string    // agent arguments by node, to start a killed one again
 	procs        []*exec.Cmd
 	mu           sync.Mutex
 	t0           time.Time
@@ -84,44 +88,29 @@ type run struct {
 
 // Run builds the scenario's lab, runs its timeline, and returns the report;
 // the lab is destroyed before Run returns, whatever happens (ctx canceled
-// included). The report is returned with the error when there is one.
+// included).
 func (s *Scenario) Run(ctx context.Context, opt RunOptions) (rep *reports.Report, err error) {
-	if opt.Scale <= 0 {
-		opt.Scale = 1
-	}
-	r := &run{s: s, opt: opt, servers: map[string]*topo.Agent{}, loaders: map[string]*topo.Agent{}, serverArgs: map[string][]string{}, dests: map[string][]Destination{}}
-	f := topo.Probe()
-	r.progress("building lab %s (%d nodes, %d networks); kernel features: %s", s.Name, len(s.Nodes), len(s.Networks), f)
-	r.in, err = topo.Build(ctx, s.Lab(), topo.Options{RunDir: opt.RunDir, Features: &f, Executable: opt.Executable})
+	l, err := s.Start(ctx, opt)
 	if err != nil {
-		return nil, fmt.Errorf("building the lab: %w", err)
-	}
-	defer func() {
-		// Clients first, then servers, while the director still forwards:
-		// their connections close cleanly instead of leaving orphaned
-		// sockets that hold a namespace until the kernel gives up on them.
-		for _, a := range r.loaders {
-			a.Stop(agentGrace)
-		}
-		for _, a := range r.servers {
-			a.Stop(agentGrace)
-		}
-		for _, p := range r.procs {
-			p.Process.Kill()
-			p.Wait()
-		}
-		if derr := r.in.Destroy(); derr != nil {
-			err = errors.Join(err, fmt.Errorf("destroying the lab: %w", derr))
-		}
-		r.progress("lab %s destroyed", r.in.ID)
-	}()
-	if err := r.start(); err != nil {
 		return nil, err
 	}
-	rep = reports.New(s.Name)
+	defer func() {
+		if cerr := l.Close(); cerr != nil {
+			err = errors.Join(err, cerr)
+		}
+	}()
+	return l.RunTimeline(ctx)
+}
+
+// RunTimeline runs the scenario's load phases and faults on the lab, reads
+// the director's counters and returns the report with every expectation
+// evaluated. A lab runs its timeline once.
+func (l *Lab) RunTimeline(ctx context.Context) (*reports.Report, error) {
+	r, s := l.r, l.r.s
+	rep := reports.New(s.Name)
 	rep.Description = strings.TrimSpace(s.Description)
-	rep.Environment = environment(f)
-	rep.Manifest = r.manifest(f)
+	rep.Environment = environment(l.features)
+	rep.Manifest = r.manifest(l.features)
 	phases, faults, err := r.timeline(ctx)
 	if err != nil {
 		return nil, err
@@ -171,7 +160,7 @@ func (r *run) start() error {
 		if n.Role != topo.Director {
 			continue
 		}
-		rules, dests, err := r.s.DirectorTable(r.in.Lab, n.Name)
+		rules, dests, err := r.s.DirectorTable(r.s.Lab(), n.Name)
 		if err != nil {
 			return err
 		}
@@ -184,6 +173,7 @@ func (r *run) start() error {
 			return fmt.Errorf("starting director %s: %w", n.Name, err)
 		}
 		r.progress("director %s: %d ipvsadm rules loaded", n.Name, len(rules))
+		r.directors[n.Name], r.serverArgs[n.Name] = a, args
 		if r.director == "" {
 			r.director, r.directorNode = a.Socket, n.Name
 			for _, d := range dests {
@@ -320,6 +310,9 @@ func (r *run) timeline(ctx context.Context) ([]phaseResult, []reports.Fault, err
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	r.t0 = time.Now()
+	if r.opt.TimelineStarted != nil {
+		r.opt.TimelineStarted(end)
+	}
 	r.progress("timeline starts: %d load phases, %d faults, %s", len(r.s.Load), len(r.s.Faults), end.Round(time.Millisecond))
 	results := make([]*metrics.Result, len(r.s.Load))
 	var wg sync.WaitGroup

@@ -210,3 +210,77 @@ func weightsOf(l reports.Load) map[string]float64 {
 	}
 	return w
 }
+
+// TestGoAPI is the README's example: a lab inside a go test, reached
+// through its nodes and its director, then driven through its timeline.
+func TestGoAPI(t *testing.T) {
+	t.Setenv(DurationScaleEnv, "0.1")
+	s, err := LoadExample("quickstart")
+	require.NoError(t, err)
+	lab := StartTest(t, s)
+
+	out, err := lab.IPVSADM("-L", "-n")
+	require.NoError(t, err)
+	assert.Contains(t, out, "TCP  192.168.1.110:80 wlc\n  -> 10.1.1.2:80                  Masq    3")
+	_, err = lab.IPVSADM("-e", "-t", "192.168.1.110:80", "-r", "10.9.9.9:80")
+	assert.ErrorContains(t, err, "No such destination")
+	addrs, err := lab.Exec("client", "ip", "-4", "-o", "addr", "show", "dev", "eth0")
+	require.NoError(t, err)
+	assert.Contains(t, string(addrs), "192.168.1.254/24")
+
+	rep, err := lab.RunTimeline(context.Background())
+	require.NoError(t, err)
+	assert.True(t, rep.Passed)
+}
+
+// TestLinkFaults cuts a real server's link for one phase (its requests
+// time out, nobody else's do) and checks every link fault applies and
+// restores cleanly; then kills the director for a phase and restarts it.
+func TestLinkFaults(t *testing.T) {
+	needLabs(t)
+	s, err := Parse("link.yaml", []byte(`name: link
+networks:
+  - {name: public, subnet: 192.168.1.0/24}
+  - {name: internal, subnet: 10.1.1.0/24}
+nodes:
+  - {name: client, role: client, interfaces: [{network: public, address: 192.168.1.254}]}
+  - name: director
+    role: director
+    interfaces:
+      - {network: public, address: 192.168.1.1}
+      - {network: internal, address: 10.1.1.1}
+  - {name: rs1, role: realserver, interfaces: [{network: internal, address: 10.1.1.2}]}
+  - {name: rs2, role: realserver, interfaces: [{network: internal, address: 10.1.1.3}]}
+services:
+  - vip: 192.168.1.110:80
+    scheduler: rr
+    realservers: [{node: rs1, forward: nat}, {node: rs2, forward: nat}]
+load:
+  - {name: cut, rate: 50/s, duration: 1s, timeout: 500ms, at: 500ms}
+  - {name: healed, rate: 50/s, duration: 1s, timeout: 500ms, at: 3s}
+  - {name: headless, rate: 50/s, duration: 500ms, timeout: 300ms, at: 4700ms}
+  - {name: rebooted, rate: 50/s, duration: 500ms, timeout: 500ms, at: 6s}
+faults:
+  - {at: 4500ms, kill: director, for: 1s}
+  - {at: 0s, link: rs1, down: true, for: 2500ms}
+  - {at: 0s, link: rs2, rate: 10mbit, for: 2500ms}
+  - {at: 0s, link: client, loss: 1%, for: 300ms}
+`))
+	require.NoError(t, err)
+	runDir := t.TempDir()
+	rep, err := s.Run(context.Background(), RunOptions{Scale: 1, RunDir: runDir})
+	require.NoError(t, err)
+	require.Len(t, rep.Phases, 4)
+	cut, healed, headless, rebooted := rep.Phases[0], rep.Phases[1], rep.Phases[2], rep.Phases[3]
+	assert.Equal(t, headless.Requests, headless.Errors, "no director, no service: %v", headless.ErrorsByClass)
+	assert.Zero(t, rebooted.Errors, "the restarted director loaded its table: %v", rebooted.ErrorsByClass)
+	assert.NotZero(t, cut.ErrorsByClass["timeout"], "%v", cut.ErrorsByClass)
+	for _, sl := range cut.Realservers {
+		if sl.ID == "rs1" {
+			assert.Zero(t, sl.Connections, "rs1's link was down")
+		}
+	}
+	assert.Zero(t, healed.Errors, "%v", healed.ErrorsByClass)
+	assert.Len(t, healed.Realservers, 2)
+	requireNothingLeft(t, runDir, rep.Manifest["lab"])
+}

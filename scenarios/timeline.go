@@ -3,7 +3,9 @@ package scenarios
 import (
 	"fmt"
 	"net/netip"
+	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -91,6 +93,11 @@ type Fault struct {
 	Weight  *WeightFault `yaml:"weight"`
 	Add     string       `yaml:"add"`    // a standby real server joins its services
 	Remove  string       `yaml:"remove"` // a real server leaves its services
+	Link    string       `yaml:"link"`   // a node's links: down, loss or rate
+
+	Down bool   `yaml:"down"` // link: carrier off
+	Loss string `yaml:"loss"` // link: 5% of packets dropped both ways (nftables)
+	Rate string `yaml:"rate"` // link: egress limited to 10mbit (tbf)
 
 	Delay  string `yaml:"delay"`  // slow
 	Status int    `yaml:"status"` // error
@@ -117,6 +124,7 @@ const (
 	Weight  FaultAction = "weight"
 	Add     FaultAction = "add"
 	Remove  FaultAction = "remove"
+	Link    FaultAction = "link"
 )
 
 // Action returns the fault's one action and its target node.
@@ -128,7 +136,7 @@ func (f *Fault) Action() (FaultAction, string, int) {
 		a FaultAction
 		t string
 	}{{Kill, f.Kill}, {Restore, f.Restore}, {Hang, f.Hang}, {Slow, f.Slow}, {Reset, f.Reset}, {ErrorOf, f.Error},
-		{Refuse, f.Refuse}, {Add, f.Add}, {Remove, f.Remove}} {
+		{Refuse, f.Refuse}, {Add, f.Add}, {Remove, f.Remove}, {Link, f.Link}} {
 		if c.t != "" {
 			act, target = c.a, c.t
 			n++
@@ -300,7 +308,7 @@ func (s *Scenario) checkTimeline() Errors {
 		act, target, n := f.Action()
 		switch {
 		case n == 0:
-			bad(path, obj, "says nothing to do (kill, restore, hang, slow, reset, error, refuse, weight, add or remove)")
+			bad(path, obj, "says nothing to do (kill, restore, hang, slow, reset, error, refuse, weight, add, remove or link)")
 			continue
 		case n > 1:
 			bad(path, obj, "does more than one thing; give each its own fault")
@@ -324,6 +332,11 @@ func (s *Scenario) checkTimeline() Errors {
 				bad(path+".delay", obj, "slow needs a delay like 200ms")
 			}
 		}
+		if act == Link {
+			es = append(es, s.checkLink(path, obj, &f)...)
+		} else if f.Down || f.Loss != "" || f.Rate != "" {
+			bad(path, obj, "down, loss and rate belong to link")
+		}
 		if f.Status != 0 && (act != ErrorOf || f.Status < 100 || f.Status > 999) {
 			bad(path+".status", obj, "status %d belongs to error, as a status 100–999", f.Status)
 		}
@@ -331,7 +344,10 @@ func (s *Scenario) checkTimeline() Errors {
 		switch r, ok := roles[target]; {
 		case !ok:
 			bad(path+"."+key, obj, "%q is not a node", target)
-		case r != string(topo.RealServer):
+		case act == Link && r != string(topo.RealServer) && r != string(topo.Client):
+			bad(path+"."+key, obj, "node %q is a %s: link faults act on clients and real servers", target, r)
+		case (act == Kill || act == Restore) && r == string(topo.Director):
+		case act != Link && r != string(topo.RealServer):
 			bad(path+"."+key, obj, "node %q is a %s, not a realserver", target, r)
 		case (act == Add || act == Remove || act == Weight) && !s.inAnyService(target):
 			bad(path+"."+key, obj, "node %q is a real server of no service", target)
@@ -400,6 +416,44 @@ func defaultKind(protocol string) string {
 		return "udp"
 	}
 	return "http"
+}
+
+var rateRE = regexp.MustCompile(`^[0-9]+(\.[0-9]+)?(bit|kbit|mbit|gbit)$`)
+
+// checkLink checks a link fault: exactly one of down, loss and rate.
+func (s *Scenario) checkLink(path, obj string, f *Fault) Errors {
+	var es Errors
+	bad := func(p, format string, args ...any) {
+		es = append(es, s.src.errorAt(p, obj, fmt.Sprintf(format, args...)))
+	}
+	n := 0
+	for _, set := range []bool{f.Down, f.Loss != "", f.Rate != ""} {
+		if set {
+			n++
+		}
+	}
+	if n != 1 {
+		bad(path, "link takes one of down: true, loss: 5%% or rate: 10mbit")
+	}
+	if f.Loss != "" {
+		if _, err := lossPercent(f.Loss); err != nil {
+			bad(path+".loss", "loss %q: %v", f.Loss, err)
+		}
+	}
+	if f.Rate != "" && !rateRE.MatchString(f.Rate) {
+		bad(path+".rate", "rate %q is not a rate like 10mbit (bit, kbit, mbit, gbit)", f.Rate)
+	}
+	return es
+}
+
+// lossPercent reads "5%" as 5.
+func lossPercent(s string) (int, error) {
+	v, ok := strings.CutSuffix(s, "%")
+	n, err := strconv.Atoi(v)
+	if !ok || err != nil || n < 1 || n > 100 {
+		return 0, fmt.Errorf("want a whole percentage 1%%–100%%")
+	}
+	return n, nil
 }
 
 // Froms lists the phase's client nodes.

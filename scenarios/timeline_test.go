@@ -94,7 +94,7 @@ func TestBrokenTimelines(t *testing.T) {
   - {at: 2s, add: director}
 `,
 		want: []string{
-			`b.yaml:21:5: fault 1: says nothing to do (kill, restore, hang, slow, reset, error, refuse, weight, add or remove)`,
+			`b.yaml:21:5: fault 1: says nothing to do (kill, restore, hang, slow, reset, error, refuse, weight, add, remove or link)`,
 			`b.yaml:22:5: fault 2: does more than one thing; give each its own fault`,
 			`b.yaml:23:10: fault kill client: at "soon": not a duration like 10s or 500ms`,
 			`b.yaml:23:22: fault kill client: node "client" is a client, not a realserver`,

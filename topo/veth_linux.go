@@ -130,5 +130,10 @@ func (v *vethMaker) deleteVeths() error {
 	req.AddData(nl.NewIfInfomsg(unix.AF_UNSPEC))
 	req.AddData(nl.NewRtAttr(unix.IFLA_GROUP, nl.Uint32Attr(vethGroup)))
 	_, err := req.Execute(unix.NETLINK_ROUTE, 0)
+	if errors.Is(err, unix.ENODEV) {
+		// rtnl_group_dellink: no link in the group, e.g. a build killed
+		// before its first veth pair.
+		return nil
+	}
 	return err
 }

@@ -60,8 +60,15 @@ scenario in 4 s.`,
 		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 		defer stop()
 		w := cmd.OutOrStdout()
-		rep, err := s.Run(ctx, scenarios.RunOptions{Scale: scale, Seed: seed, RunDir: *runDir, Progress: w, Source: src,
-			Manifest: map[string]string{"lvslab": version, "command": "lvslab " + strings.Join(os.Args[1:], " ")}})
+		opt := scenarios.RunOptions{Scale: scale, Seed: seed, RunDir: *runDir, Progress: w, Source: src,
+			Manifest: map[string]string{"lvslab": version, "command": "lvslab " + strings.Join(os.Args[1:], " ")}}
+		stopBar := func() {}
+		if f, ok := w.(*os.File); ok && isTerminal(f) {
+			bar := newTimelineBar(f)
+			opt.Progress, opt.TimelineStarted, stopBar = bar, bar.start, bar.stop
+		}
+		rep, err := s.Run(ctx, opt)
+		stopBar()
 		if errors.Is(err, context.Canceled) {
 			return &exitStatus{130, errors.New("interrupted; the lab was destroyed")}
 		}

@@ -174,3 +174,32 @@ func TestConfigChecks(t *testing.T) {
 	s := listen(t, Config{Kind: wire.UDP, ID: "x"})
 	assert.Error(t, s.SetFault(Fault{Mode: Reset}), "udp has no reset")
 }
+
+// TestUDPAnswersFromTheAddressItWasAskedAt is the DR/TUN case: the server
+// listens on the wildcard address, the client asks at another local address
+// (the VIP on lo) from a connected socket, which drops replies from any
+// other source.
+func TestUDPAnswersFromTheAddressItWasAskedAt(t *testing.T) {
+	s, err := Listen(Config{Listen: netip.MustParseAddrPort("0.0.0.0:0"), Kind: wire.UDP, ID: "rs7"})
+	require.NoError(t, err)
+	t.Cleanup(func() { s.Close() })
+	vip := netip.AddrPortFrom(netip.MustParseAddr("127.0.0.7"), s.Addr().Port())
+
+	c, err := net.DialUDP("udp", net.UDPAddrFromAddrPort(netip.MustParseAddrPort("127.0.0.1:0")), net.UDPAddrFromAddrPort(vip))
+	require.NoError(t, err)
+	defer c.Close()
+	req := make([]byte, wire.RequestLen)
+	wire.PutRequest(req, wire.RequestLen, 0, 42)
+	_, err = c.Write(req)
+	require.NoError(t, err)
+
+	require.NoError(t, c.SetReadDeadline(time.Now().Add(5*time.Second)))
+	buf := make([]byte, 2048)
+	n, from, err := c.ReadFromUDPAddrPort(buf)
+	require.NoError(t, err, "no reply reached the connected client")
+	assert.Equal(t, vip, from)
+	p := wire.Prefix(buf[:n])
+	require.True(t, p.Valid())
+	assert.Equal(t, uint32(42), p.Seq())
+	assert.Equal(t, "rs7", string(p.ID()))
+}

@@ -172,9 +172,14 @@ func (s *Server) listenLocked(ap netip.AddrPort) error {
 		if err != nil {
 			return fmt.Errorf("realserver %s: %w", s.cfg.ID, err)
 		}
+		sock, err := newUDPSocket(pc)
+		if err != nil {
+			pc.Close()
+			return fmt.Errorf("realserver %s: %w", s.cfg.ID, err)
+		}
 		s.pc = pc
 		s.addr = pc.LocalAddr().(*net.UDPAddr).AddrPort()
-		s.wg.Go(func() { s.serveUDP(pc) })
+		s.wg.Go(func() { s.serveUDP(sock) })
 		return nil
 	}
 	ln, err := net.ListenTCP("tcp", net.TCPAddrFromAddrPort(ap))
@@ -540,12 +545,13 @@ func readHeader(c net.Conn, in []byte) int {
 	return n
 }
 
-func (s *Server) serveUDP(pc *net.UDPConn) {
+func (s *Server) serveUDP(sock *udpSocket) {
 	in := make([]byte, 64<<10)
 	out := make([]byte, len(s.body)+wire.PrefixLen)
 	copy(out[wire.PrefixLen:], s.body)
+	inOOB, outOOB := make([]byte, oobLen), make([]byte, oobLen)
 	for {
-		n, from, err := pc.ReadFromUDPAddrPort(in)
+		n, from, local, err := sock.read(in, inOOB)
 		if err != nil {
 			return
 		}
@@ -557,7 +563,7 @@ func (s *Server) serveUDP(pc *net.UDPConn) {
 		if fs.Mode == Healthy && s.cfg.ServiceTime.Zero() && s.sem == nil {
 			s.stats.requests.Add(1)
 			s.stats.responses.Add(1)
-			s.replyUDP(pc, out, from, seq, http.StatusOK)
+			s.replyUDP(sock, out, from, local, seq, http.StatusOK, outOOB)
 			continue
 		}
 		s.wg.Go(func() {
@@ -567,17 +573,18 @@ func (s *Server) serveUDP(pc *net.UDPConn) {
 			}
 			resp := make([]byte, len(out))
 			copy(resp, out)
-			s.replyUDP(pc, resp, from, seq, v.status)
+			s.replyUDP(sock, resp, from, local, seq, v.status, make([]byte, oobLen))
 		})
 	}
 }
 
-func (s *Server) replyUDP(pc *net.UDPConn, out []byte, to netip.AddrPort, seq uint32, status int) {
+// replyUDP answers to from local, the address the request was sent to.
+func (s *Server) replyUDP(sock *udpSocket, out []byte, to netip.AddrPort, local netip.Addr, seq uint32, status int, oob []byte) {
 	if status != http.StatusOK {
 		out = out[:wire.PrefixLen]
 	}
 	wire.PutPrefix(out, uint32(len(out)), seq, uint16(status), s.cfg.ID)
-	pc.WriteToUDPAddrPort(out, to)
+	sock.write(out, to, local, oob)
 }
 
 // Serve runs a server until ctx ends, then closes it: the standalone
