@@ -186,6 +186,10 @@ func (e *Engine) inbound(b *batch, in *iface, pk *packetio.Packet, p *parse.Pack
 	v := e.core.In(&cp, now)
 	switch v.Action {
 	case dataplane.Forward:
+		if v.Method == dataplane.MethodMasq {
+			// NAT replies go back to this client through the director.
+			e.hops.learn(p.Src, header.Ethernet(pk.Frame()).Source(), in.index)
+		}
 		e.transmit(b, in, pk, p, v, now)
 	case dataplane.Reject:
 		if out := b.takeSpare(); out != nil {

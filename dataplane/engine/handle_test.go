@@ -236,3 +236,38 @@ func BenchmarkNAT(b *testing.B) {
 		b.Fatalf("forwarded %d of %d", e.cnt.In+e.cnt.Out, b.N)
 	}
 }
+
+// TestNATLearnsANewClientsLinkAddress: the kernel has no neighbour entry
+// for a client address it never talked to; the director takes the client's
+// link address from its SYN, so the first reply is not lost.
+func TestNATLearnsANewClientsLinkAddress(t *testing.T) {
+	e := testEngine(t)
+	var learned []netip.Addr
+	e.hops.learner = func(src netip.Addr, mac header.MAC, ifindex int) (hop, bool) {
+		learned = append(learned, src)
+		return hop{ifindex: ifindex, mac: mac}, ifindex == 1
+	}
+	b := newBatch(4, 2)
+	newClient := netip.MustParseAddr("192.168.1.201")
+	newClientMAC := header.MAC{0x02, 0, 0, 0, 0xc9, 0x01}
+	syn := headertest.Spec{Src: newClient, Dst: natVIP, SrcPort: 40000, DstPort: 80, TCPFlags: header.TCPFlagSYN, DF: true}
+	out := receive(e, b, 0, relink(headertest.TCP(syn), newClientMAC, publicMAC))
+	require.Len(t, out[1], 1)
+
+	synack := headertest.Spec{Src: rs1, Dst: newClient, SrcPort: 8080, DstPort: 40000, TCPFlags: header.TCPFlagSYN | header.TCPFlagACK, DF: true}
+	out = receive(e, b, 1, headertest.TCP(synack))
+	require.Len(t, out[0], 1, "the first reply reaches the new client")
+	assert.Equal(t, newClientMAC, header.Ethernet(out[0][0]).Destination())
+
+	// Known now: the next packets do not ask again.
+	ack := syn
+	ack.TCPFlags = header.TCPFlagACK
+	receive(e, b, 0, relink(headertest.TCP(ack), newClientMAC, publicMAC))
+	assert.Equal(t, []netip.Addr{newClient}, learned)
+
+	// DR replies bypass the director: nothing to learn.
+	dr := syn
+	dr.Src, dr.Dst = netip.MustParseAddr("192.168.1.202"), drVIP
+	receive(e, b, 0, headertest.TCP(dr))
+	assert.Equal(t, []netip.Addr{newClient}, learned)
+}

@@ -33,7 +33,10 @@ type nexthops struct {
 	// resolution: each reads the kernel's tables through its own netlink
 	// socket (tests put a table of their own here).
 	fast, slow finder
-	closers    []*netlink.Handle
+	// learner seeds the tables from a frame an on-link host sent (nil:
+	// no learning).
+	learner func(src netip.Addr, mac header.MAC, ifindex int) (hop, bool)
+	closers []*netlink.Handle
 
 	mu       sync.Mutex
 	cache    map[netip.Addr]hop
@@ -63,6 +66,9 @@ func newNexthops() (*nexthops, error) {
 		return nil, err
 	}
 	n := newCache(kernelFinder(fast), kernelFinder(slow))
+	n.learner = func(src netip.Addr, mac header.MAC, ifindex int) (hop, bool) {
+		return learn(fast, src, mac, ifindex)
+	}
 	n.closers = []*netlink.Handle{fast, slow}
 	return n, nil
 }
@@ -100,6 +106,53 @@ func (n *nexthops) lookup(dst netip.Addr, now time.Time) (hop, bool) {
 	}
 	n.mu.Unlock()
 	return h, ok
+}
+
+// learn takes the link address of a client from a frame it sent, when the
+// client is on-link behind the interface the frame came in on. The
+// director's kernel never talks to its clients (their traffic to a VIP is
+// the dataplane's), so without this the first NAT reply to every new client
+// address would be dropped while the kernel resolves it, and the client
+// would wait a second for its SYN to be retransmitted. The kernel itself
+// learns a neighbour from the ARP requests it receives; like those, the
+// entry goes into its table as STALE, to be used at once and verified
+// later.
+func (n *nexthops) learn(src netip.Addr, mac header.MAC, ifindex int) {
+	if n.learner == nil {
+		return
+	}
+	n.mu.Lock()
+	_, ok := n.cache[src]
+	n.mu.Unlock()
+	if ok {
+		return
+	}
+	if h, ok := n.learner(src, mac, ifindex); ok {
+		n.mu.Lock()
+		n.cache[src] = h
+		delete(n.negative, src)
+		n.mu.Unlock()
+	}
+}
+
+func learn(h *netlink.Handle, src netip.Addr, mac header.MAC, ifindex int) (hop, bool) {
+	routes, err := h.RouteGet(net.IP(src.AsSlice()))
+	if err != nil || len(routes) == 0 || len(routes[0].Gw) > 0 || routes[0].LinkIndex != ifindex {
+		return hop{}, false // behind a gateway, or asymmetric: ask the kernel
+	}
+	r := routes[0]
+	family := netlink.FAMILY_V4
+	if src.Is6() {
+		family = netlink.FAMILY_V6
+	}
+	// NeighAdd does not replace an entry the kernel already has.
+	_ = h.NeighAdd(&netlink.Neigh{LinkIndex: ifindex, Family: family, IP: net.IP(src.AsSlice()),
+		HardwareAddr: net.HardwareAddr(mac[:]), State: netlink.NUD_STALE})
+	out := hop{ifindex: ifindex, mac: mac, mtu: r.MTU}
+	if a, ok := netip.AddrFromSlice(r.Src); ok {
+		out.src = a.Unmap()
+	}
+	return out, true
 }
 
 // kernelFinder reads the route to dst and its next hop's link address from
