@@ -132,6 +132,16 @@ func (l *Lab) RunTimeline(ctx context.Context) (*reports.Report, error) {
 		f := &rep.Faults[i]
 		f.Detail = strings.Join(append([]string{errorsDuring(rep, *f)}, r.detection(f, events)...), "; ")
 	}
+	// ipvsadm shows the counters the 2 s estimator last folded (spec §9.1),
+	// and the director's clock ticks every second: wait for a fold that
+	// covers the end of the load, as kipvs's waitstats does.
+	if r.director != "" {
+		select {
+		case <-ctx.Done():
+			return rep, ctx.Err()
+		case <-time.After(estimatorSettle):
+		}
+	}
 	if rep.Services, err = r.services(); err != nil {
 		return rep, err
 	}
@@ -534,6 +544,10 @@ func (r *run) weightsAt(target netip.AddrPort, at time.Duration) map[string]floa
 	}
 	return out
 }
+
+// estimatorSettle is one estimator period plus one tick of the director's
+// clock.
+const estimatorSettle = 3 * time.Second
 
 // services reads the director's counters (ipvsadm -L -n --stats --exact)
 // into the report's services.

@@ -90,6 +90,18 @@ func TestExamplesRunGreen(t *testing.T) {
 					}
 				}
 			}
+			if len(s.Faults) == 0 && len(s.Services) == 1 && s.IPVSADM == "" && rep.Load.Errors == 0 {
+				// The director's counters are read after the estimator
+				// folded the end of the load: they equal what the client saw.
+				var director, client uint64
+				for _, rs := range rep.Services[0].Realservers {
+					director += rs.Connections
+				}
+				for _, rs := range rep.Load.Realservers {
+					client += rs.Connections
+				}
+				assert.Equal(t, client, director, "connections, client side vs director")
+			}
 			requireNothingLeft(t, runDir, rep.Manifest["lab"])
 		})
 	}

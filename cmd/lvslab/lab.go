@@ -21,8 +21,11 @@ func runDirFlag(c *cobra.Command) *string {
 func loadScenario(arg string) (*scenarios.Scenario, error) {
 	s, err := scenarios.Load(arg)
 	if errors.Is(err, fs.ErrNotExist) {
-		if ex, exErr := scenarios.LoadExample(arg); exErr == nil {
-			return ex, nil
+		// Not a file: an embedded example of that name, whose own errors
+		// (if it has any) are the ones to report.
+		ex, exErr := scenarios.LoadExample(arg)
+		if !errors.Is(exErr, fs.ErrNotExist) {
+			return ex, exErr
 		}
 	}
 	return s, err
