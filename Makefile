@@ -54,8 +54,18 @@ bench: deps build
 	$(GO) test -run '^$$' -bench . -benchmem ./scheduler/ ./dataplane/header ./dataplane/parse ./dataplane/xmit
 	./$(BIN) bench --out $(BENCH_OUT) --duration $(BENCH_DURATION) --rounds $(BENCH_ROUNDS)
 
+# fuzz runs every fuzz target for FUZZTIME each (go test fuzzes one target
+# of one package at a time).
+FUZZTIME ?= 30s
+FUZZ_TARGETS := ./scheduler:FuzzSchedulers ./dataplane/parse:FuzzFrame ./dataplane/xmit:FuzzTransmit \
+	./dataplane/engine:FuzzHandle ./dataplane/ipvsadm:FuzzRun ./dataplane/replay:FuzzParse \
+	./scenarios:FuzzParse ./scenarios:FuzzExpectation ./loadgen:FuzzHTTPResponse ./topo/ipipd:FuzzDecap
+
 fuzz:
-	$(GO) test -run '^$$' -fuzz '^FuzzSchedulers$$' -fuzztime 30s ./scheduler/
+	@set -e; for t in $(FUZZ_TARGETS); do \
+		echo "== $${t%%:*} $${t##*:}"; \
+		$(GO) test -run '^$$' -fuzz "^$${t##*:}$$" -fuzztime $(FUZZTIME) "$${t%%:*}"; \
+	done
 
 clean:
 	rm -rf bin
