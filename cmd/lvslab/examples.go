@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"strings"
+	"text/tabwriter"
 
 	"github.com/spf13/cobra"
 
@@ -31,6 +32,8 @@ lvslab examples NAME prints it (a starting point for your own).`,
 			if err != nil {
 				return err
 			}
+			tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+			defer tw.Flush()
 			for _, e := range entries {
 				name := strings.TrimSuffix(e.Name(), ".yaml")
 				s, err := scenarios.LoadExample(name)
@@ -38,10 +41,10 @@ lvslab examples NAME prints it (a starting point for your own).`,
 					return err
 				}
 				desc := strings.Join(strings.Fields(s.Description), " ")
-				if !show && len(desc) > 90 {
-					desc = desc[:87] + "..."
+				if r := []rune(desc); !show && len(r) > 90 {
+					desc = string(r[:87]) + "..."
 				}
-				fmt.Fprintf(w, "%-12s %s\n", name, desc)
+				fmt.Fprintf(tw, "%s\t%s\n", name, desc)
 			}
 			return nil
 		},
