@@ -102,9 +102,7 @@ func (d *Director) inConn(i uint32, p *Packet, t int64) Verdict {
 	c := d.conns.at(i)
 	dest := d.dests[c.dest]
 	if dest.Available() {
-		dest.stats.addIn(p.Len)
-		dest.svc.stats.addIn(p.Len)
-		d.total.addIn(p.Len)
+		d.countIn(dest, p.Len)
 	}
 	d.transition(i, dirInput, p)
 	c.inPkts++
@@ -148,9 +146,7 @@ func (d *Director) outConn(i uint32, p *Packet, t int64) Verdict {
 	c := d.conns.at(i)
 	dest := d.dests[c.dest]
 	if dest.Available() {
-		dest.stats.addOut(p.Len)
-		dest.svc.stats.addOut(p.Len)
-		d.total.addOut(p.Len)
+		d.countOut(dest, p.Len)
 	}
 	d.transition(i, dirOutput, p)
 	d.arm(i, t)
@@ -511,9 +507,7 @@ func (d *Director) InRelated(quoted *Packet, n int, now time.Time) Verdict {
 	if !dest.Available() {
 		return Verdict{Action: Drop}
 	}
-	dest.stats.addIn(n)
-	dest.svc.stats.addIn(n)
-	d.total.addIn(n)
+	d.countIn(dest, n)
 	return d.relatedVerdict(i, c, dest)
 }
 
@@ -531,9 +525,7 @@ func (d *Director) OutRelated(quoted *Packet, n int, now time.Time) Verdict {
 	c := d.conns.at(i)
 	dest := d.dests[c.dest]
 	if dest.Available() {
-		dest.stats.addOut(n)
-		dest.svc.stats.addOut(n)
-		d.total.addOut(n)
+		d.countOut(dest, n)
 	}
 	return d.relatedVerdict(i, c, dest)
 }
@@ -546,4 +538,18 @@ func (d *Director) relatedVerdict(i uint32, c *conn, dest *Dest) Verdict {
 		Virtual: netip.AddrPortFrom(addrFrom16(c.af, c.vaddr), c.vport),
 		Conn:    connID(i, c.gen),
 	}
+}
+
+// countIn and countOut add one packet of n bytes to the three levels of
+// counters (§9.1): the destination, its service and the total.
+func (d *Director) countIn(dest *Dest, n int) {
+	dest.stats.addIn(n)
+	dest.svc.stats.addIn(n)
+	d.total.addIn(n)
+}
+
+func (d *Director) countOut(dest *Dest, n int) {
+	dest.stats.addOut(n)
+	dest.svc.stats.addOut(n)
+	d.total.addOut(n)
 }
