@@ -205,9 +205,11 @@ func (r *run) recovery(rep *reports.Report, i int) {
 }
 
 // recoveredAfter is the time from `from` to the end of the last interval
-// of the series in [from, until) that had errors, when an interval with
-// load and no errors follows it; nil when the errors never stopped (or no
-// load was measured there). Zero when no interval there had errors.
+// of the series that had errors, among those from the one holding `from`
+// to the last that ends by until (one the next fault shares would blame
+// this fault for its errors), when an interval with load and no errors
+// follows it; nil when the errors never stopped (or no load was measured
+// there). Zero when no interval there had errors.
 func recoveredAfter(ts reports.Timeseries, from, until float64) *float64 {
 	step := ts.IntervalS
 	if step <= 0 {
@@ -215,7 +217,7 @@ func recoveredAfter(ts reports.Timeseries, from, until float64) *float64 {
 	}
 	first := max(int(from/step), 0)
 	last, clean := -1, false
-	for k := first; k < len(ts.Errors) && float64(k)*step < until; k++ {
+	for k := first; k < len(ts.Errors) && float64(k+1)*step <= until; k++ {
 		switch {
 		case ts.Errors[k] > 0:
 			last, clean = k, false

@@ -296,3 +296,55 @@ faults:
 	assert.Len(t, healed.Realservers, 2)
 	requireNothingLeft(t, runDir, rep.Manifest["lab"])
 }
+
+// TestHealthFlaps kills a checked real server twice and restores it twice:
+// the checks take it out and put it back each time (two flaps), and each
+// fault reports when that happened and when the load's errors stopped.
+func TestHealthFlaps(t *testing.T) {
+	needLabs(t)
+	s, err := Parse("flaps.yaml", []byte(`name: flaps
+networks:
+  - {name: public, subnet: 192.168.1.0/24}
+  - {name: internal, subnet: 10.1.1.0/24}
+nodes:
+  - {name: client, role: client, interfaces: [{network: public, address: 192.168.1.254}]}
+  - name: director
+    role: director
+    interfaces:
+      - {network: public, address: 192.168.1.1}
+      - {network: internal, address: 10.1.1.1}
+  - {name: rs1, role: realserver, interfaces: [{network: internal, address: 10.1.1.2}]}
+  - {name: rs2, role: realserver, interfaces: [{network: internal, address: 10.1.1.3}]}
+services:
+  - vip: 192.168.1.110:80
+    scheduler: rr
+    realservers: [{node: rs1, forward: nat}, {node: rs2, forward: nat}]
+    health_check: {kind: tcp, interval: 100ms, timeout: 100ms, rise: 2, fall: 2}
+load:
+  - {rate: 100/s, duration: 5s, timeout: 500ms}
+faults:
+  - {at: 500ms, kill: rs2, for: 1s}
+  - {at: 2500ms, kill: rs2, for: 1s}
+expect:
+  - recovered(rs2) < 3s
+  - detected(rs2) < 2s
+`))
+	require.NoError(t, err)
+	runDir := t.TempDir()
+	rep, err := s.Run(context.Background(), RunOptions{Scale: 1, RunDir: runDir})
+	require.NoError(t, err)
+	assert.Equal(t, []reports.Health{
+		{Node: "rs1", Service: "-t 192.168.1.110:80", Up: true},
+		{Node: "rs2", Service: "-t 192.168.1.110:80", Downs: 2, Flaps: 2, Up: true},
+	}, rep.Health)
+	require.Len(t, rep.Faults, 2)
+	for _, f := range rep.Faults {
+		assert.NotNil(t, f.DetectedAfterS, "%s at %gs: %s", f.Action, f.AtS, f.Detail)
+		assert.NotNil(t, f.ReaddedAfterS, "%s at %gs: %s", f.Action, f.AtS, f.Detail)
+		assert.NotNil(t, f.RecoveredAfterS, "%s at %gs: %s", f.Action, f.AtS, f.Detail)
+	}
+	for _, x := range rep.Expectations {
+		assert.True(t, x.Passed, "%s: measured %g %s", x.Text, x.Value, x.Detail)
+	}
+	requireNothingLeft(t, runDir, rep.Manifest["lab"])
+}

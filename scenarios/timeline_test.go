@@ -206,18 +206,20 @@ func TestExpectations(t *testing.T) {
 
 func TestRecoveredAfter(t *testing.T) {
 	ts := reports.Timeseries{IntervalS: 1,
-		RPS:    []float64{10, 10, 5, 5, 0, 10, 10, 0},
-		Errors: []uint64{0, 4, 5, 3, 0, 0, 0, 0}}
+		RPS:    []float64{10, 10, 5, 5, 0, 10, 10, 0, 10},
+		Errors: []uint64{0, 4, 5, 3, 0, 0, 0, 0, 10}}
 	for _, tc := range []struct {
 		name        string
 		from, until float64
 		want        *float64
 	}{
-		{"errors end 1.5s after the restore", 2.5, 100, ptr(1.5)},
-		{"no errors after the start", 4, 100, ptr(0)},
+		{"errors end 1.5s after the restore", 2.5, 8, ptr(1.5)},
+		{"no errors after the start", 4, 8, ptr(0)},
 		{"errors until the next fault", 1, 4, nil},
-		{"no load measured", 7, 100, nil},
-		{"a restore inside the last bad interval", 3.5, 100, ptr(0.5)},
+		{"the next fault's interval left out", 5, 8.5, ptr(0)},
+		{"errors to the end", 5, 100, nil},
+		{"no load measured", 7, 8, nil},
+		{"a restore inside the last bad interval", 3.5, 8, ptr(0.5)},
 	} {
 		assert.Equal(t, tc.want, recoveredAfter(ts, tc.from, tc.until), tc.name)
 	}
