@@ -137,6 +137,10 @@ func WriteMarkdown(w io.Writer, r *Report) error {
 	if len(r.Health) > 0 {
 		b.WriteString("\n## Health checks\n\n| real server | service | downs | flaps | up at the end |\n|---|---|---:|---:|---|\n")
 		for _, h := range r.Health {
+			if h.Sorry {
+				fmt.Fprintf(&b, "| %s (sorry server) | %s | put in %d× | | %t |\n", h.Node, h.Service, h.Ins, h.Up)
+				continue
+			}
 			fmt.Fprintf(&b, "| %s | %s | %d | %d | %t |\n", h.Node, h.Service, h.Downs, h.Flaps, h.Up)
 		}
 	}

@@ -142,13 +142,16 @@ type Fault struct {
 
 // Health is one real server of one service under a health check: how
 // often the check took it out and how often it came back (a flap is a
-// whole up→down→up cycle).
+// whole up→down→up cycle). A service's sorry server has Sorry set, Ins
+// counts the times it was put in, and Up says it is in at the end.
 type Health struct {
 	Node    string `json:"node"`
 	Service string `json:"service"`
 	Downs   int    `json:"downs"`
 	Flaps   int    `json:"flaps"`
 	Up      bool   `json:"up"` // at the end of the run
+	Sorry   bool   `json:"sorry,omitempty"`
+	Ins     int    `json:"ins,omitempty"`
 }
 
 // Expectation is one `expect:` line and its verdict.

@@ -66,7 +66,8 @@ func fixture(t *testing.T) *Report {
 	readded, recovered := 0.6, 1.0
 	r.Faults = append(r.Faults, Fault{AtS: 4, Action: "hang", Target: "rs3", ForS: 2, DetectedAfterS: &detected,
 		ReaddedAfterS: &readded, RecoveredAfterS: &recovered})
-	r.Health = append(r.Health, Health{Node: "rs3", Service: "-t 192.168.1.110:80", Downs: 1, Flaps: 1, Up: true})
+	r.Health = append(r.Health, Health{Node: "rs3", Service: "-t 192.168.1.110:80", Downs: 1, Flaps: 1, Up: true},
+		Health{Node: "sorry", Service: "-t 192.168.1.110:80", Sorry: true, Ins: 1})
 	r.Expectations = append(r.Expectations,
 		Expectation{Text: "errors < 1%", Passed: false, Value: r.Load.ErrorRate},
 		Expectation{Text: "p99 < 50ms", Passed: true, Value: r.Load.LatencyMS.P99})

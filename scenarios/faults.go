@@ -152,7 +152,7 @@ func (r *run) detection(f *reports.Fault, events []HealthEvent) []string {
 	var out []string
 	at := r.t0.Add(secondsOf(f.AtS))
 	for _, e := range events {
-		if e.Node == f.Target && !e.Up && !e.At.Before(at) {
+		if e.Node == f.Target && !e.Sorry && !e.Up && !e.At.Before(at) {
 			d := e.At.Sub(at).Seconds()
 			f.DetectedAfterS = &d
 			out = append(out, fmt.Sprintf("health check took it out after %.2fs", d))
@@ -164,7 +164,7 @@ func (r *run) detection(f *reports.Fault, events []HealthEvent) []string {
 	}
 	restored := r.restoredAt(f)
 	for _, e := range events {
-		if e.Node == f.Target && e.Up && !restored.IsZero() && !e.At.Before(restored) {
+		if e.Node == f.Target && !e.Sorry && e.Up && !restored.IsZero() && !e.At.Before(restored) {
 			d := e.At.Sub(restored).Seconds()
 			f.ReaddedAfterS = &d
 			out = append(out, fmt.Sprintf("back in %.2fs after its restore", d))
@@ -237,7 +237,8 @@ func recoveredAfter(ts reports.Timeseries, from, until float64) *float64 {
 }
 
 // healthSummary counts each checked real server's transitions: downs,
-// and flaps (a down followed by an up).
+// and flaps (a down followed by an up); and how often each service's
+// sorry server went in.
 func healthSummary(events []HealthEvent, specs []checkSpec) []reports.Health {
 	var out []reports.Health
 	index := map[[2]string]int{}
@@ -248,13 +249,27 @@ func healthSummary(events []HealthEvent, specs []checkSpec) []reports.Health {
 			out = append(out, reports.Health{Node: key[0], Service: key[1], Up: true})
 		}
 	}
+	for _, c := range specs {
+		if c.Sorry == nil {
+			continue
+		}
+		key := [2]string{c.Sorry.Node, c.Dest.Service}
+		if _, ok := index[key]; !ok {
+			index[key] = len(out)
+			out = append(out, reports.Health{Node: key[0], Service: key[1], Sorry: true})
+		}
+	}
 	for _, e := range events {
 		i, ok := index[[2]string{e.Node, e.Service}]
-		if !ok {
+		if !ok || e.Sorry != out[i].Sorry {
 			continue
 		}
 		h := &out[i]
 		switch {
+		case h.Sorry:
+			if e.Up {
+				h.Ins++
+			}
 		case !e.Up && h.Up:
 			h.Downs++
 		case e.Up && !h.Up:

@@ -127,6 +127,17 @@ func TestBrokenTimelines(t *testing.T) {
 			`b.yaml:28:5: expectation "recovered(rs2) < soon": "soon" is not a duration like 50ms`,
 		},
 	}, {
+		name: "sorry servers",
+		src: natLab + `  - {vip: 192.168.1.111:80, realservers: [{node: rs1, forward: nat}], health_check: {kind: tcp, sorry_server: rs1}}
+  - {vip: 192.168.1.112:80, realservers: [{node: rs1, forward: nat}], health_check: {kind: tcp, sorry_server: director}}
+  - {vip: 192.168.1.113:80, realservers: [{node: rs1, forward: nat}], health_check: {kind: tcp, sorry_server: ghost}}
+`,
+		want: []string{
+			`b.yaml:20:111: service 192.168.1.111:80: sorry server "rs1" is one of the service's real servers`,
+			`b.yaml:21:111: service 192.168.1.112:80: sorry server "director" is a director, not a realserver`,
+			`b.yaml:22:111: service 192.168.1.113:80: sorry server "ghost" is not a node`,
+		},
+	}, {
 		name: "servers",
 		src: strings.Replace(natLab, "server: {kind: http, service_time: 1ms}", "server: {kind: smtp, service_time: soon, port: 70000}", 1) + `  - {vip: 192.168.1.111:80, realservers: [{node: rs1}]}
 `,
