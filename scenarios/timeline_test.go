@@ -252,7 +252,7 @@ func TestHealthSummary(t *testing.T) {
 }
 
 func FuzzExpectation(f *testing.F) {
-	for _, s := range []string{"errors < 1%", "share(rs1) within 0.05 of weight_share(rs1)", "p99 < 50ms", "jain>0.9"} {
+	for _, s := range []string{"errors < 1%", "share(rs1) within 0.05 of weight_share(rs1)", "p99 < 50ms", "jain>0.9", "recovered(rs2) < 3s"} {
 		f.Add(s)
 	}
 	r := reports.New("x")
