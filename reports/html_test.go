@@ -37,6 +37,8 @@ func TestWriteAllWritesTheReportSet(t *testing.T) {
 	assert.NotContains(t, string(html), "<?xml", "the SVG prolog is stripped")
 	assert.NotContains(t, string(html), "<script", "self-contained and inert")
 	assert.Contains(t, string(html), "hang rs3", "the fault marker is labelled")
+	assert.Contains(t, string(html), `<td class="n">0.6</td><td class="n">1</td>`, "readded and recovered after s")
+	assert.Contains(t, string(html), "<h2>Health checks</h2>")
 }
 
 // TestHTMLInChromium opens report.html in headless Chromium: it must load

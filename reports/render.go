@@ -128,13 +128,20 @@ func WriteMarkdown(w io.Writer, r *Report) error {
 		writeFairness(&b, &s.Fairness)
 	}
 	if len(r.Faults) > 0 {
-		b.WriteString("\n## Faults\n\n| at s | action | target | for s | detected after s | detail |\n|---:|---|---|---:|---:|---|\n")
+		b.WriteString("\n## Faults\n\n| at s | action | target | for s | detected after s | readded after s | recovered after s | detail |\n|---:|---|---|---:|---:|---:|---:|---|\n")
 		for _, f := range r.Faults {
-			det := "—"
-			if f.DetectedAfterS != nil {
-				det = num(*f.DetectedAfterS)
+			fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s | %s | %s |\n", num(f.AtS), f.Action, f.Target, num(f.ForS),
+				optional(f.DetectedAfterS), optional(f.ReaddedAfterS), optional(f.RecoveredAfterS), f.Detail)
+		}
+	}
+	if len(r.Health) > 0 {
+		b.WriteString("\n## Health checks\n\n| real server | service | downs | flaps | up at the end |\n|---|---|---:|---:|---|\n")
+		for _, h := range r.Health {
+			if h.Sorry {
+				fmt.Fprintf(&b, "| %s (sorry server) | %s | put in %d× | | %t |\n", h.Node, h.Service, h.Ins, h.Up)
+				continue
 			}
-			fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s |\n", num(f.AtS), f.Action, f.Target, num(f.ForS), det, f.Detail)
+			fmt.Fprintf(&b, "| %s | %s | %d | %d | %t |\n", h.Node, h.Service, h.Downs, h.Flaps, h.Up)
 		}
 	}
 	if len(r.Environment)+len(r.Manifest) > 0 {
@@ -178,6 +185,14 @@ func num(v float64) string {
 	return s
 }
 
+// optional prints a measurement that may be absent as a dash.
+func optional(v *float64) string {
+	if v == nil {
+		return "—"
+	}
+	return num(*v)
+}
+
 func pct(v float64) string { return num(round(v*100, 4)) + "%" }
 
 func orDash(s string) string {
@@ -208,7 +223,7 @@ var htmlTmpl = template.Must(template.New("report").Funcs(template.FuncMap{
 	"svg":    inlineSVG,
 	"keys":   sortedKeys[string],
 	"ukeys":  sortedKeys[uint64],
-	"deref":  func(p *float64) string { return num(*p) },
+	"opt":    optional,
 }).Parse(htmlTemplate))
 
 // inlineSVG strips the XML prolog so the SVG can sit inside HTML.

@@ -34,6 +34,8 @@ type Report struct {
 	Faults       []Fault           `json:"faults"`
 	Expectations []Expectation     `json:"expectations"`
 	Timeseries   Timeseries        `json:"timeseries"`
+	// Health is what the health checks saw of each checked real server.
+	Health []Health `json:"health,omitempty"`
 
 	loads []phaseResult // what AddLoad was given, to merge again on the next phase
 }
@@ -129,6 +131,27 @@ type Fault struct {
 	ForS           float64  `json:"for_s,omitempty"`
 	Detail         string   `json:"detail,omitempty"`
 	DetectedAfterS *float64 `json:"detected_after_s,omitempty"`
+	// ReaddedAfterS is how long after the fault's restore the health
+	// check put its target back.
+	ReaddedAfterS *float64 `json:"readded_after_s,omitempty"`
+	// RecoveredAfterS is how long after the fault's restore (its start
+	// when nothing restores it) the load's errors stopped, at the time
+	// series' resolution; absent when they never did.
+	RecoveredAfterS *float64 `json:"recovered_after_s,omitempty"`
+}
+
+// Health is one real server of one service under a health check: how
+// often the check took it out and how often it came back (a flap is a
+// whole up→down→up cycle). A service's sorry server has Sorry set, Ins
+// counts the times it was put in, and Up says it is in at the end.
+type Health struct {
+	Node    string `json:"node"`
+	Service string `json:"service"`
+	Downs   int    `json:"downs"`
+	Flaps   int    `json:"flaps"`
+	Up      bool   `json:"up"` // at the end of the run
+	Sorry   bool   `json:"sorry,omitempty"`
+	Ins     int    `json:"ins,omitempty"`
 }
 
 // Expectation is one `expect:` line and its verdict.

@@ -63,7 +63,11 @@ func fixture(t *testing.T) *Report {
 		{Node: "rs3", Address: "10.1.1.4:80", Forward: "nat", Weight: 1, Connections: 507, InPackets: 2300, OutPackets: 1900, InBytes: 230000, OutBytes: 2900000},
 	}))
 	detected := 0.9
-	r.Faults = append(r.Faults, Fault{AtS: 4, Action: "hang", Target: "rs3", ForS: 2, DetectedAfterS: &detected})
+	readded, recovered := 0.6, 1.0
+	r.Faults = append(r.Faults, Fault{AtS: 4, Action: "hang", Target: "rs3", ForS: 2, DetectedAfterS: &detected,
+		ReaddedAfterS: &readded, RecoveredAfterS: &recovered})
+	r.Health = append(r.Health, Health{Node: "rs3", Service: "-t 192.168.1.110:80", Downs: 1, Flaps: 1, Up: true},
+		Health{Node: "sorry", Service: "-t 192.168.1.110:80", Sorry: true, Ins: 1})
 	r.Expectations = append(r.Expectations,
 		Expectation{Text: "errors < 1%", Passed: false, Value: r.Load.ErrorRate},
 		Expectation{Text: "p99 < 50ms", Passed: true, Value: r.Load.LatencyMS.P99})
@@ -122,7 +126,7 @@ func TestJSONStableFields(t *testing.T) {
 	for _, k := range []string{"jain", "weighted_jain", "max_share_error"} {
 		assert.Contains(t, svc["fairness"], k)
 	}
-	for _, k := range []string{"at_s", "action", "target", "detected_after_s"} {
+	for _, k := range []string{"at_s", "action", "target", "detected_after_s", "readded_after_s", "recovered_after_s"} {
 		assert.Contains(t, m["faults"].([]any)[0], k)
 	}
 	for _, k := range []string{"text", "passed", "value"} {
@@ -130,6 +134,9 @@ func TestJSONStableFields(t *testing.T) {
 	}
 	for _, k := range []string{"interval_s", "rps", "errors", "p99_ms", "per_realserver_cps"} {
 		assert.Contains(t, m["timeseries"], k)
+	}
+	for _, k := range []string{"node", "service", "downs", "flaps", "up"} {
+		assert.Contains(t, m["health"].([]any)[0], k)
 	}
 }
 

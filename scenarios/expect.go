@@ -20,6 +20,7 @@ import (
 //	share(rs1) within 0.05 of weight_share(rs1)
 //	connections(rs2) > 0
 //	detected(rs2) < 1s          a health check took rs2 out this soon after its fault
+//	recovered(rs2) < 3s         the load's errors stopped this soon after rs2's fault ended
 type Expectation struct {
 	Text      string
 	Left      Operand
@@ -42,9 +43,10 @@ var metricUnits = map[string]string{
 	"p50": "ms", "p90": "ms", "p99": "ms", "p999": "ms", "max": "ms", "mean": "ms",
 	"jain": "number", "weighted_jain": "number", "max_share_error": "number",
 	"share": "ratio", "weight_share": "ratio", "connections": "count", "detected": "ms",
+	"recovered": "ms",
 }
 
-var withArg = map[string]bool{"share": true, "weight_share": true, "connections": true, "detected": true}
+var withArg = map[string]bool{"share": true, "weight_share": true, "connections": true, "detected": true, "recovered": true}
 
 var comparisons = []string{"<=", ">=", "==", "!=", "<", ">"}
 
@@ -173,7 +175,7 @@ func constant(s, unit string) (float64, error) {
 
 func metricList() string {
 	return "errors, error_rate, requests, throughput_rps, throughput_bps, p50, p90, p99, p999, max, mean, " +
-		"jain, weighted_jain, max_share_error, share(RS), weight_share(RS), connections(RS), detected(RS)"
+		"jain, weighted_jain, max_share_error, share(RS), weight_share(RS), connections(RS), detected(RS), recovered(RS)"
 }
 
 // Evaluate checks the expectation on r and returns its verdict with the
@@ -215,13 +217,16 @@ func (o Operand) value(r *reports.Report) (float64, error) {
 	if o.Metric == "" {
 		return o.Const, nil
 	}
-	if o.Metric == "detected" {
+	switch o.Metric {
+	case "detected":
 		for _, f := range r.Faults {
 			if f.Target == o.Arg && f.DetectedAfterS != nil {
 				return *f.DetectedAfterS * 1000, nil
 			}
 		}
 		return 0, fmt.Errorf("no health check noticed a fault of %s", o.Arg)
+	case "recovered":
+		return recovered(r, o.Arg)
 	}
 	l := r.Load
 	if l == nil {
@@ -273,4 +278,23 @@ func (o Operand) value(r *reports.Report) (float64, error) {
 		return 0, nil // it served nothing
 	}
 	return 0, fmt.Errorf("no real server %q served this run", o.Arg)
+}
+
+// recovered is, in milliseconds, the longest recovery of the faults on
+// node: every one of them must have recovered.
+func recovered(r *reports.Report, node string) (float64, error) {
+	worst, any := 0.0, false
+	for _, f := range r.Faults {
+		if f.Target != node || FaultAction(f.Action) == Restore {
+			continue
+		}
+		if f.RecoveredAfterS == nil {
+			return 0, fmt.Errorf("the errors after the %s of %s at %gs never stopped", f.Action, node, f.AtS)
+		}
+		worst, any = max(worst, *f.RecoveredAfterS*1000), true
+	}
+	if !any {
+		return 0, fmt.Errorf("no fault on %s", node)
+	}
+	return worst, nil
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"math"
 	"strings"
 	"time"
 
@@ -140,8 +141,8 @@ func errorsDuring(rep *reports.Report, f reports.Fault) string {
 }
 
 // detection fills in when the health checks noticed a server-side fault
-// (the first down transition of its target at or after it) and says when
-// the server came back after its restore.
+// (the first down transition of its target at or after it) and when they
+// put the server back after its restore.
 func (r *run) detection(f *reports.Fault, events []HealthEvent) []string {
 	switch FaultAction(f.Action) {
 	case Kill, Hang, Slow, Reset, ErrorOf, Refuse:
@@ -149,9 +150,9 @@ func (r *run) detection(f *reports.Fault, events []HealthEvent) []string {
 		return nil
 	}
 	var out []string
-	at := r.t0.Add(time.Duration(f.AtS * float64(time.Second)))
+	at := r.t0.Add(secondsOf(f.AtS))
 	for _, e := range events {
-		if e.Node == f.Target && !e.Up && !e.At.Before(at) {
+		if e.Node == f.Target && !e.Sorry && !e.Up && !e.At.Before(at) {
 			d := e.At.Sub(at).Seconds()
 			f.DetectedAfterS = &d
 			out = append(out, fmt.Sprintf("health check took it out after %.2fs", d))
@@ -161,15 +162,120 @@ func (r *run) detection(f *reports.Fault, events []HealthEvent) []string {
 	if f.DetectedAfterS == nil {
 		return append(out, "no health check noticed it")
 	}
-	restored := at.Add(time.Duration(f.ForS * float64(time.Second)))
-	if f.ForS == 0 {
-		restored = r.restoreAfter(f.Target, at)
-	}
+	restored := r.restoredAt(f)
 	for _, e := range events {
-		if e.Node == f.Target && e.Up && !restored.IsZero() && !e.At.Before(restored) {
-			out = append(out, fmt.Sprintf("back in %.2fs after its restore", e.At.Sub(restored).Seconds()))
+		if e.Node == f.Target && !e.Sorry && e.Up && !restored.IsZero() && !e.At.Before(restored) {
+			d := e.At.Sub(restored).Seconds()
+			f.ReaddedAfterS = &d
+			out = append(out, fmt.Sprintf("back in %.2fs after its restore", d))
 			break
 		}
+	}
+	return out
+}
+
+// restoredAt is when fault f ends: its for:, or the next restore of its
+// target (zero when nothing restores it).
+func (r *run) restoredAt(f *reports.Fault) time.Time {
+	at := r.t0.Add(secondsOf(f.AtS))
+	if f.ForS > 0 {
+		return at.Add(secondsOf(f.ForS))
+	}
+	return r.restoreAfter(f.Target, at)
+}
+
+func secondsOf(s float64) time.Duration { return time.Duration(s * float64(time.Second)) }
+
+// recovery fills in how long after fault i's restore (its start when it
+// has none) the load's errors stopped, looking no further than the next
+// fault's start.
+func (r *run) recovery(rep *reports.Report, i int) {
+	f := &rep.Faults[i]
+	from := f.AtS
+	if t := r.restoredAt(f); !t.IsZero() {
+		from = t.Sub(r.t0).Seconds()
+	}
+	until := math.Inf(1)
+	for _, g := range rep.Faults {
+		if g.AtS > from {
+			until = min(until, g.AtS)
+		}
+	}
+	f.RecoveredAfterS = recoveredAfter(rep.Timeseries, from, until)
+}
+
+// recoveredAfter is the time from `from` to the end of the last interval
+// of the series that had errors, among those from the one holding `from`
+// to the last that ends by until (one the next fault shares would blame
+// this fault for its errors), when an interval with load and no errors
+// follows it; nil when the errors never stopped (or no load was measured
+// there). Zero when no interval there had errors.
+func recoveredAfter(ts reports.Timeseries, from, until float64) *float64 {
+	step := ts.IntervalS
+	if step <= 0 {
+		return nil
+	}
+	first := max(int(from/step), 0)
+	last, clean := -1, false
+	for k := first; k < len(ts.Errors) && float64(k+1)*step <= until; k++ {
+		switch {
+		case ts.Errors[k] > 0:
+			last, clean = k, false
+		case ts.RPS[k] > 0:
+			clean = true
+		}
+	}
+	if !clean {
+		return nil
+	}
+	d := 0.0
+	if last >= 0 {
+		d = max(float64(last+1)*step-from, 0)
+	}
+	d = math.Round(d*1000) / 1000
+	return &d
+}
+
+// healthSummary counts each checked real server's transitions: downs,
+// and flaps (a down followed by an up); and how often each service's
+// sorry server went in.
+func healthSummary(events []HealthEvent, specs []checkSpec) []reports.Health {
+	var out []reports.Health
+	index := map[[2]string]int{}
+	for _, c := range specs {
+		key := [2]string{c.Dest.Node, c.Dest.Service}
+		if _, ok := index[key]; !ok {
+			index[key] = len(out)
+			out = append(out, reports.Health{Node: key[0], Service: key[1], Up: true})
+		}
+	}
+	for _, c := range specs {
+		if c.Sorry == nil {
+			continue
+		}
+		key := [2]string{c.Sorry.Node, c.Dest.Service}
+		if _, ok := index[key]; !ok {
+			index[key] = len(out)
+			out = append(out, reports.Health{Node: key[0], Service: key[1], Sorry: true})
+		}
+	}
+	for _, e := range events {
+		i, ok := index[[2]string{e.Node, e.Service}]
+		if !ok || e.Sorry != out[i].Sorry {
+			continue
+		}
+		h := &out[i]
+		switch {
+		case h.Sorry:
+			if e.Up {
+				h.Ins++
+			}
+		case !e.Up && h.Up:
+			h.Downs++
+		case e.Up && !h.Up:
+			h.Flaps++
+		}
+		h.Up = e.Up
 	}
 	return out
 }

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/lvslab/lvslab/dataplane/engine"
+	"github.com/lvslab/lvslab/topo"
 	"github.com/lvslab/lvslab/topo/agent"
 )
 
@@ -47,6 +48,8 @@ type checkSpec struct {
 	Rise      int
 	Fall      int
 	Quiescent bool // down: weight 0 instead of removal
+	// Sorry is the service's sorry server, if it has one.
+	Sorry *Destination
 }
 
 // HealthEvent is a real server going down or coming back up.
@@ -56,6 +59,8 @@ type HealthEvent struct {
 	Up      bool      `json:"up"`
 	At      time.Time `json:"at"`
 	Detail  string    `json:"detail,omitempty"` // why the last check failed
+	// Sorry marks the service's sorry server going in (Up) or out.
+	Sorry bool `json:"sorry,omitempty"`
 }
 
 // healthState counts consecutive results: a server that is up goes down
@@ -97,12 +102,23 @@ func (s *Scenario) healthSpecs(dests map[string][]Destination) []checkSpec {
 		if hc == nil {
 			continue
 		}
+		var sorry *Destination
 		for _, rs := range sv.RealServers {
+			for _, d := range dests[rs.Node] {
+				if rs.sorry && d.Service == s.serviceArgs(i) {
+					sorry = &d
+				}
+			}
+		}
+		for _, rs := range sv.RealServers {
+			if rs.sorry {
+				continue
+			}
 			for _, d := range dests[rs.Node] {
 				if d.Service != s.serviceArgs(i) {
 					continue
 				}
-				c := checkSpec{Dest: d, Addr: checkAddr(d.Server, hc.Port), Kind: hc.Kind, Path: hc.Path, Status: hc.Status, Command: hc.Command,
+				c := checkSpec{Dest: d, Sorry: sorry, Addr: checkAddr(d.Server, hc.Port), Kind: hc.Kind, Path: hc.Path, Status: hc.Status, Command: hc.Command,
 					Rise: max(hc.Rise, DefaultRise), Fall: max(hc.Fall, DefaultFall), Quiescent: hc.Quiescent == nil || *hc.Quiescent}
 				c.Interval, _ = duration(hc.Interval, DefaultCheckInterval)
 				c.Timeout, _ = duration(hc.Timeout, DefaultCheckTimeout)
@@ -152,6 +168,19 @@ func runHealth(ctx context.Context, env *agent.Env, args []string) error {
 	}
 	var mu sync.Mutex
 	var events []HealthEvent
+	ipvsadm := func(args []string) string {
+		var out, errb bytes.Buffer
+		if code, err := engine.Ipvsadm(*director, args, nil, &out, &errb); err != nil || code != 0 {
+			return fmt.Sprintf("ipvsadm %s: %v %s", strings.Join(args, " "), err, strings.TrimSpace(errb.String()))
+		}
+		return ""
+	}
+	// down counts each service's real servers that are down, against
+	// how many it has, for its sorry server.
+	down, total := map[string]int{}, map[string]int{}
+	for _, c := range specs {
+		total[c.Dest.Service]++
+	}
 	for _, c := range specs {
 		go checkLoop(ctx, c, func(up bool, why string) {
 			d := c.Dest
@@ -166,13 +195,40 @@ func runHealth(ctx context.Context, env *agent.Env, args []string) error {
 			default:
 				args = d.Delete()
 			}
-			var out, errb bytes.Buffer
-			if code, err := engine.Ipvsadm(*director, args, nil, &out, &errb); err != nil || code != 0 {
-				why = strings.TrimSpace(fmt.Sprintf("%s; ipvsadm %s: %v %s", why, strings.Join(args, " "), err, errb.String()))
-			}
 			mu.Lock()
-			events = append(events, HealthEvent{Node: d.Node, Service: d.Service, Up: up, At: time.Now(), Detail: why})
-			mu.Unlock()
+			defer mu.Unlock()
+			// The sorry server goes first when the last real server
+			// goes down and last when the first comes back, so the
+			// service never has nobody to send a client to.
+			sorry := c.Sorry
+			wasDown := down[d.Service] == total[d.Service]
+			if up {
+				down[d.Service]--
+			} else {
+				down[d.Service]++
+			}
+			allDown := down[d.Service] == total[d.Service]
+			var sorryIn, sorryOut bool
+			if sorry != nil {
+				sorryIn, sorryOut = allDown && !wasDown, wasDown && !allDown
+			}
+			var sorryWhy string
+			if sorryIn {
+				in := *sorry
+				in.Weight = 1
+				sorryWhy = ipvsadm(in.Add())
+			}
+			if failed := ipvsadm(args); failed != "" {
+				why = strings.TrimPrefix(why+"; "+failed, "; ")
+			}
+			if sorryOut {
+				sorryWhy = ipvsadm(sorry.Delete())
+			}
+			now := time.Now()
+			events = append(events, HealthEvent{Node: d.Node, Service: d.Service, Up: up, At: now, Detail: why})
+			if sorryIn || sorryOut {
+				events = append(events, HealthEvent{Node: sorry.Node, Service: d.Service, Up: sorryIn, At: now, Detail: sorryWhy, Sorry: true})
+			}
 		})
 	}
 	return serveControl(ctx, env, func(c net.Conn) agentReply {
@@ -245,4 +301,43 @@ func check(ctx context.Context, c checkSpec) error {
 		return err
 	}
 	return conn.Close()
+}
+
+// sorryProblem says what keeps a service's sorry server from being one
+// ("" when nothing does).
+func (s *Scenario) sorryProblem(sv Service) string {
+	name := sv.HealthCheck.SorryServer
+	for _, rs := range sv.RealServers {
+		if rs.Node == name && !rs.sorry {
+			return "is one of the service's real servers"
+		}
+	}
+	if len(sv.RealServers) == 0 {
+		return "stands in for real servers the service does not have"
+	}
+	for _, n := range s.Nodes {
+		if n.Name == name {
+			if n.Role != string(topo.RealServer) {
+				return fmt.Sprintf("is a %s, not a realserver", n.Role)
+			}
+			return ""
+		}
+	}
+	return "is not a node"
+}
+
+// addSorryServers wires each service's sorry server into the lab as a
+// standby real server of the service, forwarded like its first real
+// server (keepalived forwards to it with the virtual server's lb_kind),
+// so the topology routes it and the runner starts its server; the health
+// checker adds it to the table only when every real server is down.
+func (s *Scenario) addSorryServers() {
+	for i := range s.Services {
+		sv := &s.Services[i]
+		if hc := sv.HealthCheck; hc == nil || hc.SorryServer == "" || s.sorryProblem(*sv) != "" {
+			continue
+		}
+		sv.RealServers = append(sv.RealServers, RealServer{Node: sv.HealthCheck.SorryServer,
+			Port: sv.RealServers[0].Port, Forward: sv.RealServers[0].Forward, Standby: true, sorry: true})
+	}
 }

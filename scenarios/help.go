@@ -20,7 +20,8 @@ services[]              vip (192.168.1.110:80; :0 for all ports), protocol (tcp 
                         forward (nat | dr | tun, default dr), standby (out of the table until add:)},
                         health_check {kind: tcp | http | command, port, path, status, command,
                         interval (1s), timeout (500ms), rise (1), fall (1), quiescent (true: weight 0;
-                        false: removed)}
+                        false: removed), sorry_server (a realserver node put in with weight 1
+                        while every real server is down)}
 ipvsadm                 ipvsadm-restore lines (-A, -a, -e …) loaded after the services
 load[]                  phases, in order unless at: places them: name, from (client nodes, comma-
                         separated; default the first client), target (default the first service),

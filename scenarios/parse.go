@@ -73,6 +73,7 @@ func Parse(file string, src []byte) (*Scenario, error) {
 	if sc.Name == "" {
 		sc.Name = strings.TrimSuffix(filepath.Base(file), filepath.Ext(file))
 	}
+	sc.addSorryServers()
 	sc.lab = sc.translate()
 	es = append(sc.lab.errs, sc.checkTimeline()...)
 	if len(es) == 0 {

@@ -131,7 +131,9 @@ func (l *Lab) RunTimeline(ctx context.Context) (*reports.Report, error) {
 	for i := range rep.Faults {
 		f := &rep.Faults[i]
 		f.Detail = strings.Join(append([]string{errorsDuring(rep, *f)}, r.detection(f, events)...), "; ")
+		r.recovery(rep, i)
 	}
+	rep.Health = healthSummary(events, r.s.healthSpecs(r.dests))
 	// ipvsadm shows the counters the 2 s estimator last folded (spec §9.1),
 	// and the director's clock ticks every second: wait for a fold that
 	// covers the end of the load, as kipvs's waitstats does.

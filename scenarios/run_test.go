@@ -296,3 +296,114 @@ faults:
 	assert.Len(t, healed.Realservers, 2)
 	requireNothingLeft(t, runDir, rep.Manifest["lab"])
 }
+
+// TestHealthFlaps kills a checked real server twice and restores it twice:
+// the checks take it out and put it back each time (two flaps), and each
+// fault reports when that happened and when the load's errors stopped.
+func TestHealthFlaps(t *testing.T) {
+	needLabs(t)
+	s, err := Parse("flaps.yaml", []byte(`name: flaps
+networks:
+  - {name: public, subnet: 192.168.1.0/24}
+  - {name: internal, subnet: 10.1.1.0/24}
+nodes:
+  - {name: client, role: client, interfaces: [{network: public, address: 192.168.1.254}]}
+  - name: director
+    role: director
+    interfaces:
+      - {network: public, address: 192.168.1.1}
+      - {network: internal, address: 10.1.1.1}
+  - {name: rs1, role: realserver, interfaces: [{network: internal, address: 10.1.1.2}]}
+  - {name: rs2, role: realserver, interfaces: [{network: internal, address: 10.1.1.3}]}
+services:
+  - vip: 192.168.1.110:80
+    scheduler: rr
+    realservers: [{node: rs1, forward: nat}, {node: rs2, forward: nat}]
+    health_check: {kind: tcp, interval: 100ms, timeout: 100ms, rise: 2, fall: 2}
+load:
+  - {rate: 100/s, duration: 5s, timeout: 500ms}
+faults:
+  - {at: 500ms, kill: rs2, for: 1s}
+  - {at: 2500ms, kill: rs2, for: 1s}
+expect:
+  - recovered(rs2) < 3s
+  - detected(rs2) < 2s
+`))
+	require.NoError(t, err)
+	runDir := t.TempDir()
+	rep, err := s.Run(context.Background(), RunOptions{Scale: 1, RunDir: runDir})
+	require.NoError(t, err)
+	assert.Equal(t, []reports.Health{
+		{Node: "rs1", Service: "-t 192.168.1.110:80", Up: true},
+		{Node: "rs2", Service: "-t 192.168.1.110:80", Downs: 2, Flaps: 2, Up: true},
+	}, rep.Health)
+	require.Len(t, rep.Faults, 2)
+	for _, f := range rep.Faults {
+		assert.NotNil(t, f.DetectedAfterS, "%s at %gs: %s", f.Action, f.AtS, f.Detail)
+		assert.NotNil(t, f.ReaddedAfterS, "%s at %gs: %s", f.Action, f.AtS, f.Detail)
+		assert.NotNil(t, f.RecoveredAfterS, "%s at %gs: %s", f.Action, f.AtS, f.Detail)
+	}
+	for _, x := range rep.Expectations {
+		assert.True(t, x.Passed, "%s: measured %g %s", x.Text, x.Value, x.Detail)
+	}
+	requireNothingLeft(t, runDir, rep.Manifest["lab"])
+}
+
+// TestSorryServer kills both checked real servers: the sorry server takes
+// every request while both are down and leaves when one is back.
+func TestSorryServer(t *testing.T) {
+	needLabs(t)
+	s, err := Parse("sorry.yaml", []byte(`name: sorry
+networks:
+  - {name: public, subnet: 192.168.1.0/24}
+  - {name: internal, subnet: 10.1.1.0/24}
+nodes:
+  - {name: client, role: client, interfaces: [{network: public, address: 192.168.1.254}]}
+  - name: director
+    role: director
+    interfaces:
+      - {network: public, address: 192.168.1.1}
+      - {network: internal, address: 10.1.1.1}
+  - {name: rs1, role: realserver, interfaces: [{network: internal, address: 10.1.1.2}]}
+  - {name: rs2, role: realserver, interfaces: [{network: internal, address: 10.1.1.3}]}
+  - {name: sorry, role: realserver, interfaces: [{network: internal, address: 10.1.1.9}]}
+services:
+  - vip: 192.168.1.110:80
+    scheduler: rr
+    realservers: [{node: rs1, forward: nat}, {node: rs2, forward: nat}]
+    health_check: {kind: tcp, interval: 100ms, timeout: 100ms, rise: 2, fall: 2, sorry_server: sorry}
+load:
+  - {name: before, rate: 50/s, duration: 500ms, timeout: 500ms}
+  - {name: all down, rate: 50/s, duration: 1s, timeout: 500ms, at: 1500ms}
+  - {name: one back, rate: 50/s, duration: 1s, timeout: 500ms, at: 4s}
+faults:
+  - {at: 1s, kill: rs1, for: 2s}
+  - {at: 1s, kill: rs2}
+`))
+	require.NoError(t, err)
+	runDir := t.TempDir()
+	rep, err := s.Run(context.Background(), RunOptions{Scale: 1, RunDir: runDir})
+	require.NoError(t, err)
+	require.Len(t, rep.Phases, 3)
+	before, down, back := rep.Phases[0], rep.Phases[1], rep.Phases[2]
+	conns := func(l reports.Load, id string) uint64 {
+		for _, sl := range l.Realservers {
+			if sl.ID == id {
+				return sl.Connections
+			}
+		}
+		return 0
+	}
+	assert.Zero(t, conns(before, "sorry"), "a sorry server stands by while a real server is up")
+	assert.Zero(t, down.Errors, "%v", down.ErrorsByClass)
+	assert.Equal(t, down.Requests, conns(down, "sorry"), "every request goes to the sorry server")
+	assert.Zero(t, back.Errors, "%v", back.ErrorsByClass)
+	assert.Zero(t, conns(back, "sorry"), "out again once rs1 is back")
+	assert.Equal(t, back.Requests, conns(back, "rs1"))
+	assert.Equal(t, []reports.Health{
+		{Node: "rs1", Service: "-t 192.168.1.110:80", Downs: 1, Flaps: 1, Up: true},
+		{Node: "rs2", Service: "-t 192.168.1.110:80", Downs: 1, Up: false},
+		{Node: "sorry", Service: "-t 192.168.1.110:80", Sorry: true, Ins: 1, Up: false},
+	}, rep.Health)
+	requireNothingLeft(t, runDir, rep.Manifest["lab"])
+}

@@ -81,4 +81,6 @@ type RealServer struct {
 	// Standby real servers are wired into the lab but left out of the
 	// director's table until a fault adds them (scaling out live).
 	Standby bool `yaml:"standby"`
+
+	sorry bool // the service's sorry server, standing by for its health check
 }

@@ -57,6 +57,10 @@ type HealthCheck struct {
 	Rise      int    `yaml:"rise"`
 	Fall      int    `yaml:"fall"`
 	Quiescent *bool  `yaml:"quiescent"`
+	// SorryServer is a node the director sends the service's clients to
+	// while every real server is down (keepalived's sorry_server): added
+	// with weight 1 when the last one goes down, removed when one is back.
+	SorryServer string `yaml:"sorry_server"`
 }
 
 // Phase is one load phase.
@@ -250,6 +254,11 @@ func (s *Scenario) checkTimeline() Errors {
 			}
 			if hc.Rise < 0 || hc.Fall < 0 {
 				bad(hpath, obj, "rise and fall count checks, at least 1")
+			}
+			if hc.SorryServer != "" {
+				if msg := s.sorryProblem(sv); msg != "" {
+					bad(hpath+".sorry_server", obj, "sorry server %q %s", hc.SorryServer, msg)
+				}
 			}
 		}
 	}

@@ -111,16 +111,31 @@ func TestBrokenTimelines(t *testing.T) {
   - p99 < fast
   - share(rs1) within 5% of
   - errors < 1% please
+  - recovered rs2 < 3s
+  - recovered(rs2) < soon
 `,
 		want: []string{
 			`b.yaml:17:28: service 192.168.1.110:80: persistence timeout "1.5s": must be whole seconds, at least 1s`,
 			`b.yaml:17:43: service 192.168.1.110:80: persistence netmask "255.0.255.0" is not a netmask like 255.255.255.0`,
 			`b.yaml:18:26: service 192.168.1.110:80: health check kind "ping" is not one of tcp, http, command`,
 			`b.yaml:18:42: service 192.168.1.110:80: interval "often": not a duration like 10s or 500ms`,
-			`b.yaml:23:5: expectation "latency < 5ms": unknown metric "latency" (known: errors, error_rate, requests, throughput_rps, throughput_bps, p50, p90, p99, p999, max, mean, jain, weighted_jain, max_share_error, share(RS), weight_share(RS), connections(RS), detected(RS))`,
+			`b.yaml:23:5: expectation "latency < 5ms": unknown metric "latency" (known: errors, error_rate, requests, throughput_rps, throughput_bps, p50, p90, p99, p999, max, mean, jain, weighted_jain, max_share_error, share(RS), weight_share(RS), connections(RS), detected(RS), recovered(RS))`,
 			`b.yaml:24:5: expectation "p99 < fast": "fast" is not a duration like 50ms`,
 			`b.yaml:25:5: expectation "share(rs1) within 5% of": "within" reads: A within TOLERANCE of B`,
 			`b.yaml:26:5: expectation "errors < 1% please": "1% please" is not a number`,
+			`b.yaml:27:5: expectation "recovered rs2 < 3s": recovered needs a real server: recovered(rs1)`,
+			`b.yaml:28:5: expectation "recovered(rs2) < soon": "soon" is not a duration like 50ms`,
+		},
+	}, {
+		name: "sorry servers",
+		src: natLab + `  - {vip: 192.168.1.111:80, realservers: [{node: rs1, forward: nat}], health_check: {kind: tcp, sorry_server: rs1}}
+  - {vip: 192.168.1.112:80, realservers: [{node: rs1, forward: nat}], health_check: {kind: tcp, sorry_server: director}}
+  - {vip: 192.168.1.113:80, realservers: [{node: rs1, forward: nat}], health_check: {kind: tcp, sorry_server: ghost}}
+`,
+		want: []string{
+			`b.yaml:20:111: service 192.168.1.111:80: sorry server "rs1" is one of the service's real servers`,
+			`b.yaml:21:111: service 192.168.1.112:80: sorry server "director" is a director, not a realserver`,
+			`b.yaml:22:111: service 192.168.1.113:80: sorry server "ghost" is not a node`,
 		},
 	}, {
 		name: "servers",
@@ -154,8 +169,11 @@ func TestExpectations(t *testing.T) {
 	r.Load = &reports.Load{Requests: 1000, Errors: 5, ErrorRate: 0.005, ThroughputRPS: 99.5,
 		LatencyMS: reports.Latency{P99: 12.5}, Fairness: &reports.Fairness{Jain: 0.97},
 		Realservers: []reports.ServerLoad{{ID: "rs1", Connections: 600, Share: 0.6, WeightShare: 0.5}}}
-	detected := 0.4
-	r.Faults = []reports.Fault{{AtS: 1, Action: "kill", Target: "rs2"}, {AtS: 2, Action: "hang", Target: "rs2", DetectedAfterS: &detected}}
+	detected, fast, slow := 0.4, 0.5, 2.5
+	r.Faults = []reports.Fault{{AtS: 1, Action: "kill", Target: "rs2", RecoveredAfterS: &fast},
+		{AtS: 2, Action: "hang", Target: "rs2", DetectedAfterS: &detected, RecoveredAfterS: &slow},
+		{AtS: 3, Action: "restore", Target: "rs2"},
+		{AtS: 4, Action: "kill", Target: "rs3"}}
 	for _, tc := range []struct {
 		text   string
 		passed bool
@@ -171,6 +189,8 @@ func TestExpectations(t *testing.T) {
 		{"share(rs1) within 15% of weight_share(rs1)", true, 0.1},
 		{"connections(rs9) == 0", true, 0},
 		{"detected(rs2) < 1s", true, 400},
+		{"recovered(rs2) < 3s", true, 2500},
+		{"recovered(rs2) < 2s", false, 2500},
 	} {
 		e, err := ParseExpectation(tc.text)
 		require.NoError(t, err, tc.text)
@@ -183,10 +203,56 @@ func TestExpectations(t *testing.T) {
 	got := e.Evaluate(r)
 	assert.False(t, got.Passed)
 	assert.Equal(t, `no real server "rs9" served this run`, got.Detail)
+	for text, why := range map[string]string{
+		"recovered(rs3) < 3s": "the errors after the kill of rs3 at 4s never stopped",
+		"recovered(rs1) < 3s": "no fault on rs1",
+	} {
+		e, err := ParseExpectation(text)
+		require.NoError(t, err)
+		got := e.Evaluate(r)
+		assert.False(t, got.Passed, text)
+		assert.Equal(t, why, got.Detail, text)
+	}
+}
+
+func TestRecoveredAfter(t *testing.T) {
+	ts := reports.Timeseries{IntervalS: 1,
+		RPS:    []float64{10, 10, 5, 5, 0, 10, 10, 0, 10},
+		Errors: []uint64{0, 4, 5, 3, 0, 0, 0, 0, 10}}
+	for _, tc := range []struct {
+		name        string
+		from, until float64
+		want        *float64
+	}{
+		{"errors end 1.5s after the restore", 2.5, 8, ptr(1.5)},
+		{"no errors after the start", 4, 8, ptr(0)},
+		{"errors until the next fault", 1, 4, nil},
+		{"the next fault's interval left out", 5, 8.5, ptr(0)},
+		{"errors to the end", 5, 100, nil},
+		{"no load measured", 7, 8, nil},
+		{"a restore inside the last bad interval", 3.5, 8, ptr(0.5)},
+	} {
+		assert.Equal(t, tc.want, recoveredAfter(ts, tc.from, tc.until), tc.name)
+	}
+}
+
+func ptr(v float64) *float64 { return &v }
+
+func TestHealthSummary(t *testing.T) {
+	at := time.Unix(0, 0)
+	specs := []checkSpec{{Dest: Destination{Node: "rs1", Service: "-t 1.1.1.1:80"}}, {Dest: Destination{Node: "rs2", Service: "-t 1.1.1.1:80"}}}
+	var events []HealthEvent
+	for i, up := range []bool{false, true, false, true, false} {
+		events = append(events, HealthEvent{Node: "rs2", Service: "-t 1.1.1.1:80", Up: up, At: at.Add(time.Duration(i) * time.Second)})
+	}
+	assert.Equal(t, []reports.Health{
+		{Node: "rs1", Service: "-t 1.1.1.1:80", Up: true},
+		{Node: "rs2", Service: "-t 1.1.1.1:80", Downs: 3, Flaps: 2, Up: false},
+	}, healthSummary(events, specs))
 }
 
 func FuzzExpectation(f *testing.F) {
-	for _, s := range []string{"errors < 1%", "share(rs1) within 0.05 of weight_share(rs1)", "p99 < 50ms", "jain>0.9"} {
+	for _, s := range []string{"errors < 1%", "share(rs1) within 0.05 of weight_share(rs1)", "p99 < 50ms", "jain>0.9", "recovered(rs2) < 3s"} {
 		f.Add(s)
 	}
 	r := reports.New("x")
