@@ -130,7 +130,7 @@ func editDropSets(nsfd int, svcs []DropService, add bool) error {
 	var services, allPorts []nftables.SetElement
 	for _, s := range svcs {
 		if !s.Addr.Is4() {
-			return fmt.Errorf("drop %d %s:%d: the drop sets hold IPv4 services only", s.Proto, s.Addr, s.Port)
+			return fmt.Errorf("drop service %s (protocol %d): the drop sets hold IPv4 services only", netip.AddrPortFrom(s.Addr, s.Port), s.Proto)
 		}
 		key := append(s.Addr.AsSlice(), s.Proto, 0, 0, 0)
 		if s.Port == 0 {
