@@ -439,7 +439,7 @@ func (in *Instance) buildNode(i int, fab *vethMaker) error {
 		if !in.Features.NFTables {
 			return errors.New("nftables is needed to keep the director's kernel off VIP traffic, and this kernel has none")
 		}
-		if err := dropInbound(int(h.Fd()), ifnames, n.DropVIPs, false); err != nil {
+		if err := dropInbound(int(h.Fd()), ifnames, false); err != nil {
 			return fmt.Errorf("VIP drop: %w", err)
 		}
 	}
@@ -469,7 +469,7 @@ func (in *Instance) setupDecap(nh *netlink.Handle, nsfd int, ifnames []string) e
 	if !in.Features.NFTables {
 		return errors.New("neither the ipip driver nor nftables (for the userspace decapsulator) is available")
 	}
-	return dropInbound(nsfd, ifnames, nil, true)
+	return dropInbound(nsfd, ifnames, true)
 }
 
 // NetNS returns the namespace of node, for code that opens sockets or

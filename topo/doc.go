@@ -33,12 +33,16 @@
 //
 // # The director's kernel
 //
-// In every director, table netdev "lvslab" (DropTable) drops IPv4 packets
-// to the addresses in its set "vips" (DropSet) at ingress of every
-// interface. Netdev ingress runs after the packet taps: an AF_PACKET socket
-// bound to ETH_P_ALL sees each packet, the kernel never handles it (no RST,
-// no ICMP). ARP is untouched. ip_forward is 0. A dataplane adds VIPs at run
-// time with AddDropVIPs (nsfd -1 inside its own namespace).
+// In every director, table netdev "lvslab" (DropTable) drops, at ingress of
+// every interface, the IPv4 packets of its virtual services: set "services"
+// (DropServices: address . protocol . port) and set "allports" (DropAllPorts:
+// address . protocol, the port-0 services). Netdev ingress runs after the
+// packet taps: an AF_PACKET socket bound to ETH_P_ALL sees each packet, the
+// kernel never handles one the dataplane took (no RST, no ICMP); the rest of
+// the traffic to a VIP gets the director's own answers (echo replies, RSTs).
+// ARP is untouched. ip_forward is 0. A dataplane keeps the sets in step with
+// its services with AddDropServices and DelDropServices (nsfd -1 inside its
+// own namespace).
 //
 // # Ownership and teardown
 //

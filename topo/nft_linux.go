@@ -12,25 +12,55 @@ import (
 )
 
 // The kernel-side drop a userspace dataplane relies on. In a director, table
-// netdev "lvslab" has set "vips" (ipv4_addr) and, per interface, an ingress
-// chain that drops IPv4 packets whose destination is in the set. Netdev
-// ingress runs after the packet taps, so an AF_PACKET socket bound to
-// ETH_P_ALL still sees every packet while the kernel never answers one itself
-// (no RST for a SYN the dataplane took, no ICMP port unreachable). ARP is not
-// touched: the director answers ARP for the VIP as in the classic setups.
-// A dataplane adds or removes VIPs at run time with AddDropVIPs.
+// netdev "lvslab" has two sets and, per interface, an ingress chain that
+// drops the IPv4 packets they match: set "services" (ipv4_addr . inet_proto
+// . inet_service) holds the virtual services with a port, set "allports"
+// (ipv4_addr . inet_proto) the port-0 ones. These are exactly the packets
+// IPVS takes (§1.2); the rest of the traffic to a VIP reaches the director's
+// own stack as on a real director (a ping gets its echo reply, a SYN to a
+// port without a service a RST). Netdev ingress runs after the packet taps,
+// so an AF_PACKET socket bound to ETH_P_ALL still sees every packet while
+// the kernel never answers one the dataplane took (no RST for its SYN, no
+// ICMP port unreachable). ARP is not touched: the director answers ARP for
+// the VIP as in the classic setups. A dataplane keeps the sets in step with
+// its services at run time with AddDropServices and DelDropServices.
+
 // nftMu serialises the nftables batches that create sets (see dropInbound).
 var nftMu sync.Mutex
 
 const (
-	DropTable = "lvslab"
-	DropSet   = "vips"
+	DropTable    = "lvslab"
+	DropServices = "services" // ipv4_addr . inet_proto . inet_service
+	DropAllPorts = "allports" // ipv4_addr . inet_proto: port-0 services
 )
 
-// dropInbound installs the drop table in the namespace nsfd, with chains on
-// ifnames: drop IPv4 to vips and, when ipip is set, drop IPIP packets (the
-// userspace decapsulator took them at the tap).
-func dropInbound(nsfd int, ifnames []string, vips []netip.Addr, ipip bool) error {
+// DropService is a virtual service whose packets the director's kernel must
+// not handle: IPv4 packets to Addr of protocol Proto (unix.IPPROTO_TCP,
+// IPPROTO_UDP, IPPROTO_SCTP) and destination port Port, or any port when
+// Port is 0.
+type DropService struct {
+	Proto uint8
+	Addr  netip.Addr
+	Port  uint16
+}
+
+var (
+	servicesType = nftables.MustConcatSetType(nftables.TypeIPAddr, nftables.TypeInetProto, nftables.TypeInetService)
+	allPortsType = nftables.MustConcatSetType(nftables.TypeIPAddr, nftables.TypeInetProto)
+)
+
+// Registers of a concatenated key: 32-bit registers 8 (NFT_REG32_00, which
+// is also the 128-bit register 1 a lookup reads from), 9 and 10.
+const (
+	regAddr  = 1
+	regProto = 9
+	regPort  = 10
+)
+
+// dropInbound installs the drop table, with empty sets, in the namespace
+// nsfd, with chains on ifnames; when ipip is set it also drops IPIP packets
+// (the userspace decapsulator took them at the tap).
+func dropInbound(nsfd int, ifnames []string, ipip bool) error {
 	// google/nftables numbers new sets from an unsynchronised package
 	// counter, and Build configures nodes in parallel.
 	nftMu.Lock()
@@ -40,22 +70,35 @@ func dropInbound(nsfd int, ifnames []string, vips []netip.Addr, ipip bool) error
 		return err
 	}
 	t := c.AddTable(&nftables.Table{Family: nftables.TableFamilyNetdev, Name: DropTable})
-	set := &nftables.Set{Table: t, Name: DropSet, KeyType: nftables.TypeIPAddr}
-	if err := c.AddSet(set, setElements(vips)); err != nil {
-		return err
+	services := &nftables.Set{Table: t, Name: DropServices, KeyType: servicesType, Concatenation: true}
+	allPorts := &nftables.Set{Table: t, Name: DropAllPorts, KeyType: allPortsType, Concatenation: true}
+	for _, set := range []*nftables.Set{services, allPorts} {
+		if err := c.AddSet(set, nil); err != nil {
+			return err
+		}
 	}
 	isIPv4 := []expr.Any{
 		&expr.Meta{Key: expr.MetaKeyPROTOCOL, Register: 1},
 		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: binaryutil.BigEndian.PutUint16(unix.ETH_P_IP)},
 	}
+	addrProto := append(append([]expr.Any{}, isIPv4...),
+		&expr.Payload{DestRegister: regAddr, Base: expr.PayloadBaseNetworkHeader, Offset: 16, Len: 4},
+		&expr.Payload{DestRegister: regProto, Base: expr.PayloadBaseNetworkHeader, Offset: 9, Len: 1},
+	)
 	for _, ifname := range ifnames {
 		ch := c.AddChain(&nftables.Chain{
 			Name: "in-" + ifname, Table: t, Device: ifname,
 			Type: nftables.ChainTypeFilter, Hooknum: nftables.ChainHookIngress, Priority: nftables.ChainPriorityFilter,
 		})
-		c.AddRule(&nftables.Rule{Table: t, Chain: ch, Exprs: append(append([]expr.Any{}, isIPv4...),
-			&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: 16, Len: 4},
-			&expr.Lookup{SourceRegister: 1, SetName: set.Name, SetID: set.ID},
+		c.AddRule(&nftables.Rule{Table: t, Chain: ch, Exprs: append(append([]expr.Any{}, addrProto...),
+			&expr.Lookup{SourceRegister: regAddr, SetName: allPorts.Name, SetID: allPorts.ID},
+			&expr.Verdict{Kind: expr.VerdictDrop},
+		)})
+		// The transport header load fails on a non-first fragment, which
+		// then goes to the kernel like any unowned packet.
+		c.AddRule(&nftables.Rule{Table: t, Chain: ch, Exprs: append(append([]expr.Any{}, addrProto...),
+			&expr.Payload{DestRegister: regPort, Base: expr.PayloadBaseTransportHeader, Offset: 2, Len: 2},
+			&expr.Lookup{SourceRegister: regAddr, SetName: services.Name, SetID: services.ID},
 			&expr.Verdict{Kind: expr.VerdictDrop},
 		)})
 		if ipip {
@@ -72,18 +115,30 @@ func dropInbound(nsfd int, ifnames []string, vips []netip.Addr, ipip bool) error
 	return nil
 }
 
-// AddDropVIPs adds vips to the drop set of the director namespace nsfd
+// AddDropServices adds svcs to the drop sets of the director namespace nsfd
 // (negative: the caller's own namespace, as inside a dataplane agent).
-func AddDropVIPs(nsfd int, vips ...netip.Addr) error {
-	return editDropSet(nsfd, vips, true)
+func AddDropServices(nsfd int, svcs ...DropService) error {
+	return editDropSets(nsfd, svcs, true)
 }
 
-// DelDropVIPs removes vips from the drop set.
-func DelDropVIPs(nsfd int, vips ...netip.Addr) error {
-	return editDropSet(nsfd, vips, false)
+// DelDropServices removes svcs from the drop sets.
+func DelDropServices(nsfd int, svcs ...DropService) error {
+	return editDropSets(nsfd, svcs, false)
 }
 
-func editDropSet(nsfd int, vips []netip.Addr, add bool) error {
+func editDropSets(nsfd int, svcs []DropService, add bool) error {
+	var services, allPorts []nftables.SetElement
+	for _, s := range svcs {
+		if !s.Addr.Is4() {
+			return fmt.Errorf("drop service %s (protocol %d): the drop sets hold IPv4 services only", netip.AddrPortFrom(s.Addr, s.Port), s.Proto)
+		}
+		key := append(s.Addr.AsSlice(), s.Proto, 0, 0, 0)
+		if s.Port == 0 {
+			allPorts = append(allPorts, nftables.SetElement{Key: key})
+		} else {
+			services = append(services, nftables.SetElement{Key: append(key, byte(s.Port>>8), byte(s.Port), 0, 0)})
+		}
+	}
 	var opts []nftables.ConnOption
 	if nsfd >= 0 {
 		opts = append(opts, nftables.WithNetNSFd(nsfd))
@@ -93,25 +148,22 @@ func editDropSet(nsfd int, vips []netip.Addr, add bool) error {
 		return err
 	}
 	t := &nftables.Table{Family: nftables.TableFamilyNetdev, Name: DropTable}
-	set, err := c.GetSetByName(t, DropSet)
-	if err != nil {
-		return fmt.Errorf("no VIP drop set here (not a director of a built lab?): %w", err)
-	}
-	if add {
-		err = c.SetAddElements(set, setElements(vips))
-	} else {
-		err = c.SetDeleteElements(set, setElements(vips))
-	}
-	if err != nil {
-		return err
+	for name, els := range map[string][]nftables.SetElement{DropServices: services, DropAllPorts: allPorts} {
+		if len(els) == 0 {
+			continue
+		}
+		set, err := c.GetSetByName(t, name)
+		if err != nil {
+			return fmt.Errorf("no service drop set here (not a director of a built lab?): %w", err)
+		}
+		if add {
+			err = c.SetAddElements(set, els)
+		} else {
+			err = c.SetDeleteElements(set, els)
+		}
+		if err != nil {
+			return err
+		}
 	}
 	return c.Flush()
-}
-
-func setElements(vips []netip.Addr) []nftables.SetElement {
-	els := make([]nftables.SetElement, 0, len(vips))
-	for _, v := range vips {
-		els = append(els, nftables.SetElement{Key: v.AsSlice()})
-	}
-	return els
 }

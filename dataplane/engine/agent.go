@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/lvslab/lvslab/dataplane"
 	"github.com/lvslab/lvslab/dataplane/parse"
 	"github.com/lvslab/lvslab/topo"
 	"github.com/lvslab/lvslab/topo/agent"
@@ -39,7 +40,7 @@ func runAgent(ctx context.Context, env *agent.Env, args []string) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	e, err := Start(Config{Batch: *batch, Workers: *workers, VIPs: keepKernelOff})
+	e, err := Start(Config{Batch: *batch, Workers: *workers, Services: keepKernelOff})
 	if err != nil {
 		return err
 	}
@@ -74,21 +75,29 @@ func runAgent(ctx context.Context, env *agent.Env, args []string) error {
 	return ctx.Err()
 }
 
-// keepKernelOff keeps the namespace's VIP drop set equal to the virtual
-// addresses: the kernel neither answers a virtual address the engine owns
-// nor ignores one whose last service was deleted (it answers it itself,
-// with a RST, as a director without that service does).
-func keepKernelOff(added, removed []netip.Addr) {
+// keepKernelOff keeps the namespace's drop sets equal to the services: the
+// kernel neither answers a packet the engine takes nor ignores one no
+// service takes (it answers that itself, as a director does: an echo reply,
+// a RST for a port without a service).
+func keepKernelOff(added, removed []dataplane.ServiceKey) {
 	var errs []error
 	if len(added) > 0 {
-		errs = append(errs, topo.AddDropVIPs(-1, added...))
+		errs = append(errs, topo.AddDropServices(-1, dropServices(added)...))
 	}
 	if len(removed) > 0 {
-		errs = append(errs, topo.DelDropVIPs(-1, removed...))
+		errs = append(errs, topo.DelDropServices(-1, dropServices(removed)...))
 	}
 	if err := errors.Join(errs...); err != nil {
-		fmt.Fprintf(os.Stderr, "director: VIP drop set: %v\n", err)
+		fmt.Fprintf(os.Stderr, "director: service drop sets: %v\n", err)
 	}
+}
+
+func dropServices(keys []dataplane.ServiceKey) []topo.DropService {
+	ds := make([]topo.DropService, len(keys))
+	for i, k := range keys {
+		ds[i] = topo.DropService{Proto: k.Proto, Addr: k.Addr, Port: k.Port}
+	}
+	return ds
 }
 
 // Rules turns the lab's virtual services into ipvsadm-restore lines for

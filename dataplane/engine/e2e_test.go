@@ -16,6 +16,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"golang.org/x/net/icmp"
+	"golang.org/x/net/ipv4"
 	"golang.org/x/sys/unix"
 
 	"github.com/lvslab/lvslab/dataplane/engine"
@@ -407,35 +409,104 @@ func TestTunnelMTU(t *testing.T) {
 	assert.Contains(t, string(route), "mtu 1480", "the client learnt the tunnel's MTU")
 }
 
-// TestVIPHandover: the kernel's drop set follows the virtual addresses.
-// Once the last service of an address is deleted, the director's own stack
-// answers it (a RST: the client's connect is refused at once), as a
-// director without that service does; a new service takes it back.
+// TestVIPHandover: the kernel's drop sets follow the services. Once a
+// service is deleted, the director's own stack answers its port (a RST: the
+// client's connect is refused at once), as a director without that service
+// does, even while another service keeps the address; a new service takes
+// its port back.
 func TestVIPHandover(t *testing.T) {
 	lb := startLab(t, "nat", "rr")
 	dropSet := func() string {
-		out, err := lb.in.Output("director", "nft", "list", "set", "netdev", topo.DropTable, topo.DropSet)
+		out, err := lb.in.Output("director", "nft", "list", "set", "netdev", topo.DropTable, topo.DropServices)
 		require.NoError(t, err)
 		return string(out)
 	}
-	require.Contains(t, dropSet(), vip.String())
+	require.Contains(t, dropSet(), "192.168.1.110 . tcp . 80")
+	require.Contains(t, dropSet(), "192.168.1.110 . udp . 53")
 	lb.ipvsadm(t, "-D", "-t", netip.AddrPortFrom(vip, tcpPort).String())
-	assert.Contains(t, dropSet(), vip.String(), "the udp service still holds the VIP")
-	lb.ipvsadm(t, "-D", "-u", netip.AddrPortFrom(vip, udpPort).String())
-	assert.NotContains(t, dropSet(), vip.String())
-	err := lb.in.Do("client", func() error {
-		c, err := net.DialTimeout("tcp", netip.AddrPortFrom(vip, tcpPort).String(), 5*time.Second)
+	assert.NotContains(t, dropSet(), "tcp . 80")
+	assert.Contains(t, dropSet(), "192.168.1.110 . udp . 53", "the udp service keeps its port")
+	require.ErrorIs(t, lb.dial(tcpPort), unix.ECONNREFUSED, "the director's kernel answers the deleted service's port")
+
+	lb.ipvsadm(t, "-A", "-t", netip.AddrPortFrom(vip, 8080).String(), "-s", "rr")
+	lb.ipvsadm(t, "-a", "-t", netip.AddrPortFrom(vip, 8080).String(), "-r", "10.1.1.2:80", "-m")
+	assert.Contains(t, dropSet(), "192.168.1.110 . tcp . 8080")
+	assert.Equal(t, "rs1", lb.ask(t, "tcp", 8080, 1))
+	lb.ipvsadm(t, "-E", "-t", netip.AddrPortFrom(vip, 8080).String(), "-s", "wrr")
+	assert.Contains(t, dropSet(), "192.168.1.110 . tcp . 8080", "an edit keeps the service's key")
+
+	lb.ipvsadm(t, "-A", "-t", netip.AddrPortFrom(vip, 0).String(), "-s", "rr", "-p", "60")
+	out, err := lb.in.Output("director", "nft", "list", "set", "netdev", topo.DropTable, topo.DropAllPorts)
+	require.NoError(t, err)
+	assert.Contains(t, string(out), "elements = { 192.168.1.110 . tcp }", "a port-0 service takes every tcp port")
+}
+
+// TestKernelAnswersTheRest: with the director running, what no virtual
+// service takes is the director's own stack's, as on a real director: a
+// ping to the VIP gets an echo reply, a SYN to a port without a service a
+// RST. The engine answers neither itself.
+func TestKernelAnswersTheRest(t *testing.T) {
+	lb := startLab(t, "nat", "rr")
+	require.ErrorIs(t, lb.dial(9), unix.ECONNREFUSED, "a port without a service")
+	require.NoError(t, lb.in.Do("client", func() error { return echo(vip) }), "a ping to the VIP")
+	var nodes []string
+	for _, n := range lb.rips {
+		nodes = append(nodes, n)
+	}
+	assert.Contains(t, nodes, lb.ask(t, "tcp", tcpPort, 1), "the service's port is still the dataplane's")
+
+	snmp, err := lb.in.Output("director", "cat", "/proc/net/snmp")
+	require.NoError(t, err)
+	assert.Equal(t, "1", snmpValue(t, string(snmp), "Tcp", "OutRsts"), "the RST for port 9 only")
+	assert.Equal(t, "1", snmpValue(t, string(snmp), "Icmp", "OutEchoReps"), "the director's stack answered the ping")
+}
+
+// dial connects from the client to the VIP's tcp port.
+func (lb *lab) dial(port uint16) error {
+	return lb.in.Do("client", func() error {
+		c, err := net.DialTimeout("tcp", netip.AddrPortFrom(vip, port).String(), 5*time.Second)
 		if err == nil {
 			c.Close()
 		}
 		return err
 	})
-	require.ErrorIs(t, err, unix.ECONNREFUSED, "the director's kernel answers the VIP")
+}
 
-	lb.ipvsadm(t, "-A", "-t", netip.AddrPortFrom(vip, 8080).String(), "-s", "rr")
-	lb.ipvsadm(t, "-a", "-t", netip.AddrPortFrom(vip, 8080).String(), "-r", "10.1.1.2:80", "-m")
-	assert.Contains(t, dropSet(), vip.String())
-	assert.Equal(t, "rs1", lb.ask(t, "tcp", 8080, 1))
+// echo sends one ICMP echo request to dst and waits for its reply.
+func echo(dst netip.Addr) error {
+	c, err := icmp.ListenPacket("ip4:icmp", "0.0.0.0")
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	const id, seq = 0x1b5, 1
+	req, err := (&icmp.Message{Type: ipv4.ICMPTypeEcho, Body: &icmp.Echo{ID: id, Seq: seq, Data: []byte("lvslab")}}).Marshal(nil)
+	if err != nil {
+		return err
+	}
+	if _, err := c.WriteTo(req, &net.IPAddr{IP: dst.AsSlice()}); err != nil {
+		return err
+	}
+	if err := c.SetReadDeadline(time.Now().Add(5 * time.Second)); err != nil {
+		return err
+	}
+	buf := make([]byte, 1500)
+	for {
+		n, from, err := c.ReadFrom(buf)
+		if err != nil {
+			return err
+		}
+		m, err := icmp.ParseMessage(1, buf[:n])
+		if err != nil {
+			return err
+		}
+		if e, ok := m.Body.(*icmp.Echo); ok && m.Type == ipv4.ICMPTypeEchoReply && e.ID == id && e.Seq == seq {
+			if got := from.(*net.IPAddr).IP.String(); got != dst.String() {
+				return fmt.Errorf("echo reply from %s, want %s", got, dst)
+			}
+			return nil
+		}
+	}
 }
 
 // TestOnePacket is one-packet scheduling (-o) in the DR lab: every

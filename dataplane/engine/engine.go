@@ -59,9 +59,11 @@ type Config struct {
 	// Tick is how often the core's clock advances without traffic
 	// (connection expiry, the rate estimator); 1 s when zero.
 	Tick time.Duration
-	// VIPs, if set, is told the virtual addresses whenever the set changes
-	// (the agent keeps the kernel's drop set in step with it).
-	VIPs func(added, removed []netip.Addr)
+	// Services, if set, is told the keys of the address-port services
+	// (fwmark services have none) whenever they change: the agent keeps the
+	// kernel's drop sets equal to them, so the director's own stack answers
+	// every other packet to a virtual address.
+	Services func(added, removed []dataplane.ServiceKey)
 }
 
 // Counters are the engine's own counters (the core keeps IPVS's).
@@ -85,7 +87,8 @@ type Engine struct {
 	mu      sync.Mutex // guards everything below, and the core
 	core    *dataplane.Director
 	ctl     *dataplane.Control
-	vips    map[netip.Addr]bool
+	vips    map[netip.Addr]bool // addresses of the services in keys
+	keys    map[dataplane.ServiceKey]bool
 	hops    *nexthops
 	ifs     []*iface
 	cnt     Counters
@@ -123,7 +126,7 @@ func Start(cfg Config) (*Engine, error) {
 		cfg.Workers = 1
 	}
 	now := time.Now()
-	e := &Engine{cfg: cfg, core: dataplane.New(cfg.Profile, now), vips: map[netip.Addr]bool{}, stop: make(chan struct{})}
+	e := &Engine{cfg: cfg, core: dataplane.New(cfg.Profile, now), vips: map[netip.Addr]bool{}, keys: map[dataplane.ServiceKey]bool{}, stop: make(chan struct{})}
 	e.ctl = e.core.Control(time.Now)
 	var err error
 	if e.hops, err = newNexthops(); err != nil {
@@ -269,36 +272,39 @@ func (e *Engine) Ipvsadm(args []string, stdin io.Reader, stdout, stderr io.Write
 	code := ipvsadm.Run(e.ctl, args, stdin, stdout, stderr)
 	added, removed, dests := e.syncServices(time.Now())
 	e.mu.Unlock()
-	if e.cfg.VIPs != nil && (len(added) > 0 || len(removed) > 0) {
-		e.cfg.VIPs(added, removed)
+	if e.cfg.Services != nil && (len(added) > 0 || len(removed) > 0) {
+		e.cfg.Services(added, removed)
 	}
 	e.hops.resolve(dests)
 	return code
 }
 
-// syncServices recomputes the virtual addresses after a control change and
-// returns what changed and every destination address (to resolve early).
-func (e *Engine) syncServices(now time.Time) (added, removed, dests []netip.Addr) {
+// syncServices recomputes the service keys and virtual addresses after a
+// control change and returns which keys changed and every destination
+// address (to resolve early).
+func (e *Engine) syncServices(now time.Time) (added, removed []dataplane.ServiceKey, dests []netip.Addr) {
+	keys := map[dataplane.ServiceKey]bool{}
 	vips := map[netip.Addr]bool{}
 	for _, s := range e.core.Services(now) {
-		if s.Config.Key.FWMark == 0 {
-			vips[s.Config.Key.Addr] = true
+		if k := s.Config.Key; k.FWMark == 0 {
+			keys[k] = true
+			vips[k.Addr] = true
 		}
 		for _, d := range s.Dests {
 			dests = append(dests, d.Config.Addr)
 		}
 	}
-	for a := range vips {
-		if !e.vips[a] {
-			added = append(added, a)
+	for k := range keys {
+		if !e.keys[k] {
+			added = append(added, k)
 		}
 	}
-	for a := range e.vips {
-		if !vips[a] {
-			removed = append(removed, a)
+	for k := range e.keys {
+		if !keys[k] {
+			removed = append(removed, k)
 		}
 	}
-	e.vips = vips
+	e.keys, e.vips = keys, vips
 	return added, removed, dests
 }
 

@@ -199,8 +199,10 @@ func (e *Engine) inbound(b *batch, in *iface, pk *packetio.Packet, p *parse.Pack
 			}
 		}
 	default:
-		// Drop, or Accept: not a connection's packet. The kernel would hand
-		// it to the director's own stack; here the kernel drops VIP traffic.
+		// Drop, or Accept: no service took it. The kernel's drop sets hold
+		// only the services, so a packet no service matches reaches the
+		// director's own stack, which answers it (a RST, an echo reply);
+		// the engine must not.
 		e.cnt.Dropped++
 	}
 }

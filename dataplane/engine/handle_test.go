@@ -170,6 +170,15 @@ func TestHandle(t *testing.T) {
 	assert.Empty(t, out[0])
 	assert.Empty(t, out[1])
 
+	// A VIP's port without a service: the director's own stack answers it
+	// (the kernel's drop sets hold only the services), the engine does not.
+	closed := syn
+	closed.DstPort = 23
+	out = receive(e, b, 0, headertest.TCP(closed))
+	assert.Empty(t, out[0])
+	assert.Empty(t, out[1])
+	assert.Equal(t, uint64(1), e.cnt.Replies, "no reply of the engine's for it")
+
 	// Malformed: counted by reason.
 	receive(e, b, 0, headertest.TCP(syn)[:20])
 	assert.Equal(t, uint64(1), e.cnt.Reasons[parse.Truncated])
@@ -270,4 +279,29 @@ func TestNATLearnsANewClientsLinkAddress(t *testing.T) {
 	dr.Src, dr.Dst = netip.MustParseAddr("192.168.1.202"), drVIP
 	receive(e, b, 0, headertest.TCP(dr))
 	assert.Equal(t, []netip.Addr{newClient}, learned)
+}
+
+// TestServicesFollowTheControl: -A, -E and -D tell the drop-set keeper
+// exactly which service keys came and went; an edit changes no key.
+func TestServicesFollowTheControl(t *testing.T) {
+	e := testEngine(t)
+	var added, removed []dataplane.ServiceKey
+	calls := 0
+	e.cfg.Services = func(a, r []dataplane.ServiceKey) { added, removed = a, r; calls++ }
+	run := func(args ...string) {
+		t.Helper()
+		require.Equal(t, 0, e.Ipvsadm(args, nil, io.Discard, io.Discard), "ipvsadm %v", args)
+	}
+	allPorts := dataplane.ServiceKey{Proto: dataplane.ProtoUDP, Addr: natVIP}
+	run("-A", "-u", "192.168.1.110:0", "-s", "rr", "-p", "60")
+	assert.Equal(t, []dataplane.ServiceKey{allPorts}, added)
+	assert.Empty(t, removed)
+	run("-E", "-u", "192.168.1.110:0", "-s", "wrr", "-p", "60")
+	assert.Equal(t, 1, calls, "an edit keeps the keys")
+	run("-A", "-f", "7", "-s", "rr")
+	assert.Equal(t, 1, calls, "a fwmark service has no key to drop")
+	run("-D", "-t", "192.168.1.110:80")
+	assert.Empty(t, added)
+	assert.Equal(t, []dataplane.ServiceKey{{Proto: dataplane.ProtoTCP, Addr: natVIP, Port: 80}}, removed)
+	assert.True(t, e.vips[natVIP], "the udp service keeps the address the engine's")
 }
