@@ -69,8 +69,9 @@ type Node struct {
 	// Decap lists the addresses this node accepts as the inner destination
 	// of IPIP packets (the VIPs of a TUN real server); empty means no tunnel.
 	Decap []netip.Addr
-	// DropVIPs are addresses whose inbound traffic the node's kernel must not
-	// handle because a userspace dataplane owns it (the director's VIPs).
+	// DropVIPs are the director's virtual addresses. A userspace dataplane
+	// owns the traffic of their virtual services: the kernel drops exactly
+	// that (AddDropServices) and answers the rest (ping, other ports) itself.
 	DropVIPs []netip.Addr
 }
 
@@ -181,7 +182,7 @@ func (l *Lab) String() string {
 			fmt.Fprintf(&b, "    ipip decap for %s\n", joinAddrs(n.Decap))
 		}
 		if len(n.DropVIPs) > 0 {
-			fmt.Fprintf(&b, "    kernel drops inbound to %s (dataplane owns it)\n", joinAddrs(n.DropVIPs))
+			fmt.Fprintf(&b, "    virtual addresses %s (the dataplane owns their services' traffic)\n", joinAddrs(n.DropVIPs))
 		}
 		for _, k := range sortedKeys(n.Sysctls) {
 			fmt.Fprintf(&b, "    sysctl %s=%s\n", k, n.Sysctls[k])

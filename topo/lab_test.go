@@ -139,7 +139,7 @@ func TestStringPrintsTheDerivedSetup(t *testing.T) {
   node director (director)
     eth0 public 192.168.1.1/24 192.168.1.110/24
     eth1 internal 10.1.1.1/24
-    kernel drops inbound to 192.168.1.110 (dataplane owns it)
+    virtual addresses 192.168.1.110 (the dataplane owns their services' traffic)
     sysctl net.ipv4.ip_forward=0
   node rs1 (realserver)
     eth0 internal 10.1.1.2/24
