@@ -273,10 +273,12 @@ func realServerAt(lab *topo.Lab, addr netip.Addr) string {
 	return ""
 }
 
-// buildLab is the lab to build: Lab with what the ipvsadm block declares
+// BuildLab is the lab to build: Lab with what the ipvsadm block declares
 // (its virtual addresses on the director, its real servers wired for their
-// forwarding method) added to the structured services.
-func (s *Scenario) buildLab() (*topo.Lab, error) {
+// forwarding method) added to the structured services. Lab leaves them out
+// because the director's table (DirectorTable) loads the block as it is
+// written.
+func (s *Scenario) BuildLab() (*topo.Lab, error) {
 	l := s.Lab()
 	for _, bs := range s.block {
 		i := slices.IndexFunc(l.Services, func(o topo.Service) bool { return o.Key() == bs.Key() })

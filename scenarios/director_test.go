@@ -38,7 +38,7 @@ ipvsadm: |
   -a -t 192.168.1.111:80 -r 10.1.1.3 -i
 `))
 	require.NoError(t, err)
-	l, err := s.buildLab()
+	l, err := s.BuildLab()
 	require.NoError(t, err)
 	require.NoError(t, l.Validate())
 	rs1, rs2, rs3 := l.Node("rs1"), l.Node("rs2"), l.Node("rs3")
@@ -73,7 +73,7 @@ ipvsadm: |
   -a -t 192.168.1.110:80 -r 192.168.1.2 -g
 `))
 	require.NoError(t, err)
-	l, err := s.buildLab()
+	l, err := s.BuildLab()
 	require.NoError(t, err)
 	assert.Len(t, l.Services, 1)
 	assert.Len(t, l.Services[0].Dests, 2)
