@@ -14,6 +14,7 @@ import (
 	"math"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/lvslab/lvslab/reports/metrics"
@@ -312,7 +313,8 @@ func (r *Report) AddLoad(p Phase, res *metrics.Result) error {
 		}
 	}
 	if len(r.loads) > 1 {
-		sum.Name, sum.Duration = "all phases", total.Elapsed
+		sum = r.allPhases()
+		sum.Duration = total.Elapsed
 		r.Phases = r.Phases[:0]
 		for _, lr := range r.loads {
 			r.Phases = append(r.Phases, NewLoad(lr.p, lr.res))
@@ -325,6 +327,40 @@ func (r *Report) AddLoad(p Phase, res *metrics.Result) error {
 		r.DurationS = round(d, 3)
 	}
 	return nil
+}
+
+// allPhases describes the phases merged: the first phase's load settings,
+// every phase's clients and targets, and every phase's real servers at the
+// weight the last phase naming them saw (phases may target different
+// services, each with its own real servers).
+func (r *Report) allPhases() Phase {
+	sum := r.loads[0].p
+	sum.Name = "all phases"
+	var froms, targets []string
+	var weights map[string]float64
+	for _, lr := range r.loads {
+		froms = appendNew(froms, strings.Split(lr.p.From, ",")...)
+		targets = appendNew(targets, lr.p.Target)
+		for id, w := range lr.p.Weights {
+			if weights == nil {
+				weights = map[string]float64{}
+			}
+			weights[id] = w
+		}
+	}
+	sum.Weights = weights
+	sum.From, sum.Target = strings.Join(froms, ","), strings.Join(targets, ",")
+	return sum
+}
+
+// appendNew appends the non-empty values list does not hold yet.
+func appendNew(list []string, values ...string) []string {
+	for _, v := range values {
+		if v != "" && !slices.Contains(list, v) {
+			list = append(list, v)
+		}
+	}
+	return list
 }
 
 // Finish sets Passed from the expectations (true when there are none).

@@ -167,3 +167,37 @@ func TestEmptyReportRenders(t *testing.T) {
 	assert.Empty(t, figs)
 	require.NoError(t, WriteHTML(&b, r, figs))
 }
+
+// TestAllPhasesOfTwoServices: phases aimed at two services merge into a row
+// that names both targets and weighs every real server as its own phase did.
+func TestAllPhasesOfTwoServices(t *testing.T) {
+	start := time.Date(2026, 11, 21, 12, 0, 0, 0, time.UTC)
+	phase := func(servers ...string) *metrics.Result {
+		rec := metrics.NewRecorder(start, time.Second)
+		for i := range 40 {
+			rec.Scheduled()
+			rec.Sent(100)
+			rec.Record(&metrics.Outcome{At: time.Duration(i) * 10 * time.Millisecond, Class: metrics.OK, Latency: time.Millisecond,
+				Server: []byte(servers[i%len(servers)]), NewConnection: true, Bytes: 100})
+		}
+		return rec.Finish(time.Second)
+	}
+	r := New("two")
+	require.NoError(t, r.AddLoad(Phase{Name: "rr", From: "client", Target: "192.168.1.110:80", Rate: 40, Duration: time.Second,
+		Weights: map[string]float64{"rr-fast": 1, "rr-slow": 1}}, phase("rr-fast", "rr-slow")))
+	require.NoError(t, r.AddLoad(Phase{Name: "wlc", From: "client", Target: "192.168.1.111:80", Rate: 40, Duration: time.Second,
+		Weights: map[string]float64{"wlc-fast": 3, "wlc-slow": 1}}, phase("wlc-fast", "wlc-fast", "wlc-fast", "wlc-slow")))
+	require.Len(t, r.Phases, 2)
+	assert.Equal(t, "all phases", r.Load.Name)
+	assert.Equal(t, "192.168.1.110:80,192.168.1.111:80", r.Load.Target)
+	assert.Equal(t, "client", r.Load.From)
+	weights := map[string]float64{}
+	for _, s := range r.Load.Realservers {
+		weights[s.ID] = s.Weight
+		assert.NotZero(t, s.WeightShare, s.ID)
+	}
+	assert.Equal(t, map[string]float64{"rr-fast": 1, "rr-slow": 1, "wlc-fast": 3, "wlc-slow": 1}, weights)
+	for i, p := range r.Phases {
+		assert.Len(t, p.Realservers, 2, "phase %d has its own service's servers", i)
+	}
+}

@@ -2,6 +2,7 @@ package scenarios
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"net/netip"
 	"slices"
@@ -125,7 +126,9 @@ func (s *Scenario) ipvsadmBlock() []blockLine {
 
 // checkDirector loads the services and the ipvsadm block into a scratch
 // director, line by line as ipvsadm -R would, and reports each line
-// ipvsadm refuses at its place in the block.
+// ipvsadm refuses at its place in the block. What the block declares is
+// read back from the scratch director, so the block's real servers get
+// their per-mode setup as the structured ones do (s.block).
 func (s *Scenario) checkDirector() Errors {
 	lab := s.Lab()
 	if lab == nil {
@@ -147,10 +150,29 @@ func (s *Scenario) checkDirector() Errors {
 	}
 	ctl := dataplane.New(scheduler.ProfileCurrent, time.Unix(0, 0)).Control(func() time.Time { return time.Unix(0, 0) })
 	structured := len(rules) - len(s.ipvsadmBlock())
+	// firstLine is the block line that first put each destination in the
+	// table; the structured services' destinations are not the block's.
+	firstLine := map[blockDest]int{}
 	var es Errors
 	for i, r := range rules {
+		if i == structured {
+			for _, sv := range ctl.Snapshot().Services {
+				for _, d := range sv.Dests {
+					firstLine[blockDest{sv.Key, d.Addr}] = -1
+				}
+			}
+		}
 		var out, errb bytes.Buffer
 		if ipvsadm.Run(ctl, strings.Fields(r), nil, &out, &errb) == 0 {
+			if i >= structured {
+				for _, sv := range ctl.Snapshot().Services {
+					for _, d := range sv.Dests {
+						if _, ok := firstLine[blockDest{sv.Key, d.Addr}]; !ok {
+							firstLine[blockDest{sv.Key, d.Addr}] = i - structured
+						}
+					}
+				}
+			}
 			continue
 		}
 		msg := fmt.Sprintf("ipvsadm %s: %s", r, strings.TrimSpace(errb.String()))
@@ -158,37 +180,113 @@ func (s *Scenario) checkDirector() Errors {
 			es = append(es, s.src.errorAt("services", "director "+director, msg))
 			continue
 		}
-		e := s.src.errorAt("ipvsadm", "ipvsadm block", msg)
-		bl := s.ipvsadmBlock()[i-structured]
-		if n := s.src.node("ipvsadm"); n != nil && strings.HasPrefix(n.GetToken().Value, "|") || strings.Contains(s.IPVSADM, "\n") {
-			e.Line += bl.n + 1 // a literal block starts on the line after "|"
-			e.Col = 3
+		es = append(es, s.blockError(i-structured, msg))
+	}
+	if len(es) > 0 || structured == len(rules) {
+		return es
+	}
+	return s.deriveBlock(lab, ctl.Snapshot(), firstLine)
+}
+
+// blockDest names a destination of the scratch director.
+type blockDest struct {
+	svc  ipvsadm.ServiceKey
+	addr netip.Addr
+}
+
+// blockError is an Error at the i-th command of the ipvsadm block.
+func (s *Scenario) blockError(i int, msg string) *Error {
+	e := s.src.errorAt("ipvsadm", "ipvsadm block", msg)
+	if n := s.src.node("ipvsadm"); n != nil && strings.HasPrefix(n.GetToken().Value, "|") || strings.Contains(s.IPVSADM, "\n") {
+		e.Line += s.ipvsadmBlock()[i].n + 1 // a literal block starts on the line after "|"
+		e.Col = 3
+	}
+	return e
+}
+
+// deriveBlock turns the services the block declares, as the scratch
+// director holds them after the whole block, into the lab model: each
+// destination address is the node that owns it. It keeps them in s.block
+// and reports, at the block line that added it, a destination no real
+// server owns or whose forwarding method the lab cannot wire.
+func (s *Scenario) deriveBlock(lab *topo.Lab, snap ipvsadm.Snapshot, firstLine map[blockDest]int) Errors {
+	var es Errors
+	var block []topo.Service
+	var lines [][]int // lines[i][j]: the block line of block[i].Dests[j]
+	for _, sv := range snap.Services {
+		ts := topo.Service{VIP: sv.Key.Addr, Port: sv.Key.Port, FWMark: sv.Key.FWMark}
+		if !sv.Key.IsFWMark() {
+			ts.Protocol = map[ipvsadm.Protocol]string{ipvsadm.ProtoTCP: "tcp", ipvsadm.ProtoUDP: "udp", ipvsadm.ProtoSCTP: "sctp"}[sv.Key.Protocol]
 		}
-		es = append(es, e)
+		var ln []int
+		for _, d := range sv.Dests {
+			line := firstLine[blockDest{sv.Key, d.Addr}]
+			if line < 0 {
+				continue // a structured service's real server
+			}
+			node := realServerAt(lab, d.Addr)
+			if node == "" {
+				es = append(es, s.blockError(line, fmt.Sprintf("real server %s is the address of no real server node", d.Addr)))
+				continue
+			}
+			fwd, ok := map[ipvsadm.Method]topo.Forward{ipvsadm.MethodMasq: topo.NAT, ipvsadm.MethodRoute: topo.DR, ipvsadm.MethodTunnel: topo.TUN}[d.Method]
+			if !ok {
+				continue // a local destination needs no wiring
+			}
+			ts.Dests = append(ts.Dests, topo.Dest{Node: node, Port: d.Port, Weight: int(d.Weight), Forward: fwd})
+			ln = append(ln, line)
+		}
+		block, lines = append(block, ts), append(lines, ln)
+	}
+	// The per-mode setup of the block's services alone, so that a problem's
+	// path names a block destination.
+	lab.Services = block
+	var ps topo.Problems
+	if err := lab.ApplyServices(); errors.As(err, &ps) {
+		for _, p := range ps {
+			var i, j int
+			if _, err := fmt.Sscanf(p.Path, "services[%d].realservers[%d]", &i, &j); err == nil {
+				es = append(es, s.blockError(lines[i][j], p.Object+": "+p.Msg))
+			}
+		}
+	}
+	if len(es) == 0 {
+		s.block = block
 	}
 	return es
 }
 
-// buildLab is the lab to build: Lab with the virtual addresses of the
-// services only the ipvsadm block declares, so the director owns them too
-// (the block's real servers get no per-mode setup of their own: they are
-// wired as the structured services wire them).
-func (s *Scenario) buildLab() (*topo.Lab, error) {
-	l := s.Lab()
-	for _, line := range s.ipvsadmLines() {
-		f := strings.Fields(line)
-		if len(f) < 3 || (f[0] != "-A" && f[0] != "--add-service") {
+// realServerAt returns the real server node that owns addr, or "".
+func realServerAt(lab *topo.Lab, addr netip.Addr) string {
+	for _, n := range lab.Nodes {
+		if n.Role != topo.RealServer {
 			continue
 		}
-		proto := map[string]string{"-t": "tcp", "--tcp-service": "tcp", "-u": "udp", "--udp-service": "udp", "--sctp-service": "sctp"}[f[1]]
-		ap, err := netip.ParseAddrPort(f[2])
-		if proto == "" || err != nil {
-			continue // a fwmark service has no address of its own
+		for _, ifc := range n.Interfaces {
+			for _, p := range ifc.Addresses {
+				if p.Addr() == addr {
+					return n.Name
+				}
+			}
 		}
-		svc := topo.Service{VIP: ap.Addr(), Port: ap.Port(), Protocol: proto}
-		if !slices.ContainsFunc(l.Services, func(o topo.Service) bool { return o.Key() == svc.Key() }) {
-			l.Services = append(l.Services, svc)
+	}
+	return ""
+}
+
+// BuildLab is the lab to build: Lab with what the ipvsadm block declares
+// (its virtual addresses on the director, its real servers wired for their
+// forwarding method) added to the structured services. Lab leaves them out
+// because the director's table (DirectorTable) loads the block as it is
+// written.
+func (s *Scenario) BuildLab() (*topo.Lab, error) {
+	l := s.Lab()
+	for _, bs := range s.block {
+		i := slices.IndexFunc(l.Services, func(o topo.Service) bool { return o.Key() == bs.Key() })
+		if i < 0 {
+			l.Services = append(l.Services, bs)
+			continue
 		}
+		l.Services[i].Dests = append(slices.Clone(l.Services[i].Dests), bs.Dests...)
 	}
 	return l, l.ApplyServices()
 }

@@ -33,7 +33,7 @@ func (s *Scenario) Start(ctx context.Context, opt RunOptions) (*Lab, error) {
 		serverArgs: map[string][]string{}, dests: map[string][]Destination{}}
 	l := &Lab{r: r, features: topo.Probe()}
 	r.progress("building lab %s (%d nodes, %d networks); kernel features: %s", s.Name, len(s.Nodes), len(s.Networks), l.features)
-	lab, err := s.buildLab()
+	lab, err := s.BuildLab()
 	if err != nil {
 		return nil, err
 	}

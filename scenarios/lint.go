@@ -10,7 +10,7 @@ import (
 const ipipOverhead = 20
 
 // Warnings are what lvslab validate mentions without failing: setups that
-// run but may surprise.
+// run but may surprise, in file order.
 func (s *Scenario) Warnings() []*Error {
 	var ws []*Error
 	lab := s.Lab()
@@ -44,5 +44,16 @@ func (s *Scenario) Warnings() []*Error {
 			}
 		}
 	}
-	return ws
+	for i, sv := range s.Services {
+		if lab.Services[i].Port != 0 || lab.Services[i].FWMark != 0 {
+			continue
+		}
+		for j, rs := range sv.RealServers {
+			if rs.Port != nil && *rs.Port != 0 {
+				ws = append(ws, s.src.errorAt(fmt.Sprintf("services[%d].realservers[%d].port", i, j), fmt.Sprintf("real server %q", rs.Node),
+					fmt.Sprintf("port %d is ignored: a port-0 service keeps the client's destination port (the kernel rewrites only packets sent to the service port)", *rs.Port)))
+			}
+		}
+	}
+	return Errors(ws).sorted()
 }

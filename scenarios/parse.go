@@ -61,6 +61,9 @@ func Parse(file string, src []byte) (*Scenario, error) {
 		return nil, Errors{{File: file, Line: 1, Col: 1, Msg: "a scenario file holds exactly one YAML document"}}
 	}
 	body := f.Docs[0].Body
+	if e := checkAliases(file, body); e != nil {
+		return nil, Errors{e}
+	}
 	var es Errors
 	checkKeys(s, body, reflect.TypeFor[Scenario](), &es)
 	if len(es) > 0 {

@@ -181,6 +181,7 @@ func FuzzParse(f *testing.F) {
 		b, _ := Examples.ReadFile("examples/" + e.Name())
 		f.Add(b)
 	}
+	f.Add([]byte(aliasBomb(6)))
 	f.Add([]byte("networks: [{name: a, subnet: 10.0.0.0/8}]\nnodes: [{name: x, source_addresses: 10.0.0.0/8}]"))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		s, err := Parse("f.yaml", b)

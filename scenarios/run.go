@@ -268,7 +268,7 @@ func (r *run) serverOf(n Node) *Server {
 	if n.Server != nil {
 		sv = *n.Server
 	}
-	for i, s := range r.in.Lab.Services {
+	for _, s := range r.in.Lab.Services {
 		for _, d := range s.Dests {
 			if d.Node != n.Name {
 				continue
@@ -276,7 +276,7 @@ func (r *run) serverOf(n Node) *Server {
 			if sv.Port == 0 {
 				sv.Port = int(d.Port)
 			}
-			if sv.Kind == "" && r.s.Services[i].Protocol == "udp" {
+			if sv.Kind == "" && s.Protocol == "udp" {
 				sv.Kind = "udp"
 			}
 		}
@@ -509,7 +509,9 @@ func (r *run) weightsAt(target netip.AddrPort, at time.Duration) map[string]floa
 			continue
 		}
 		for j, d := range s.Dests {
-			in[d.Node], weight[d.Node] = !r.s.Services[i].RealServers[j].Standby, d.Weight
+			// The ipvsadm block's real servers follow the structured ones.
+			standby := i < len(r.s.Services) && j < len(r.s.Services[i].RealServers) && r.s.Services[i].RealServers[j].Standby
+			in[d.Node], weight[d.Node] = !standby, d.Weight
 		}
 	}
 	type change struct {

@@ -407,3 +407,33 @@ faults:
 	}, rep.Health)
 	requireNothingLeft(t, runDir, rep.Manifest["lab"])
 }
+
+// TestBlockOnlyDR runs a DR service that only the ipvsadm block declares:
+// its real servers answer because they got the DR setup (VIP on lo).
+func TestBlockOnlyDR(t *testing.T) {
+	needLabs(t)
+	s, err := Parse("blockdr.yaml", []byte(`name: blockdr
+networks: [{name: lan, subnet: 192.168.1.0/24}]
+nodes:
+  - {name: client, role: client, interfaces: [{network: lan, address: 192.168.1.254}]}
+  - {name: director, role: director, interfaces: [{network: lan, address: 192.168.1.1}]}
+  - {name: rs1, role: realserver, interfaces: [{network: lan, address: 192.168.1.2}], server: {port: 80}}
+  - {name: rs2, role: realserver, interfaces: [{network: lan, address: 192.168.1.3}], server: {port: 80}}
+ipvsadm: |
+  -A -t 192.168.1.110:80 -s rr
+  -a -t 192.168.1.110:80 -r 192.168.1.2:80 -g -w 1
+  -a -t 192.168.1.110:80 -r 192.168.1.3:80 -g -w 3
+load:
+  - {name: steady, target: 192.168.1.110:80, rate: 50/s, duration: 1s, timeout: 500ms}
+`))
+	require.NoError(t, err)
+	runDir := t.TempDir()
+	rep, err := s.Run(context.Background(), RunOptions{Scale: 1, RunDir: runDir})
+	require.NoError(t, err)
+	require.NotNil(t, rep.Load)
+	p := rep.Load
+	assert.NotZero(t, p.Requests)
+	assert.Zero(t, p.Errors, "%v", p.ErrorsByClass)
+	assert.Len(t, p.Realservers, 2)
+	requireNothingLeft(t, runDir, rep.Manifest["lab"])
+}

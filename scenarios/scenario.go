@@ -9,6 +9,8 @@
 // key, any other key is an error at its position.
 package scenarios
 
+import "github.com/lvslab/lvslab/topo"
+
 // Scenario is one parsed scenario file.
 type Scenario struct {
 	Name        string `yaml:"name"`
@@ -16,8 +18,9 @@ type Scenario struct {
 	Topology    `yaml:",inline"`
 	Timeline    `yaml:",inline"`
 
-	src *source // positions for errors found after parsing
-	lab labResult
+	src   *source // positions for errors found after parsing
+	lab   labResult
+	block []topo.Service // what the ipvsadm block declares, wired like Services
 }
 
 // Topology is the part of a scenario that becomes a lab.
