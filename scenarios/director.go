@@ -273,6 +273,26 @@ func realServerAt(lab *topo.Lab, addr netip.Addr) string {
 	return ""
 }
 
+// StartDirector starts the director agent on node of the built lab in,
+// loaded with the director's table (DirectorTable: the structured services,
+// then the ipvsadm block). It returns the agent, the arguments it was
+// started with (to restart it) and the table's destinations.
+func (s *Scenario) StartDirector(in *topo.Instance, node string) (*topo.Agent, []string, []Destination, error) {
+	rules, dests, err := s.DirectorTable(s.Lab(), node)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	var args []string
+	for _, l := range rules {
+		args = append(args, "--rule", l)
+	}
+	a, err := in.StartAgent(node, engine.AgentKind, args...)
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("starting director %s: %w", node, err)
+	}
+	return a, args, dests, nil
+}
+
 // BuildLab is the lab to build: Lab with what the ipvsadm block declares
 // (its virtual addresses on the director, its real servers wired for their
 // forwarding method) added to the structured services. Lab leaves them out

@@ -172,19 +172,11 @@ func (r *run) start() error {
 		if n.Role != topo.Director {
 			continue
 		}
-		rules, dests, err := r.s.DirectorTable(r.s.Lab(), n.Name)
+		a, args, dests, err := r.s.StartDirector(r.in, n.Name)
 		if err != nil {
 			return err
 		}
-		var args []string
-		for _, l := range rules {
-			args = append(args, "--rule", l)
-		}
-		a, err := r.in.StartAgent(n.Name, engine.AgentKind, args...)
-		if err != nil {
-			return fmt.Errorf("starting director %s: %w", n.Name, err)
-		}
-		r.progress("director %s: %d ipvsadm rules loaded", n.Name, len(rules))
+		r.progress("director %s: %d ipvsadm rules loaded", n.Name, len(args)/2)
 		r.directors[n.Name], r.serverArgs[n.Name] = a, args
 		if r.director == "" {
 			r.director, r.directorNode = a.Socket, n.Name

@@ -53,3 +53,21 @@ TCP  192.168.1.110:80 wlc
 	require.ErrorAs(t, err, &ee)
 	assert.Equal(t, 2, ee.ExitCode(), "--lab is required")
 }
+
+// TestUpLoadsTheIpvsadmBlock: `lvslab up` loads the director's whole table,
+// the scenario's ipvsadm block included, as `lvslab run` does.
+func TestUpLoadsTheIpvsadmBlock(t *testing.T) {
+	runDir := t.TempDir()
+	out, err := run(t, runDir, "up", "sticky")
+	require.NoError(t, err, out)
+	inos := owned(t, runDir)
+	defer func() {
+		out, err := run(t, runDir, "down", "sticky")
+		require.NoError(t, err, out)
+		assertNothingLeft(t, runDir, inos)
+	}()
+	out, err = run(t, runDir, "ipvsadm", "--lab", "sticky", "-S", "-n")
+	require.NoError(t, err, out)
+	assert.Contains(t, out, "-A -t 192.168.1.111:80 -s wrr -p 1800 -M 255.255.255.0\n", "the block's service")
+	assert.Contains(t, out, "-A -t 192.168.1.110:80 -s rr -p 360\n", "the structured service")
+}

@@ -9,7 +9,6 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/lvslab/lvslab/dataplane/engine"
 	"github.com/lvslab/lvslab/topo"
 )
 
@@ -34,17 +33,22 @@ under the run folder and exits, leaving the lab for lvslab exec. It prints the l
 		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 		defer stop()
 		f := topo.Probe()
-		in, err := topo.Build(ctx, s.Lab(), topo.Options{RunDir: *runDir, Pin: true, Detached: true, Features: &f})
+		lab, err := s.BuildLab()
 		if err != nil {
 			return err
 		}
-		scheds := make([]string, len(s.Services))
-		for i := range s.Services {
-			scheds[i] = s.Services[i].SchedulerOf()
+		in, err := topo.Build(ctx, lab, topo.Options{RunDir: *runDir, Pin: true, Detached: true, Features: &f})
+		if err != nil {
+			return err
 		}
-		if _, err := engine.StartDirectors(in, scheds); err != nil {
-			in.Destroy()
-			return fmt.Errorf("starting the director: %w", err)
+		for _, n := range in.Lab.Nodes {
+			if n.Role != topo.Director {
+				continue
+			}
+			if _, _, _, err := s.StartDirector(in, n.Name); err != nil {
+				in.Destroy()
+				return err
+			}
 		}
 		out := cmd.OutOrStdout()
 		fmt.Fprintf(out, "lab %s (%s) is up: %d nodes, %d networks\n", in.ID, in.Lab.Name, len(in.Lab.Nodes), len(in.Lab.Networks))
