@@ -250,20 +250,7 @@ func TestGoAPI(t *testing.T) {
 // restores cleanly; then kills the director for a phase and restarts it.
 func TestLinkFaults(t *testing.T) {
 	needLabs(t)
-	s, err := Parse("link.yaml", []byte(`name: link
-networks:
-  - {name: public, subnet: 192.168.1.0/24}
-  - {name: internal, subnet: 10.1.1.0/24}
-nodes:
-  - {name: client, role: client, interfaces: [{network: public, address: 192.168.1.254}]}
-  - name: director
-    role: director
-    interfaces:
-      - {network: public, address: 192.168.1.1}
-      - {network: internal, address: 10.1.1.1}
-  - {name: rs1, role: realserver, interfaces: [{network: internal, address: 10.1.1.2}]}
-  - {name: rs2, role: realserver, interfaces: [{network: internal, address: 10.1.1.3}]}
-services:
+	s, err := Parse("link.yaml", []byte("name: link\n"+natNodes+`services:
   - vip: 192.168.1.110:80
     scheduler: rr
     realservers: [{node: rs1, forward: nat}, {node: rs2, forward: nat}]
@@ -297,13 +284,9 @@ faults:
 	requireNothingLeft(t, runDir, rep.Manifest["lab"])
 }
 
-// TestHealthFlaps kills a checked real server twice and restores it twice:
-// the checks take it out and put it back each time (two flaps), and each
-// fault reports when that happened and when the load's errors stopped.
-func TestHealthFlaps(t *testing.T) {
-	needLabs(t)
-	s, err := Parse("flaps.yaml", []byte(`name: flaps
-networks:
+// natNodes is the NAT lab with two real servers the runner tests share:
+// each appends its services, load and faults (and may add nodes first).
+const natNodes = `networks:
   - {name: public, subnet: 192.168.1.0/24}
   - {name: internal, subnet: 10.1.1.0/24}
 nodes:
@@ -315,7 +298,14 @@ nodes:
       - {network: internal, address: 10.1.1.1}
   - {name: rs1, role: realserver, interfaces: [{network: internal, address: 10.1.1.2}]}
   - {name: rs2, role: realserver, interfaces: [{network: internal, address: 10.1.1.3}]}
-services:
+`
+
+// TestHealthFlaps kills a checked real server twice and restores it twice:
+// the checks take it out and put it back each time (two flaps), and each
+// fault reports when that happened and when the load's errors stopped.
+func TestHealthFlaps(t *testing.T) {
+	needLabs(t)
+	s, err := Parse("flaps.yaml", []byte("name: flaps\n"+natNodes+`services:
   - vip: 192.168.1.110:80
     scheduler: rr
     realservers: [{node: rs1, forward: nat}, {node: rs2, forward: nat}]
@@ -353,20 +343,7 @@ expect:
 // every request while both are down and leaves when one is back.
 func TestSorryServer(t *testing.T) {
 	needLabs(t)
-	s, err := Parse("sorry.yaml", []byte(`name: sorry
-networks:
-  - {name: public, subnet: 192.168.1.0/24}
-  - {name: internal, subnet: 10.1.1.0/24}
-nodes:
-  - {name: client, role: client, interfaces: [{network: public, address: 192.168.1.254}]}
-  - name: director
-    role: director
-    interfaces:
-      - {network: public, address: 192.168.1.1}
-      - {network: internal, address: 10.1.1.1}
-  - {name: rs1, role: realserver, interfaces: [{network: internal, address: 10.1.1.2}]}
-  - {name: rs2, role: realserver, interfaces: [{network: internal, address: 10.1.1.3}]}
-  - {name: sorry, role: realserver, interfaces: [{network: internal, address: 10.1.1.9}]}
+	s, err := Parse("sorry.yaml", []byte("name: sorry\n"+natNodes+`  - {name: sorry, role: realserver, interfaces: [{network: internal, address: 10.1.1.9}]}
 services:
   - vip: 192.168.1.110:80
     scheduler: rr
