@@ -162,29 +162,3 @@ func destAddr(lab *topo.Lab, director *topo.Node, name string) (netip.Addr, bool
 	}
 	return netip.Addr{}, false
 }
-
-// StartDirectors starts a director agent on every director node of the
-// lab, with the lab's services (schedulers as for Rules) and the agent
-// flags in extra (--workers N, --batch N).
-func StartDirectors(in *topo.Instance, schedulers []string, extra ...string) ([]*topo.Agent, error) {
-	var agents []*topo.Agent
-	for _, n := range in.Lab.Nodes {
-		if n.Role != topo.Director {
-			continue
-		}
-		rules, err := Rules(in.Lab, n.Name, schedulers)
-		if err != nil {
-			return agents, err
-		}
-		args := append([]string(nil), extra...)
-		for _, r := range rules {
-			args = append(args, "--rule", r)
-		}
-		a, err := in.StartAgent(n.Name, AgentKind, args...)
-		if err != nil {
-			return agents, err
-		}
-		agents = append(agents, a)
-	}
-	return agents, nil
-}

@@ -104,7 +104,7 @@ func startLab(t testing.TB, example, sched string, agentFlags ...string) *lab {
 	}
 	lb.rules, err = engine.Rules(l, "director", []string{sched, sched})
 	require.NoError(t, err)
-	agents, err := engine.StartDirectors(in, []string{sched, sched}, agentFlags...)
+	agents, err := startDirectors(in, []string{sched, sched}, agentFlags...)
 	require.NoError(t, err)
 	require.Len(t, agents, 1)
 	lb.socket = agents[0].Socket
@@ -583,4 +583,30 @@ func assertNothingLeft(t testing.TB, runDir string, inos []uint64) {
 			assert.NotEqual(t, fmt.Sprintf("net:[%d]", ino), link, "process %s still in a lab namespace", p.Name())
 		}
 	}
+}
+
+// startDirectors starts a director agent on every director node of the
+// lab (what `lvslab up` and `lvslab run` do through scenarios.StartDirector), with the lab's services (schedulers as for Rules) and the agent
+// flags in extra (--workers N, --batch N).
+func startDirectors(in *topo.Instance, schedulers []string, extra ...string) ([]*topo.Agent, error) {
+	var agents []*topo.Agent
+	for _, n := range in.Lab.Nodes {
+		if n.Role != topo.Director {
+			continue
+		}
+		rules, err := engine.Rules(in.Lab, n.Name, schedulers)
+		if err != nil {
+			return agents, err
+		}
+		args := append([]string(nil), extra...)
+		for _, r := range rules {
+			args = append(args, "--rule", r)
+		}
+		a, err := in.StartAgent(n.Name, engine.AgentKind, args...)
+		if err != nil {
+			return agents, err
+		}
+		agents = append(agents, a)
+	}
+	return agents, nil
 }
