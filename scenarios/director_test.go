@@ -9,19 +9,7 @@ import (
 )
 
 // blockLab is a lab whose real servers only the ipvsadm block names.
-const blockLab = `
-name: block
-networks:
-  - {name: public, subnet: 192.168.1.0/24}
-  - {name: internal, subnet: 10.1.1.0/24}
-nodes:
-  - {name: client, role: client, interfaces: [{network: public, address: 192.168.1.254}]}
-  - name: director
-    role: director
-    interfaces:
-      - {network: public, address: 192.168.1.1}
-      - {network: internal, address: 10.1.1.1}
-  - {name: rs1, role: realserver, interfaces: [{network: public, address: 192.168.1.2}]}
+const blockLab = "\nname: block\n" + labFront + `  - {name: rs1, role: realserver, interfaces: [{network: public, address: 192.168.1.2}]}
   - {name: rs2, role: realserver, interfaces: [{network: internal, address: 10.1.1.2}]}
   - {name: rs3, role: realserver, interfaces: [{network: internal, address: 10.1.1.3}]}
 `

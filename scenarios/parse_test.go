@@ -51,18 +51,7 @@ nodes:
 // TestBrokenScenarios: each broken file gives every problem at once, at its
 // position, naming the object.
 func TestBrokenScenarios(t *testing.T) {
-	const lab = `
-networks:
-  - {name: public, subnet: 192.168.1.0/24}
-  - {name: internal, subnet: 10.1.1.0/24}
-nodes:
-  - {name: client, role: client, interfaces: [{network: public, address: 192.168.1.254}]}
-  - name: director
-    role: director
-    interfaces:
-      - {network: public, address: 192.168.1.1}
-      - {network: internal, address: 10.1.1.1}
-`
+	const lab = "\n" + labFront
 	for _, tc := range []struct {
 		name, src string
 		want      []string

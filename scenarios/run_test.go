@@ -145,18 +145,7 @@ func TestInterruptedRunLeavesNothing(t *testing.T) {
 // with its status.
 func TestFaultsChangeWhatServes(t *testing.T) {
 	needLabs(t)
-	s, err := Parse("faults.yaml", []byte(`name: faults
-networks:
-  - {name: public, subnet: 192.168.1.0/24}
-  - {name: internal, subnet: 10.1.1.0/24}
-nodes:
-  - {name: client, role: client, interfaces: [{network: public, address: 192.168.1.254}]}
-  - name: director
-    role: director
-    interfaces:
-      - {network: public, address: 192.168.1.1}
-      - {network: internal, address: 10.1.1.1}
-  - {name: rs1, role: realserver, interfaces: [{network: internal, address: 10.1.1.2}], server: {kind: tcp}}
+	s, err := Parse("faults.yaml", []byte("name: faults\n"+labFront+`  - {name: rs1, role: realserver, interfaces: [{network: internal, address: 10.1.1.2}], server: {kind: tcp}}
   - {name: rs2, role: realserver, interfaces: [{network: internal, address: 10.1.1.3}], server: {kind: tcp}}
   - {name: rs3, role: realserver, interfaces: [{network: internal, address: 10.1.1.4}], server: {kind: tcp, port: 80}}
   - {name: rs4, role: realserver, interfaces: [{network: internal, address: 10.1.1.5}], server: {kind: tcp}}
@@ -286,17 +275,7 @@ faults:
 
 // natNodes is the NAT lab with two real servers the runner tests share:
 // each appends its services, load and faults (and may add nodes first).
-const natNodes = `networks:
-  - {name: public, subnet: 192.168.1.0/24}
-  - {name: internal, subnet: 10.1.1.0/24}
-nodes:
-  - {name: client, role: client, interfaces: [{network: public, address: 192.168.1.254}]}
-  - name: director
-    role: director
-    interfaces:
-      - {network: public, address: 192.168.1.1}
-      - {network: internal, address: 10.1.1.1}
-  - {name: rs1, role: realserver, interfaces: [{network: internal, address: 10.1.1.2}]}
+const natNodes = labFront + `  - {name: rs1, role: realserver, interfaces: [{network: internal, address: 10.1.1.2}]}
   - {name: rs2, role: realserver, interfaces: [{network: internal, address: 10.1.1.3}]}
 `
 

@@ -11,18 +11,7 @@ import (
 	"github.com/lvslab/lvslab/reports"
 )
 
-const natLab = `
-networks:
-  - {name: public, subnet: 192.168.1.0/24}
-  - {name: internal, subnet: 10.1.1.0/24}
-nodes:
-  - {name: client, role: client, interfaces: [{network: public, address: 192.168.1.254}]}
-  - name: director
-    role: director
-    interfaces:
-      - {network: public, address: 192.168.1.1}
-      - {network: internal, address: 10.1.1.1}
-  - {name: rs1, role: realserver, interfaces: [{network: internal, address: 10.1.1.2}], server: {kind: http, service_time: 1ms}}
+const natLab = "\n" + labFront + `  - {name: rs1, role: realserver, interfaces: [{network: internal, address: 10.1.1.2}], server: {kind: http, service_time: 1ms}}
   - {name: rs2, role: realserver, interfaces: [{network: internal, address: 10.1.1.3}]}
 services:
   - vip: 192.168.1.110:80
