@@ -28,7 +28,6 @@ import (
 	"io"
 	"net"
 	"net/netip"
-	"runtime"
 	"sync"
 	"time"
 
@@ -142,7 +141,6 @@ func Start(cfg Config) (*Engine, error) {
 	for i, w := range e.workers {
 		go func() {
 			defer e.wg.Done()
-			runtime.LockOSThread()
 			e.errs[i] = e.loop(w)
 		}()
 	}

@@ -242,8 +242,13 @@ func (s *AFPacket) waitWritable() error {
 	}
 }
 
+// mmsg calls recvmmsg or sendmmsg with MSG_DONTWAIT as a raw system call:
+// it never blocks, and the runtime's entersyscall/exitsyscall pair would
+// cost more than it saves (a send that runs the receiver's softirq long
+// enough makes sysmon hand the worker's P to another thread, which the
+// worker must then take back).
 func mmsg(trap uintptr, fd int, hdrs []unix.Mmsghdr, flags int) (int, error) {
-	r, _, e := unix.Syscall6(trap, uintptr(fd), uintptr(unsafe.Pointer(&hdrs[0])), uintptr(len(hdrs)), uintptr(flags), 0, 0)
+	r, _, e := unix.RawSyscall6(trap, uintptr(fd), uintptr(unsafe.Pointer(&hdrs[0])), uintptr(len(hdrs)), uintptr(flags), 0, 0)
 	if e != 0 {
 		return 0, e
 	}
