@@ -49,7 +49,9 @@ func BenchmarkDirector(b *testing.B) {
 		{MetricPPSFixed, func(t netip.Addr) (Result, error) {
 			return l.Drive(t, Load{UDP: true, Seconds: secs, Len: 18, Rate: "2880000"}) // 20 kpps
 		}},
-		{MetricPPS, func(t netip.Addr) (Result, error) { return l.Drive(t, Load{UDP: true, Seconds: secs, Len: 18, Rate: "0"}) }},
+		{MetricPPS, func(t netip.Addr) (Result, error) {
+			return l.Drive(t, Load{UDP: true, Seconds: secs, Len: 18, Rate: "0"})
+		}},
 		{MetricTCP, func(t netip.Addr) (Result, error) { return l.Drive(t, Load{Seconds: secs}) }},
 		{MetricTCPResp, func(t netip.Addr) (Result, error) { return l.Drive(t, Load{Seconds: secs, Reverse: true}) }},
 		{MetricCPS, func(t netip.Addr) (Result, error) { return l.DriveCPS(t, secs) }},
