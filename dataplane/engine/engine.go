@@ -49,10 +49,14 @@ type Config struct {
 	// Batch is the largest number of frames read or written at once.
 	Batch int
 	// Workers is the number of packet goroutines, each with its own socket
-	// on every interface in a fanout group (a flow's packets in one
-	// direction always meet the same worker, so none is reordered). They
-	// share the core through the engine's lock; 1 when zero.
+	// on every interface in a fanout group steered by the client's endpoint
+	// (packetio.Steering): both directions of a connection meet the same
+	// worker, and none of a flow's packets is reordered. They share the
+	// core through the engine's lock; 1 when zero.
 	Workers int
+	// Ring receives through a TPACKET_V2 ring per socket (no copy and no
+	// system call per batch read) instead of recvmmsg.
+	Ring bool
 	// Profile is the kernel bookkeeping profile of the core.
 	Profile scheduler.Profile
 	// Tick is how often the core's clock advances without traffic
@@ -87,6 +91,7 @@ type Engine struct {
 	core    *dataplane.Director
 	ctl     *dataplane.Control
 	vips    map[netip.Addr]bool // addresses of the services in keys
+	steer   *packetio.Steering  // the fanout program's view of vips (several workers)
 	keys    map[dataplane.ServiceKey]bool
 	hops    *nexthops
 	ifs     []*iface
@@ -106,6 +111,11 @@ type iface struct {
 	mac   header.MAC
 	mtu   int
 }
+
+// ringFrames is the number of slots of a receive ring: room for two
+// batches, 8.7 MB of kernel memory per socket (each slot holds a 64 KB GSO
+// packet).
+const ringFrames = 128
 
 // fanoutID is the first fanout group id of the engine's workers (one group
 // per interface), unique in the director's namespace.
@@ -182,18 +192,29 @@ func (e *Engine) open() error {
 		copy(ifc.mac[:], ni.HardwareAddr)
 		e.ifs = append(e.ifs, ifc)
 	}
+	if e.cfg.Workers > 1 {
+		var err error
+		if e.steer, err = packetio.NewSteering(); err != nil {
+			return fmt.Errorf("engine: %w", err)
+		}
+	}
 	for range e.cfg.Workers {
 		w := newBatch(e.cfg.Batch, len(e.ifs))
 		e.workers = append(e.workers, w)
 		fds := make([]int, len(e.ifs))
 		for i, ifc := range e.ifs {
 			c := packetio.Config{Vnet: true, QdiscBypass: true, BufferBytes: 4 << 20}
-			if e.cfg.Workers > 1 {
-				// The hash of the source endpoint: the same for every
-				// packet of a flow's direction.
-				c.Fanout = &packetio.Fanout{ID: uint16(fanoutID + i), Side: packetio.ClientSide, Workers: e.cfg.Workers}
+			if e.steer != nil {
+				c.Fanout = &packetio.Fanout{ID: uint16(fanoutID + i), Steering: e.steer, Workers: e.cfg.Workers}
 			}
-			s, err := packetio.Open(ifc.index, e.cfg.Batch, c)
+			var s packetio.Socket
+			var err error
+			if e.cfg.Ring {
+				c.RingFrames = ringFrames
+				s, err = packetio.OpenRing(ifc.index, e.cfg.Batch, c)
+			} else {
+				s, err = packetio.Open(ifc.index, e.cfg.Batch, c)
+			}
 			if err != nil {
 				return fmt.Errorf("engine: interface %s: %w", ifc.name, err)
 			}
@@ -208,7 +229,11 @@ func (e *Engine) open() error {
 	return nil
 }
 
+// closeSockets closes what open opened.
 func (e *Engine) closeSockets() {
+	if e.steer != nil {
+		e.steer.Close()
+	}
 	for _, w := range e.workers {
 		if w.poller != nil {
 			w.poller.Close()
@@ -268,7 +293,14 @@ func (e *Engine) tick() {
 func (e *Engine) Ipvsadm(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	e.mu.Lock()
 	code := ipvsadm.Run(e.ctl, args, stdin, stdout, stderr)
+	vips := e.vips
 	added, removed, dests := e.syncServices(time.Now())
+	if err := e.syncSteering(vips); err != nil {
+		// Forwarding goes on (the core is shared): only the two
+		// directions of the address's connections may meet different
+		// workers.
+		fmt.Fprintf(stderr, "lvslab: %v\n", err)
+	}
 	e.mu.Unlock()
 	if e.cfg.Services != nil && (len(added) > 0 || len(removed) > 0) {
 		e.cfg.Services(added, removed)
@@ -304,6 +336,26 @@ func (e *Engine) syncServices(now time.Time) (added, removed []dataplane.Service
 	}
 	e.keys, e.vips = keys, vips
 	return added, removed, dests
+}
+
+// syncSteering brings the fanout program's virtual addresses from old to
+// e.vips.
+func (e *Engine) syncSteering(old map[netip.Addr]bool) error {
+	if e.steer == nil {
+		return nil
+	}
+	var added, removed []netip.Addr
+	for a := range e.vips {
+		if !old[a] {
+			added = append(added, a)
+		}
+	}
+	for a := range old {
+		if !e.vips[a] {
+			removed = append(removed, a)
+		}
+	}
+	return e.steer.SetVIPs(added, removed)
 }
 
 // Counters returns a copy of the engine's counters.
