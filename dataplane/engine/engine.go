@@ -50,7 +50,7 @@ type Config struct {
 	Batch int
 	// Workers is the number of packet goroutines, each with its own socket
 	// on every interface in a fanout group steered by the client's endpoint
-	// (packetio.Steering): both directions of a connection meet the same
+	// (packetio.Classifier): both directions of a connection meet the same
 	// worker, and none of a flow's packets is reordered. They share the
 	// core through the engine's lock; 1 when zero.
 	Workers int
@@ -90,8 +90,9 @@ type Engine struct {
 	mu      sync.Mutex // guards everything below, and the core
 	core    *dataplane.Director
 	ctl     *dataplane.Control
-	vips    map[netip.Addr]bool // addresses of the services in keys
-	steer   *packetio.Steering  // the fanout program's view of vips (several workers)
+	vips    map[netip.Addr]bool  // addresses of the services in keys
+	natSrcs map[netip.Addr]bool  // masquerading destinations ever configured
+	cls     *packetio.Classifier // the sockets' filter and fanout program: their view of vips and natSrcs
 	keys    map[dataplane.ServiceKey]bool
 	hops    *nexthops
 	ifs     []*iface
@@ -135,7 +136,7 @@ func Start(cfg Config) (*Engine, error) {
 		cfg.Workers = 1
 	}
 	now := time.Now()
-	e := &Engine{cfg: cfg, core: dataplane.New(cfg.Profile, now), vips: map[netip.Addr]bool{}, keys: map[dataplane.ServiceKey]bool{}, stop: make(chan struct{})}
+	e := &Engine{cfg: cfg, core: dataplane.New(cfg.Profile, now), vips: map[netip.Addr]bool{}, natSrcs: map[netip.Addr]bool{}, keys: map[dataplane.ServiceKey]bool{}, stop: make(chan struct{})}
 	e.ctl = e.core.Control(time.Now)
 	var err error
 	if e.hops, err = newNexthops(); err != nil {
@@ -192,23 +193,23 @@ func (e *Engine) open() error {
 		copy(ifc.mac[:], ni.HardwareAddr)
 		e.ifs = append(e.ifs, ifc)
 	}
-	if e.cfg.Workers > 1 {
-		var err error
-		if e.steer, err = packetio.NewSteering(); err != nil {
-			return fmt.Errorf("engine: %w", err)
-		}
+	// Each socket passes only what the engine forwards: the replies of
+	// DR and TUN real servers, which the director's kernel routes, are not
+	// copied to the engine only to be ignored.
+	var err error
+	if e.cls, err = packetio.NewClassifier(); err != nil {
+		return fmt.Errorf("engine: %w", err)
 	}
 	for range e.cfg.Workers {
 		w := newBatch(e.cfg.Batch, len(e.ifs))
 		e.workers = append(e.workers, w)
 		fds := make([]int, len(e.ifs))
 		for i, ifc := range e.ifs {
-			c := packetio.Config{Vnet: true, QdiscBypass: true, BufferBytes: 4 << 20}
-			if e.steer != nil {
-				c.Fanout = &packetio.Fanout{ID: uint16(fanoutID + i), Steering: e.steer, Workers: e.cfg.Workers}
+			c := packetio.Config{Vnet: true, QdiscBypass: true, BufferBytes: 4 << 20, Filter: e.cls}
+			if e.cfg.Workers > 1 {
+				c.Fanout = &packetio.Fanout{ID: uint16(fanoutID + i), Steering: e.cls, Workers: e.cfg.Workers}
 			}
 			var s packetio.Socket
-			var err error
 			if e.cfg.Ring {
 				c.RingFrames = ringFrames
 				s, err = packetio.OpenRing(ifc.index, e.cfg.Batch, c)
@@ -231,8 +232,8 @@ func (e *Engine) open() error {
 
 // closeSockets closes what open opened.
 func (e *Engine) closeSockets() {
-	if e.steer != nil {
-		e.steer.Close()
+	if e.cls != nil {
+		e.cls.Close()
 	}
 	for _, w := range e.workers {
 		if w.poller != nil {
@@ -295,10 +296,9 @@ func (e *Engine) Ipvsadm(args []string, stdin io.Reader, stdout, stderr io.Write
 	code := ipvsadm.Run(e.ctl, args, stdin, stdout, stderr)
 	vips := e.vips
 	added, removed, dests := e.syncServices(time.Now())
-	if err := e.syncSteering(vips); err != nil {
-		// Forwarding goes on (the core is shared): only the two
-		// directions of the address's connections may meet different
-		// workers.
+	if err := e.syncClassifier(vips); err != nil {
+		// The table changed all the same; the sockets may not see the
+		// address's packets (a full map): say so.
 		fmt.Fprintf(stderr, "lvslab: %v\n", err)
 	}
 	e.mu.Unlock()
@@ -338,11 +338,20 @@ func (e *Engine) syncServices(now time.Time) (added, removed []dataplane.Service
 	return added, removed, dests
 }
 
-// syncSteering brings the fanout program's virtual addresses from old to
-// e.vips.
-func (e *Engine) syncSteering(old map[netip.Addr]bool) error {
-	if e.steer == nil {
+// syncClassifier brings the classifier's virtual addresses from old to
+// e.vips, and adds the masquerading destinations it does not have yet.
+func (e *Engine) syncClassifier(old map[netip.Addr]bool) error {
+	if e.cls == nil {
 		return nil
+	}
+	var nat []netip.Addr
+	for _, s := range e.core.Services(time.Now()) {
+		for _, d := range s.Dests {
+			if a := d.Config.Addr; d.Config.Method == dataplane.MethodMasq && !e.natSrcs[a] {
+				e.natSrcs[a] = true
+				nat = append(nat, a)
+			}
+		}
 	}
 	var added, removed []netip.Addr
 	for a := range e.vips {
@@ -355,7 +364,7 @@ func (e *Engine) syncSteering(old map[netip.Addr]bool) error {
 			removed = append(removed, a)
 		}
 	}
-	return e.steer.SetVIPs(added, removed)
+	return errors.Join(e.cls.SetVIPs(added, removed), e.cls.AddNATSources(nat))
 }
 
 // Counters returns a copy of the engine's counters.

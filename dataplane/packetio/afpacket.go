@@ -21,6 +21,9 @@ type Config struct {
 	// Fanout joins a fanout group, so that several sockets (one per
 	// worker) share the interface's traffic.
 	Fanout *Fanout
+	// Filter, if set, passes the socket only what its classifier says a
+	// director forwards (Classifier.Filter).
+	Filter *Classifier
 	// BufferBytes sets SO_RCVBUF and SO_SNDBUF (with the FORCE variants);
 	// 0 keeps the defaults.
 	BufferBytes int
@@ -109,6 +112,11 @@ func (s *AFPacket) setup(ifindex int, cfg Config, ring func() error) error {
 	}
 	if ring != nil {
 		if err := ring(); err != nil {
+			return err
+		}
+	}
+	if cfg.Filter != nil {
+		if err := attachFilter(s.fd, cfg.Filter); err != nil {
 			return err
 		}
 	}

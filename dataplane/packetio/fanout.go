@@ -29,11 +29,11 @@ const (
 //
 // When one interface faces both ends (or the caller does not know which),
 // Steering replaces Side: its eBPF program tells the ends apart by the
-// virtual addresses.
+// virtual addresses (Classifier).
 type Fanout struct {
 	ID       uint16 // group id, unique in the network namespace
 	Side     Side
-	Steering *Steering // if set, the group runs it instead of the Side program
+	Steering *Classifier // if set, the group runs its steering program instead of the Side program
 	Workers  int
 }
 
