@@ -6,7 +6,9 @@
 // and go to the local stack through a TUN device, as the kernel's tunl0 would
 // hand them on. Checksum-offload state travels along in the virtio-net
 // header both ways, so a packet whose checksum veth left partial is completed
-// by the kernel, not broken.
+// by the kernel, not broken. Frames are read in batches, and consecutive TCP
+// segments of a flow are merged into one GSO packet before they are written
+// (coalescer), as GRO would merge them on a real link.
 package ipipd
 
 import (
@@ -17,6 +19,7 @@ import (
 	"fmt"
 	"os"
 	"sync/atomic"
+	"unsafe"
 
 	"github.com/vishvananda/netlink"
 	"golang.org/x/net/bpf"
@@ -52,6 +55,8 @@ const (
 	ethHdrLen  = 14
 	bufLen     = 1 << 17
 	snapLen    = 1 << 18
+	// batch is how many frames one read takes.
+	batch = 16
 )
 
 // virtio_net_hdr fields (host byte order on packet and TUN sockets).
@@ -63,16 +68,20 @@ const (
 	vnetCsumStart     = 6
 )
 
-// Stats counts what the decapsulator did.
+// Stats counts what the decapsulator did: frames received, packets written
+// to the TUN device (merged segments count once), frames dropped.
 type Stats struct {
 	Received, Delivered, Malformed, Fragments, WriteErrors uint64
 }
 
 // Decapsulator moves IPIP payloads from the node's links to its stack.
 type Decapsulator struct {
-	pkt *os.File // AF_PACKET, non-blocking, on the runtime poller
-	tun int
-	buf []byte
+	pkt  *os.File // AF_PACKET, non-blocking, on the runtime poller
+	tun  int
+	bufs [][]byte
+	hdrs []unix.Mmsghdr
+	iovs []unix.Iovec
+	co   *coalescer
 
 	received, delivered, malformed, fragments, writeErrors atomic.Uint64
 }
@@ -83,7 +92,11 @@ func Open(name string) (*Decapsulator, error) {
 	if err != nil {
 		return nil, fmt.Errorf("tun %s: %w", name, err)
 	}
-	d := &Decapsulator{tun: tun, buf: make([]byte, bufLen)}
+	d := &Decapsulator{tun: tun, co: newCoalescer(), hdrs: make([]unix.Mmsghdr, batch), iovs: make([]unix.Iovec, batch)}
+	mem := make([]byte, batch*bufLen)
+	for i := range batch {
+		d.bufs = append(d.bufs, mem[i*bufLen:(i+1)*bufLen:(i+1)*bufLen])
+	}
 	link, err := netlink.LinkByName(name)
 	if err == nil {
 		err = netlink.LinkSetUp(link)
@@ -180,41 +193,97 @@ func (d *Decapsulator) Serve(ctx context.Context) error {
 	}
 	stop := context.AfterFunc(ctx, func() { d.pkt.Close() })
 	defer stop()
-	var n int
 	var rerr error
-	recv := func(fd uintptr) bool {
-		n, rerr = unix.Read(int(fd), d.buf)
-		return rerr != unix.EAGAIN
+	drain := func(fd uintptr) bool {
+		for {
+			n, err := d.read(int(fd))
+			if err != nil {
+				rerr = err
+				return true
+			}
+			if n == 0 {
+				// Nothing more waiting: what is pending goes now.
+				d.flush()
+				return false
+			}
+			for i := range n {
+				d.decap(d.bufs[i][:d.hdrs[i].Len])
+			}
+		}
+	}
+	err = rc.Read(drain)
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	if err != nil {
+		return err
+	}
+	return rerr
+}
+
+// read receives up to a batch of frames with recvmmsg, without blocking;
+// 0 means nothing was waiting. Like every system call on the packet path
+// it is raw: the runtime's entersyscall would wake its sysmon thread.
+func (d *Decapsulator) read(fd int) (int, error) {
+	for i := range d.hdrs {
+		d.iovs[i].Base = &d.bufs[i][0]
+		d.iovs[i].SetLen(bufLen)
+		d.hdrs[i] = unix.Mmsghdr{}
+		d.hdrs[i].Hdr.Iov = &d.iovs[i]
+		d.hdrs[i].Hdr.SetIovlen(1)
 	}
 	for {
-		if err := rc.Read(recv); err != nil {
-			if ctx.Err() != nil {
-				return ctx.Err()
-			}
-			return err
-		}
-		if rerr != nil {
-			if ctx.Err() != nil {
-				return ctx.Err()
-			}
-			return rerr
-		}
-		d.received.Add(1)
-		inner, err := Decap(d.buf[:n])
-		switch {
-		case errors.Is(err, ErrFragment):
-			d.fragments.Add(1)
+		r, _, e := unix.RawSyscall6(unix.SYS_RECVMMSG, uintptr(fd), uintptr(unsafe.Pointer(&d.hdrs[0])), uintptr(len(d.hdrs)),
+			unix.MSG_DONTWAIT, 0, 0)
+		switch e {
+		case 0:
+			return int(r), nil
+		case unix.EINTR:
 			continue
-		case err != nil:
-			d.malformed.Add(1)
-			continue
+		case unix.EAGAIN:
+			return 0, nil
 		}
-		if _, err := unix.Write(d.tun, inner); err != nil {
-			d.writeErrors.Add(1)
-			continue
-		}
-		d.delivered.Add(1)
+		return 0, e
 	}
+}
+
+// decap takes one received frame: its inner packet joins the pending one,
+// or the pending one goes and this one waits to be joined, or it goes at
+// once.
+func (d *Decapsulator) decap(frame []byte) {
+	d.received.Add(1)
+	inner, err := Decap(frame)
+	switch {
+	case errors.Is(err, ErrFragment):
+		d.fragments.Add(1)
+		return
+	case err != nil:
+		d.malformed.Add(1)
+		return
+	}
+	if d.co.merge(inner) {
+		return
+	}
+	d.flush()
+	if !d.co.start(inner) {
+		d.write(inner)
+	}
+}
+
+// flush writes the pending packet, if any.
+func (d *Decapsulator) flush() {
+	if p := d.co.take(); p != nil {
+		d.write(p)
+	}
+}
+
+func (d *Decapsulator) write(p []byte) {
+	_, _, e := unix.RawSyscall(unix.SYS_WRITE, uintptr(d.tun), uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)))
+	if e != 0 {
+		d.writeErrors.Add(1)
+		return
+	}
+	d.delivered.Add(1)
 }
 
 // Stats returns the counters.
