@@ -10,9 +10,10 @@ networks[]              L2 segments: name, subnet (10.1.1.0/24), mtu (default 15
 nodes[]                 name, role (client | director | realserver | router),
                         interfaces[] {network, address}, routes[] {to, via}, sysctls {key: value},
                         source_addresses (client: "A-B", A, a CIDR, comma-separated),
-                        server (realserver): kind http | tcp | udp | command, port (default: its
-                        services' port), response_bytes, service_time (2ms, uniform:1ms-3ms,
-                        exp:2ms), max_concurrency, max_queue, command (kind command)
+                        server (realserver): kind http | tcp | udp | command, port or ports (a
+                        list: one server on several ports, for port-0 and fwmark services; default
+                        every port its services send to), response_bytes, service_time (2ms,
+                        uniform:1ms-3ms, exp:2ms), max_concurrency, max_queue, command (kind command)
 services[]              vip (192.168.1.110:80; :0 for all ports), protocol (tcp | udp | sctp) or fwmark,
                         scheduler (rr wrr lc wlc lblc lblcr dh sh sed nq fo ovf mh twos; default wlc),
                         persistence {timeout: 360s, netmask: 255.255.255.255},

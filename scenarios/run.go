@@ -205,7 +205,7 @@ func (r *run) start() error {
 		if kind == "" {
 			kind = "http"
 		}
-		args := []string{"--listen", fmt.Sprintf("0.0.0.0:%d", sv.Port), "--kind", kind, "--id", n.Name,
+		args := []string{"--listen", fmt.Sprintf("0.0.0.0:%d", sv.Ports[0]), "--ports", portList(sv.Ports[1:]), "--kind", kind, "--id", n.Name,
 			"--response-bytes", fmt.Sprint(sv.ResponseBytes), "--service-time", sv.ServiceTime,
 			"--max-concurrency", fmt.Sprint(sv.MaxConcurrency), "--max-queue", fmt.Sprint(sv.MaxQueue)}
 		a, err := r.in.StartAgent(n.Name, RealServerAgent, args...)
@@ -254,29 +254,44 @@ func (r *run) healthEvents(ctx context.Context) ([]HealthEvent, error) {
 }
 
 // serverOf is what a real server node runs: its server block, or a
-// built-in server of its first service's protocol and port.
+// built-in server of its first service's protocol. Ports holds every port
+// it listens on: the block's port or ports, or by default every port its
+// services send to.
 func (r *run) serverOf(n Node) *Server {
 	var sv Server
 	if n.Server != nil {
 		sv = *n.Server
 	}
+	if sv.Port != 0 {
+		sv.Ports = []int{sv.Port}
+	}
+	given := len(sv.Ports) > 0
 	for _, s := range r.in.Lab.Services {
 		for _, d := range s.Dests {
 			if d.Node != n.Name {
 				continue
 			}
-			if sv.Port == 0 {
-				sv.Port = int(d.Port)
+			if !given && d.Port != 0 && !slices.Contains(sv.Ports, int(d.Port)) {
+				sv.Ports = append(sv.Ports, int(d.Port))
 			}
 			if sv.Kind == "" && s.Protocol == "udp" {
 				sv.Kind = "udp"
 			}
 		}
 	}
-	if sv.Port == 0 && sv.Kind != "command" {
+	if len(sv.Ports) == 0 && sv.Kind != "command" {
 		return nil // serves nothing
 	}
 	return &sv
+}
+
+// portList writes ports as the realserver agent's --ports takes them.
+func portList(ports []int) string {
+	s := make([]string, len(ports))
+	for i, p := range ports {
+		s[i] = strconv.Itoa(p)
+	}
+	return strings.Join(s, ",")
 }
 
 type phaseResult struct {

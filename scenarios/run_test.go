@@ -393,3 +393,50 @@ load:
 	assert.Len(t, p.Realservers, 2)
 	requireNothingLeft(t, runDir, rep.Manifest["lab"])
 }
+
+// TestServerOnSeveralPorts runs an all-ports persistent service whose real
+// servers listen on two ports: a phase to each port is served without
+// errors, by the one real server the client sticks to, and a default
+// server listens on every port its services send to.
+func TestServerOnSeveralPorts(t *testing.T) {
+	needLabs(t)
+	s, err := Parse("ports.yaml", []byte("name: ports\n"+labFront+`  - {name: rs1, role: realserver, interfaces: [{network: internal, address: 10.1.1.2}], server: {ports: [80, 443]}}
+  - {name: rs2, role: realserver, interfaces: [{network: internal, address: 10.1.1.3}], server: {ports: [80, 443]}}
+  - {name: rs3, role: realserver, interfaces: [{network: internal, address: 10.1.1.4}]}
+services:
+  - vip: 192.168.1.110:0
+    scheduler: rr
+    persistence: {timeout: 60s}
+    realservers: [{node: rs1, forward: nat}, {node: rs2, forward: nat}]
+  - vip: 192.168.1.111:80
+    realservers: [{node: rs3, forward: nat}]
+  - vip: 192.168.1.111:8080
+    realservers: [{node: rs3, forward: nat}]
+load:
+  - {name: http, target: 192.168.1.110:80, rate: 50/s, duration: 500ms, timeout: 500ms}
+  - {name: https, target: 192.168.1.110:443, rate: 50/s, duration: 500ms, timeout: 500ms}
+  - {name: rs3 8080, target: 192.168.1.111:8080, rate: 50/s, duration: 500ms, timeout: 500ms}
+`))
+	require.NoError(t, err)
+	runDir := t.TempDir()
+	rep, err := s.Run(context.Background(), RunOptions{Scale: 1, RunDir: runDir})
+	require.NoError(t, err)
+	require.Len(t, rep.Phases, 3)
+	for _, p := range rep.Phases {
+		assert.NotZero(t, p.Requests, p.Name)
+		assert.Zero(t, p.Errors, "%s: %v", p.Name, p.ErrorsByClass)
+	}
+	serving := func(l reports.Load) []string {
+		var ids []string
+		for _, sl := range l.Realservers {
+			if sl.Connections > 0 {
+				ids = append(ids, sl.ID)
+			}
+		}
+		return ids
+	}
+	require.Len(t, serving(rep.Phases[0]), 1)
+	assert.Equal(t, serving(rep.Phases[0]), serving(rep.Phases[1]), "one template per client address, whatever the port")
+	assert.Equal(t, []string{"rs3"}, serving(rep.Phases[2]))
+	requireNothingLeft(t, runDir, rep.Manifest["lab"])
+}

@@ -29,8 +29,13 @@ type Timeline struct {
 
 // Server is what a real server node runs.
 type Server struct {
-	Kind           string `yaml:"kind"` // http (default) | tcp | udp | command
-	Port           int    `yaml:"port"` // default: the port its services send to
+	Kind string `yaml:"kind"` // http (default) | tcp | udp | command
+	// Port, or Ports for several, is where the server listens; by default
+	// every port its services send to. One server serves all of them (one
+	// identity, capacity and failure mode): the real server of a port-0
+	// or fwmark service, which gets each client's own destination port.
+	Port           int    `yaml:"port"`
+	Ports          []int  `yaml:"ports"`
 	ResponseBytes  int    `yaml:"response_bytes"`
 	ServiceTime    string `yaml:"service_time"` // 2ms, uniform:1ms-3ms, exp:2ms
 	MaxConcurrency int    `yaml:"max_concurrency"`
@@ -212,6 +217,17 @@ func (s *Scenario) checkTimeline() Errors {
 		}
 		if sv.Port < 0 || sv.Port > 65535 {
 			bad(path+".port", obj, "port %d is outside 1–65535", sv.Port)
+		}
+		if sv.Port != 0 && len(sv.Ports) > 0 {
+			bad(path+".ports", obj, "give port or ports, not both")
+		}
+		for j, p := range sv.Ports {
+			switch {
+			case p < 1 || p > 65535:
+				bad(fmt.Sprintf("%s.ports[%d]", path, j), obj, "port %d is outside 1–65535", p)
+			case slices.Contains(sv.Ports[:j], p):
+				bad(fmt.Sprintf("%s.ports[%d]", path, j), obj, "port %d is listed twice", p)
+			}
 		}
 		if sv.ResponseBytes < 0 || (sv.Kind == "udp" && sv.ResponseBytes > realserver.MaxUDPResponse) {
 			bad(path+".response_bytes", obj, "response_bytes %d is outside 0–%d", sv.ResponseBytes, realserver.MaxUDPResponse)

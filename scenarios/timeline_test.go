@@ -136,6 +136,14 @@ func TestBrokenTimelines(t *testing.T) {
 			`b.yaml:12:136: node "rs1": port 70000 is outside 1–65535`,
 		},
 	}, {
+		name: "server ports",
+		src:  strings.Replace(natLab, "server: {kind: http, service_time: 1ms}", "server: {port: 80, ports: [80, 0, 443, 443]}", 1),
+		want: []string{
+			`b.yaml:12:115: node "rs1": give port or ports, not both`,
+			`b.yaml:12:120: node "rs1": port 0 is outside 1–65535`,
+			`b.yaml:12:128: node "rs1": port 443 is listed twice`,
+		},
+	}, {
 		name: "load the servers do not speak",
 		src: natLab + `load:
   - {name: a, from: client, kind: tcp, rate: 10/s}
