@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"html/template"
 	"io"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -116,6 +117,14 @@ func WriteMarkdown(w io.Writer, r *Report) error {
 			b.WriteString("\n")
 			writeFairness(&b, l.Fairness)
 		}
+		if c := l.Clients; c != nil {
+			fmt.Fprintf(&b, "\n### Per client address\n\n%d client addresses, %d reached more than one real server (persistence violations), at most %d real servers per client.\n\n",
+				c.Addresses, c.PersistenceViolations, c.MaxServersPerClient)
+			b.WriteString("| client | connections by real server |\n|---|---|\n")
+			for _, pc := range c.PerClient {
+				fmt.Fprintf(&b, "| %s | %s |\n", pc.Address, serverCounts(pc.Realservers))
+			}
+		}
 	}
 	for _, s := range r.Services {
 		fmt.Fprintf(&b, "\n## Service %s %s (%s)\n\n", s.Protocol, s.VIP, s.Scheduler)
@@ -154,6 +163,16 @@ func WriteMarkdown(w io.Writer, r *Report) error {
 	}
 	_, err := io.WriteString(w, b.String())
 	return err
+}
+
+// serverCounts writes "rs1 40, rs2 3" in natural order.
+func serverCounts(m map[string]uint64) string {
+	ids := slices.SortedFunc(maps.Keys(m), naturalCompare)
+	s := make([]string, len(ids))
+	for i, id := range ids {
+		s[i] = fmt.Sprintf("%s %d", id, m[id])
+	}
+	return strings.Join(s, ", ")
 }
 
 func writeFairness(b *strings.Builder, f *Fairness) {
@@ -224,6 +243,7 @@ var htmlTmpl = template.Must(template.New("report").Funcs(template.FuncMap{
 	"keys":   sortedKeys[string],
 	"ukeys":  sortedKeys[uint64],
 	"opt":    optional,
+	"counts": serverCounts,
 }).Parse(htmlTemplate))
 
 // inlineSVG strips the XML prolog so the SVG can sit inside HTML.

@@ -25,8 +25,11 @@ services[]              vip (192.168.1.110:80; :0 for all ports), protocol (tcp 
                         while every real server is down)}
 ipvsadm                 ipvsadm-restore lines (-A, -a, -e …) loaded after the services
 load[]                  phases, in order unless at: places them: name, from (client nodes, comma-
-                        separated; default the first client), target (default the first service),
-                        kind (http | tcp | udp), rate (2000/s: open loop) or concurrency (closed loop),
+                        separated; default the first client), target (VIP:PORT, or several, a port
+                        alone reusing the address before it: "192.168.1.110:80,443"; default the
+                        first service; the rate is split evenly over clients and targets, the
+                        concurrency is each one's), kind (http | tcp | udp), rate (2000/s: open loop)
+                        or concurrency (closed loop),
                         arrival (constant | poisson), new_connection_per_request (default true),
                         request_bytes, duration (default 10s), timeout, path, at
 faults[]                at (10s, or "phase NAME"), for (restore after), and one action:
@@ -35,9 +38,13 @@ faults[]                at (10s, or "phase NAME"), for (restore after), and one 
                         link: NODE with down: true, loss: 5% or rate: 10mbit; kill: DIRECTOR
 expect[]                over the report: errors < 1%, p99 < 50ms, throughput_rps > 100, jain > 0.95,
                         share(rs1) within 0.05 of weight_share(rs1), connections(rs2) > 0,
-                        detected(rs2) < 1s. Metrics: errors error_rate requests throughput_rps
-                        throughput_bps p50 p90 p99 p999 max mean jain weighted_jain max_share_error
-                        share() weight_share() connections() detected(); comparisons < <= > >= == !=
+                        detected(rs2) < 1s, recovered(rs2) < 3s, persistence_violations == 0 (client
+                        addresses that reached more than one real server; needs source_addresses).
+                        "… during NAME" reads one load phase's measurements instead of all phases'.
+                        Metrics: errors error_rate requests throughput_rps throughput_bps p50 p90 p99
+                        p999 max mean jain weighted_jain max_share_error share() weight_share()
+                        connections() persistence_violations servers_per_client detected()
+                        recovered(); comparisons < <= > >= == !=
 
 lvslab run FILE|NAME runs it (exit 0 only if every expectation held), lvslab validate FILE checks it,
 lvslab validate --schema prints a JSON Schema for editors.`

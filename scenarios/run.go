@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -303,26 +304,25 @@ type phaseResult struct {
 func (r *run) timeline(ctx context.Context) ([]phaseResult, []reports.Fault, error) {
 	starts, end := r.s.PhaseStarts(r.opt.Scale)
 	type job struct {
-		node  string
-		cfg   loadgen.Config
+		loadJob
 		phase int
 	}
 	var jobs []job
 	loaders := r.loaders
 	for i := range r.s.Load {
-		cfgs, err := r.loadConfigs(i)
+		ljs, err := r.loadJobs(i)
 		if err != nil {
 			return nil, nil, err
 		}
-		for node, cfg := range cfgs {
-			if loaders[node] == nil {
-				a, err := r.in.StartAgent(node, LoadAgent)
+		for _, lj := range ljs {
+			if loaders[lj.node] == nil {
+				a, err := r.in.StartAgent(lj.node, LoadAgent)
 				if err != nil {
-					return nil, nil, fmt.Errorf("starting the load generator on %s: %w", node, err)
+					return nil, nil, fmt.Errorf("starting the load generator on %s: %w", lj.node, err)
 				}
-				loaders[node] = a
+				loaders[lj.node] = a
 			}
-			jobs = append(jobs, job{node, cfg, i})
+			jobs = append(jobs, job{lj, i})
 		}
 	}
 	parent := ctx
@@ -409,8 +409,17 @@ func sleepUntil(ctx context.Context, t time.Time) bool {
 	}
 }
 
-// loadConfigs is phase i's load generator configuration per client node.
-func (r *run) loadConfigs(i int) (map[string]loadgen.Config, error) {
+// loadJob is one load generator run of a phase: one client node sending
+// to one target.
+type loadJob struct {
+	node string
+	cfg  loadgen.Config
+}
+
+// loadJobs are phase i's load generator runs: one per client node and
+// target, the phase's rate split evenly over them (its concurrency is
+// each one's).
+func (r *run) loadJobs(i int) ([]loadJob, error) {
 	p := &r.s.Load[i]
 	froms := p.Froms()
 	if len(froms) == 0 {
@@ -424,16 +433,17 @@ func (r *run) loadConfigs(i int) (map[string]loadgen.Config, error) {
 	if len(froms) == 0 {
 		return nil, fmt.Errorf("load phase %q: the lab has no client node", p.Name)
 	}
-	target, kind, err := r.target(p)
-	if err != nil {
-		return nil, err
+	targets, _ := p.Targets() // checked by Parse
+	if len(targets) == 0 {
+		s := r.in.Lab.Services[0]
+		targets = []netip.AddrPort{netip.AddrPortFrom(s.VIP, s.Port)}
 	}
-	cfg := loadgen.Config{Target: target, Kind: kind, Concurrency: p.Concurrency, Duration: p.DurationOf(r.opt.Scale),
+	cfg := loadgen.Config{Concurrency: p.Concurrency, Duration: p.DurationOf(r.opt.Scale),
 		KeepAlive: p.NewConnectionPerRequest != nil && !*p.NewConnectionPerRequest, RequestBytes: p.RequestBytes,
 		Path: p.Path, Seed: r.opt.Seed + uint64(i), Workers: min(2, runtime.GOMAXPROCS(0))}
 	if p.Rate != "" {
 		rate, _ := loadgen.ParseRate(p.Rate)
-		cfg.Rate = rate / float64(len(froms))
+		cfg.Rate = rate / float64(len(froms)*len(targets))
 	}
 	if p.Arrival == "poisson" {
 		cfg.Arrival = loadgen.Poisson
@@ -441,62 +451,66 @@ func (r *run) loadConfigs(i int) (map[string]loadgen.Config, error) {
 	if p.Timeout != "" {
 		cfg.Timeout, _ = duration(p.Timeout, 0)
 	}
-	out := map[string]loadgen.Config{}
+	var out []loadJob
 	for _, from := range froms {
-		c := cfg
-		for _, n := range r.s.Nodes {
-			if n.Name == from && n.SourceAddresses != "" {
-				c.Sources, _ = parseAddressList(n.SourceAddresses)
+		for j, target := range targets {
+			c := cfg
+			c.Target = target
+			c.Seed += uint64(j) << 32
+			var err error
+			if c.Kind, err = r.kindFor(p, target); err != nil {
+				return nil, err
 			}
+			for _, n := range r.s.Nodes {
+				if n.Name == from && n.SourceAddresses != "" {
+					c.Sources, _ = parseAddressList(n.SourceAddresses)
+				}
+			}
+			if err := c.Check(); err != nil {
+				return nil, fmt.Errorf("load phase %q: %w", p.Name, err)
+			}
+			out = append(out, loadJob{from, c})
 		}
-		if err := c.Check(); err != nil {
-			return nil, fmt.Errorf("load phase %q: %w", p.Name, err)
-		}
-		out[from] = c
 	}
 	return out, nil
 }
 
-// target is the phase's target, the first service by default, with the
-// kind of load its protocol takes.
-func (r *run) target(p *Phase) (netip.AddrPort, wire.Kind, error) {
-	var ap netip.AddrPort
-	proto := "tcp"
-	if p.Target != "" {
-		ap, _ = netip.ParseAddrPort(p.Target)
+// kindFor is the kind of load the phase sends to target: its own, or the
+// one the target service's protocol takes.
+func (r *run) kindFor(p *Phase, target netip.AddrPort) (wire.Kind, error) {
+	kind := p.Kind
+	if kind == "" {
+		proto := "tcp"
 		for _, s := range r.in.Lab.Services {
-			if s.VIP == ap.Addr() && (s.Port == ap.Port() || s.Port == 0) && s.Protocol == "udp" {
+			if s.VIP == target.Addr() && (s.Port == target.Port() || s.Port == 0) && s.Protocol == "udp" {
 				proto = "udp"
 			}
 		}
-	} else {
-		s := r.in.Lab.Services[0]
-		ap, proto = netip.AddrPortFrom(s.VIP, s.Port), s.Protocol
-	}
-	kind := p.Kind
-	if kind == "" {
 		kind = defaultKind(proto)
 	}
-	k, err := wire.ParseKind(kind)
-	return ap, k, err
+	return wire.ParseKind(kind)
 }
 
 // reportPhase describes phase i for the report, with the weights of the
-// target service's real servers by node name (their responses' names).
+// target services' real servers by node name (their responses' names).
 func (r *run) reportPhase(i int) reports.Phase {
 	p := &r.s.Load[i]
-	cfgs, _ := r.loadConfigs(i)
-	var cfg loadgen.Config
-	for _, c := range cfgs {
-		cfg = c
+	jobs, _ := r.loadJobs(i)
+	var targets []string
+	weights := map[string]float64{}
+	rate := 0.0
+	for _, j := range jobs {
+		rate += j.cfg.Rate
+		t := j.cfg.Target.String()
+		if slices.Contains(targets, t) {
+			continue
+		}
+		targets = append(targets, t)
+		maps.Copy(weights, r.weightsAt(j.cfg.Target, r.phaseStart(i)))
 	}
-	weights := r.weightsAt(cfg.Target, r.phaseStart(i))
-	name := p.Name
-	if name == "" {
-		name = fmt.Sprintf("phase %d", i+1)
-	}
-	return reports.Phase{Name: name, From: strings.Join(p.Froms(), ","), Target: cfg.Target.String(), Kind: cfg.Kind.String(),
-		Rate: cfg.Rate * float64(len(cfgs)), Poisson: cfg.Arrival == loadgen.Poisson, Concurrency: cfg.Concurrency,
+	cfg := jobs[0].cfg
+	return reports.Phase{Name: p.NameOf(i), From: strings.Join(p.Froms(), ","), Target: strings.Join(targets, ","), Kind: cfg.Kind.String(),
+		Rate: rate, Poisson: cfg.Arrival == loadgen.Poisson, Concurrency: cfg.Concurrency,
 		KeepAlive: cfg.KeepAlive, Sources: len(cfg.Sources), Duration: cfg.Duration, Weights: weights}
 }
 

@@ -70,11 +70,14 @@ type HealthCheck struct {
 
 // Phase is one load phase.
 type Phase struct {
-	Name        string `yaml:"name"`
-	From        string `yaml:"from"`   // client node(s), comma-separated
-	Target      string `yaml:"target"` // VIP:port; default the first service
-	Kind        string `yaml:"kind"`   // http | tcp | udp; default from the target service
-	Rate        string `yaml:"rate"`   // open loop: 2000/s
+	Name string `yaml:"name"`
+	From string `yaml:"from"` // client node(s), comma-separated
+	// Target is VIP:PORT, or several: ports after the first reuse the
+	// address before them (192.168.1.110:80,443 or
+	// 192.168.1.110:80,192.168.1.111:80); default the first service.
+	Target      string `yaml:"target"`
+	Kind        string `yaml:"kind"` // http | tcp | udp; default from the target service
+	Rate        string `yaml:"rate"` // open loop: 2000/s
 	Arrival     string `yaml:"arrival"`
 	Concurrency int    `yaml:"concurrency"`
 	// NewConnectionPerRequest is the default: LVS schedules connections.
@@ -293,8 +296,8 @@ func (s *Scenario) checkTimeline() Errors {
 			}
 		}
 		if p.Target != "" {
-			if ap, err := netip.ParseAddrPort(p.Target); err != nil || !ap.Addr().Is4() || ap.Port() == 0 {
-				bad(path+".target", obj, "target %q is not an address and port like 192.168.1.110:80", p.Target)
+			if _, err := p.Targets(); err != nil {
+				bad(path+".target", obj, "%v", err)
 			}
 		} else if len(s.Services) == 0 {
 			bad(path, obj, "needs a target (the scenario has no services)")
@@ -382,8 +385,13 @@ func (s *Scenario) checkTimeline() Errors {
 		}
 	}
 	for i, text := range s.Expect {
-		if _, err := ParseExpectation(text); err != nil {
-			bad(fmt.Sprintf("expect[%d]", i), fmt.Sprintf("expectation %q", text), "%v", err)
+		path, obj := fmt.Sprintf("expect[%d]", i), fmt.Sprintf("expectation %q", text)
+		e, err := ParseExpectation(text)
+		switch {
+		case err != nil:
+			bad(path, obj, "%v", err)
+		case e.Phase != "" && !slices.Contains(s.phaseNames(), e.Phase):
+			bad(path, obj, "no load phase is called %q", e.Phase)
 		}
 	}
 	return es
@@ -398,36 +406,39 @@ func (s *Scenario) checkKinds() Errors {
 	}
 	var es Errors
 	for i, p := range s.Load {
-		svc := -1
-		if p.Target == "" && len(lab.Services) > 0 {
-			svc = 0
-		} else if ap, err := netip.ParseAddrPort(p.Target); err == nil {
-			for j, ls := range lab.Services {
-				if ls.VIP == ap.Addr() && (ls.Port == ap.Port() || ls.Port == 0) {
-					svc = j
-					break
-				}
-			}
-		}
-		if svc < 0 {
+		targets, err := p.Targets()
+		if err != nil {
 			continue
 		}
-		kind := p.Kind
-		if kind == "" {
-			kind = defaultKind(lab.Services[svc].Protocol)
+		if len(targets) == 0 && len(lab.Services) > 0 {
+			targets = []netip.AddrPort{netip.AddrPortFrom(lab.Services[0].VIP, lab.Services[0].Port)}
 		}
-		for _, rs := range s.Services[svc].RealServers {
-			for _, n := range s.Nodes {
-				if n.Name != rs.Node {
-					continue
-				}
-				sk := defaultKind(lab.Services[svc].Protocol)
-				if n.Server != nil && n.Server.Kind != "" {
-					sk = n.Server.Kind
-				}
-				if sk != kind && sk != "command" {
-					es = append(es, s.src.errorAt(fmt.Sprintf("load[%d]", i), fmt.Sprintf("load phase %q", p.Name),
-						fmt.Sprintf("sends %s requests, but real server %q serves %s (give it server: {kind: %s})", kind, n.Name, sk, kind)))
+		var named []string // each real server once, though several targets reach it
+		for _, ap := range targets {
+			svc := slices.IndexFunc(lab.Services, func(ls topo.Service) bool {
+				return ls.VIP == ap.Addr() && (ls.Port == ap.Port() || ls.Port == 0)
+			})
+			if svc < 0 || svc >= len(s.Services) {
+				continue
+			}
+			kind := p.Kind
+			if kind == "" {
+				kind = defaultKind(lab.Services[svc].Protocol)
+			}
+			for _, rs := range s.Services[svc].RealServers {
+				for _, n := range s.Nodes {
+					if n.Name != rs.Node || slices.Contains(named, n.Name) {
+						continue
+					}
+					sk := defaultKind(lab.Services[svc].Protocol)
+					if n.Server != nil && n.Server.Kind != "" {
+						sk = n.Server.Kind
+					}
+					if sk != kind && sk != "command" {
+						named = append(named, n.Name)
+						es = append(es, s.src.errorAt(fmt.Sprintf("load[%d]", i), fmt.Sprintf("load phase %q", p.Name),
+							fmt.Sprintf("sends %s requests, but real server %q serves %s (give it server: {kind: %s})", kind, n.Name, sk, kind)))
+					}
 				}
 			}
 		}
@@ -479,6 +490,52 @@ func lossPercent(s string) (int, error) {
 		return 0, fmt.Errorf("want a whole percentage 1%%–100%%")
 	}
 	return n, nil
+}
+
+// phaseNames are the load phases' names as the report gives them: an
+// unnamed phase is "phase N".
+func (s *Scenario) phaseNames() []string {
+	names := make([]string, len(s.Load))
+	for i, p := range s.Load {
+		names[i] = p.NameOf(i)
+	}
+	return names
+}
+
+// NameOf is the name of phase i in the report.
+func (p *Phase) NameOf(i int) string {
+	if p.Name == "" {
+		return fmt.Sprintf("phase %d", i+1)
+	}
+	return p.Name
+}
+
+// Targets reads the phase's target list (none when it names none): each
+// comma-separated entry is ADDRESS:PORT, or a PORT on the address before it.
+func (p *Phase) Targets() ([]netip.AddrPort, error) {
+	if p.Target == "" {
+		return nil, nil
+	}
+	var out []netip.AddrPort
+	var addr netip.Addr
+	for item := range strings.SplitSeq(p.Target, ",") {
+		item = strings.TrimSpace(item)
+		ap, err := netip.ParseAddrPort(item)
+		if err != nil && addr.IsValid() {
+			if port, perr := strconv.ParseUint(item, 10, 16); perr == nil {
+				ap, err = netip.AddrPortFrom(addr, uint16(port)), nil
+			}
+		}
+		switch {
+		case err != nil || !ap.Addr().Is4() || ap.Port() == 0:
+			return nil, fmt.Errorf("target %q is not an address and port like 192.168.1.110:80 (or several: 192.168.1.110:80,443)", p.Target)
+		case slices.Contains(out, ap):
+			return nil, fmt.Errorf("target %q names %s twice", p.Target, ap)
+		}
+		addr = ap.Addr()
+		out = append(out, ap)
+	}
+	return out, nil
 }
 
 // Froms lists the phase's client nodes.
