@@ -19,7 +19,8 @@ services[]              vip (192.168.1.110:80; :0 for all ports), protocol (tcp 
                         persistence {timeout: 360s, netmask: 255.255.255.255},
                         realservers[] {node, port, weight (0-65535, default 1),
                         forward (nat | dr | tun, default dr), standby (out of the table until add:)},
-                        health_check {kind: tcp | http | command, port, path, status, command,
+                        health_check {kind: tcp | http | command, port, path, status, digest (http:
+                        the body's MD5, 32 hex digits, as keepalived's HTTP_GET digest), command,
                         interval (1s), timeout (500ms), rise (1), fall (1), quiescent (true: weight 0;
                         false: removed), sorry_server (a realserver node put in with weight 1
                         while every real server is down)}

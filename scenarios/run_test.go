@@ -440,3 +440,37 @@ load:
 	assert.Equal(t, []string{"rs3"}, serving(rep.Phases[2]))
 	requireNothingLeft(t, runDir, rep.Manifest["lab"])
 }
+
+// TestHealthCheckDigest checks the body's MD5 (keepalived's HTTP_GET
+// digest): rs2 answers 200 with another body, fails the check and is set
+// quiescent, so the load reaches rs1 only.
+func TestHealthCheckDigest(t *testing.T) {
+	needLabs(t)
+	s, err := Parse("digest.yaml", []byte("name: digest\n"+labFront+`  - {name: rs1, role: realserver, interfaces: [{network: internal, address: 10.1.1.2}], server: {response_bytes: 100}}
+  - {name: rs2, role: realserver, interfaces: [{network: internal, address: 10.1.1.3}], server: {response_bytes: 200}}
+services:
+  - vip: 192.168.1.110:80
+    scheduler: rr
+    realservers: [{node: rs1, forward: nat}, {node: rs2, forward: nat}]
+    # md5 of the built-in server's 100-byte body ("x" × 100), any case
+    health_check: {kind: http, path: /, status: 200, digest: AED563ECAFB4BCC5654C597A421547B2, interval: 100ms, timeout: 200ms}
+load:
+  - {name: checked, rate: 50/s, duration: 1s, timeout: 500ms, at: 1s}
+`))
+	require.NoError(t, err)
+	runDir := t.TempDir()
+	rep, err := s.Run(context.Background(), RunOptions{Scale: 1, RunDir: runDir})
+	require.NoError(t, err)
+	require.NotNil(t, rep.Load)
+	assert.Zero(t, rep.Load.Errors, "%v", rep.Load.ErrorsByClass)
+	for _, sl := range rep.Load.Realservers {
+		if sl.ID == "rs2" {
+			assert.Zero(t, sl.Connections, "rs2 is quiescent")
+		}
+	}
+	assert.Equal(t, []reports.Health{
+		{Node: "rs1", Service: "-t 192.168.1.110:80", Up: true},
+		{Node: "rs2", Service: "-t 192.168.1.110:80", Downs: 1, Up: false},
+	}, rep.Health)
+	requireNothingLeft(t, runDir, rep.Manifest["lab"])
+}

@@ -52,10 +52,13 @@ type Persistence struct {
 // HealthCheck is how the director checks a service's real servers
 // (keepalived's semantics).
 type HealthCheck struct {
-	Kind      string `yaml:"kind"` // tcp | http | command
-	Port      int    `yaml:"port"` // default: the real server's port
-	Path      string `yaml:"path"`
-	Status    int    `yaml:"status"`
+	Kind   string `yaml:"kind"` // tcp | http | command
+	Port   int    `yaml:"port"` // default: the real server's port
+	Path   string `yaml:"path"`
+	Status int    `yaml:"status"`
+	// Digest is the MD5 of the body an http check expects, 32 hex digits
+	// (keepalived's HTTP_GET url digest; genhash prints it).
+	Digest    string `yaml:"digest"`
 	Command   string `yaml:"command"`
 	Interval  string `yaml:"interval"`
 	Timeout   string `yaml:"timeout"`
@@ -265,6 +268,17 @@ func (s *Scenario) checkTimeline() Errors {
 					bad(hpath+"."+d.key, obj, "%s %q: %v", d.key, d.v, err)
 				}
 			}
+			if hc.Digest != "" && !md5Hex.MatchString(hc.Digest) {
+				bad(hpath+".digest", obj, "digest %q is not an MD5 digest (32 hex digits)", hc.Digest)
+			}
+			for _, f := range []struct {
+				key string
+				set bool
+			}{{"path", hc.Path != ""}, {"status", hc.Status != 0}, {"digest", hc.Digest != ""}} {
+				if f.set && hc.Kind != "http" {
+					bad(hpath+"."+f.key, obj, "%s belongs to kind: http", f.key)
+				}
+			}
 			if hc.Kind == "command" && strings.TrimSpace(hc.Command) == "" {
 				bad(hpath+".command", obj, "health check kind command needs the command to run")
 			}
@@ -453,6 +467,8 @@ func defaultKind(protocol string) string {
 	}
 	return "http"
 }
+
+var md5Hex = regexp.MustCompile(`^[0-9a-fA-F]{32}$`)
 
 var rateRE = regexp.MustCompile(`^[0-9]+(\.[0-9]+)?(bit|kbit|mbit|gbit)$`)
 

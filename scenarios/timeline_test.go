@@ -1,6 +1,10 @@
 package scenarios
 
 import (
+	"context"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -126,6 +130,16 @@ func TestBrokenTimelines(t *testing.T) {
 			`b.yaml:29:5: expectation "p99 < 50ms during": "during" needs a load phase's name: p99 < 50ms during steady`,
 			`b.yaml:30:5: expectation "recovered(rs2) < 3s during steady": recovered(rs2) is about faults, not a load phase: it takes no during`,
 			`b.yaml:31:5: expectation "p99 < 50ms during cool": no load phase is called "cool"`,
+		},
+	}, {
+		name: "health check digests",
+		src: natLab + `  - {vip: 192.168.1.111:80, realservers: [{node: rs1, forward: nat}], health_check: {kind: http, digest: d41d8cd98f00b204}}
+  - {vip: 192.168.1.112:80, realservers: [{node: rs1, forward: nat}], health_check: {kind: tcp, digest: d41d8cd98f00b204e9800998ecf8427e, path: /}}
+`,
+		want: []string{
+			`b.yaml:20:106: service 192.168.1.111:80: digest "d41d8cd98f00b204" is not an MD5 digest (32 hex digits)`,
+			`b.yaml:21:105: service 192.168.1.112:80: digest belongs to kind: http`,
+			`b.yaml:21:145: service 192.168.1.112:80: path belongs to kind: http`,
 		},
 	}, {
 		name: "sorry servers",
@@ -273,7 +287,8 @@ func TestHealthSummary(t *testing.T) {
 }
 
 func FuzzExpectation(f *testing.F) {
-	for _, s := range []string{"errors < 1%", "share(rs1) within 0.05 of weight_share(rs1)", "p99 < 50ms", "jain>0.9", "recovered(rs2) < 3s"} {
+	for _, s := range []string{"errors < 1%", "share(rs1) within 0.05 of weight_share(rs1)", "p99 < 50ms", "jain>0.9", "recovered(rs2) < 3s",
+		"p99 < 50ms during steady", "persistence_violations == 0"} {
 		f.Add(s)
 	}
 	r := reports.New("x")
@@ -283,6 +298,28 @@ func FuzzExpectation(f *testing.F) {
 			e.Evaluate(r)
 		}
 	})
+}
+
+// TestHTTPCheckDigest: an http check compares the MD5 of the body, as
+// keepalived's HTTP_GET digest does, after the status.
+func TestHTTPCheckDigest(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/gone" {
+			w.WriteHeader(http.StatusServiceUnavailable)
+		}
+		io.WriteString(w, "hello")
+	}))
+	defer srv.Close()
+	addr := strings.TrimPrefix(srv.URL, "http://")
+	const hello = "5d41402abc4b2a76b9719d911017c592" // md5("hello")
+	spec := func(path, digest string) checkSpec {
+		return checkSpec{Kind: "http", Addr: addr, Path: path, Status: 200, Digest: digest, Timeout: 5 * time.Second}
+	}
+	assert.NoError(t, check(context.Background(), spec("/", hello)))
+	assert.NoError(t, check(context.Background(), spec("/", "")), "no digest: any body")
+	assert.EqualError(t, check(context.Background(), spec("/", "d41d8cd98f00b204e9800998ecf8427e")),
+		"body digest 5d41402abc4b2a76b9719d911017c592, want d41d8cd98f00b204e9800998ecf8427e")
+	assert.EqualError(t, check(context.Background(), spec("/gone", hello)), "status 503, want 200")
 }
 
 func TestHealthStateRiseFall(t *testing.T) {
