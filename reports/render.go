@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 )
 
@@ -127,7 +128,7 @@ func WriteMarkdown(w io.Writer, r *Report) error {
 		}
 	}
 	for _, s := range r.Services {
-		fmt.Fprintf(&b, "\n## Service %s %s (%s)\n\n", s.Protocol, s.VIP, s.Scheduler)
+		fmt.Fprintf(&b, "\n## Service %s\n\n", serviceTitle(s))
 		b.WriteString("| real server | address | forward | weight | connections | share | weight share | in pkts | out pkts | in bytes | out bytes |\n|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 		for _, rs := range s.Realservers {
 			fmt.Fprintf(&b, "| %s | %s | %s | %d | %d | %s | %s | %d | %d | %d | %d |\n", rs.Node, rs.Address, rs.Forward, rs.Weight,
@@ -163,6 +164,19 @@ func WriteMarkdown(w io.Writer, r *Report) error {
 	}
 	_, err := io.WriteString(w, b.String())
 	return err
+}
+
+// serviceTitle names a service as ipvsadm -L lists it: "tcp
+// 192.168.1.110:80 (wlc)", "fwmark 1 192.168.1.110 (wrr)".
+func serviceTitle(s Service) string {
+	t := s.Protocol
+	if s.FWMark != 0 {
+		t += " " + strconv.FormatUint(uint64(s.FWMark), 10)
+	}
+	if s.VIP != "" {
+		t += " " + s.VIP
+	}
+	return t + " (" + s.Scheduler + ")"
 }
 
 // serverCounts writes "rs1 40, rs2 3" in natural order.
@@ -244,6 +258,7 @@ var htmlTmpl = template.Must(template.New("report").Funcs(template.FuncMap{
 	"ukeys":  sortedKeys[uint64],
 	"opt":    optional,
 	"counts": serverCounts,
+	"title":  serviceTitle,
 }).Parse(htmlTemplate))
 
 // inlineSVG strips the XML prolog so the SVG can sit inside HTML.

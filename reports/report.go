@@ -128,8 +128,9 @@ type ServerLoad struct {
 
 // Service is one virtual service with the director's per-destination counters.
 type Service struct {
-	VIP         string       `json:"vip"`
+	VIP         string       `json:"vip"` // empty for a firewall-mark service without an address
 	Protocol    string       `json:"protocol"`
+	FWMark      uint32       `json:"fwmark,omitempty"`
 	Scheduler   string       `json:"scheduler"`
 	Realservers []RealServer `json:"realservers"`
 	Fairness    Fairness     `json:"fairness"`

@@ -218,7 +218,7 @@ func runHealth(ctx context.Context, env *agent.Env, args []string) error {
 			var sorryWhy string
 			if sorryIn {
 				in := *sorry
-				in.Weight = 1
+				in.Weight = sorryWeight
 				sorryWhy = ipvsadm(in.Add())
 			}
 			if failed := ipvsadm(args); failed != "" {
@@ -312,6 +312,10 @@ func check(ctx context.Context, c checkSpec) error {
 	}
 	return conn.Close()
 }
+
+// sorryWeight is the weight a sorry server serves with (keepalived puts
+// it in with weight 1).
+const sorryWeight = 1
 
 // sorryProblem says what keeps a service's sorry server from being one
 // ("" when nothing does).

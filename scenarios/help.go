@@ -42,6 +42,9 @@ expect[]                over the report: errors < 1%, p99 < 50ms, throughput_rps
                         detected(rs2) < 1s, recovered(rs2) < 3s, persistence_violations == 0 (client
                         addresses that reached more than one real server; needs source_addresses).
                         "… during NAME" reads one load phase's measurements instead of all phases'.
+                        weight_share(RS) is RS's weight over its service's, as the table stood at
+                        the phase's start (after faults and health checks: a quiescent server
+                        weighs 0, a sorry server counts only while it is in).
                         Metrics: errors error_rate requests throughput_rps throughput_bps p50 p90 p99
                         p999 max mean jain weighted_jain max_share_error share() weight_share()
                         connections() persistence_violations servers_per_client detected()

@@ -112,21 +112,24 @@ func (l *Lab) RunTimeline(ctx context.Context) (*reports.Report, error) {
 	rep.Description = strings.TrimSpace(s.Description)
 	rep.Environment = environment(l.features)
 	rep.Manifest = r.manifest(l.features)
-	phases, faults, err := r.timeline(ctx)
+	results, faults, err := r.timeline(ctx)
 	if err != nil {
 		return nil, err
 	}
-	for i, ph := range phases {
-		if err := rep.AddLoad(ph.phase, ph.res); err != nil {
+	events, err := r.healthEvents(ctx)
+	if err != nil {
+		return nil, err
+	}
+	for i, res := range results {
+		if res == nil {
+			continue // the phase never ran
+		}
+		if err := rep.AddLoad(r.reportPhase(i, events), res); err != nil {
 			return nil, fmt.Errorf("load phase %d: %w", i+1, err)
 		}
 	}
 	if rep.Load != nil {
 		rep.DurationS = rep.Load.DurationS
-	}
-	events, err := r.healthEvents(ctx)
-	if err != nil {
-		return nil, err
 	}
 	rep.Faults = faults
 	for i := range rep.Faults {
@@ -295,13 +298,9 @@ func portList(ports []int) string {
 	return strings.Join(s, ",")
 }
 
-type phaseResult struct {
-	phase reports.Phase
-	res   *metrics.Result
-}
-
-// timeline runs the load phases and the faults, each at its time from t0.
-func (r *run) timeline(ctx context.Context) ([]phaseResult, []reports.Fault, error) {
+// timeline runs the load phases and the faults, each at its time from t0,
+// and returns each phase's result (nil for a phase that never ran).
+func (r *run) timeline(ctx context.Context) ([]*metrics.Result, []reports.Fault, error) {
 	starts, end := r.s.PhaseStarts(r.opt.Scale)
 	type job struct {
 		loadJob
@@ -381,14 +380,7 @@ func (r *run) timeline(ctx context.Context) ([]phaseResult, []reports.Fault, err
 	if err := parent.Err(); err != nil {
 		return nil, nil, err
 	}
-	var out []phaseResult
-	for i, res := range results {
-		if res == nil {
-			continue
-		}
-		out = append(out, phaseResult{r.reportPhase(i), res})
-	}
-	return out, faults, nil
+	return results, faults, nil
 }
 
 func rateText(c loadgen.Config) string {
@@ -492,8 +484,9 @@ func (r *run) kindFor(p *Phase, target netip.AddrPort) (wire.Kind, error) {
 }
 
 // reportPhase describes phase i for the report, with the weights of the
-// target services' real servers by node name (their responses' names).
-func (r *run) reportPhase(i int) reports.Phase {
+// target services' real servers by node name (their responses' names) at
+// the phase's start; events are the health checker's.
+func (r *run) reportPhase(i int, events []HealthEvent) reports.Phase {
 	p := &r.s.Load[i]
 	jobs, _ := r.loadJobs(i)
 	var targets []string
@@ -506,7 +499,7 @@ func (r *run) reportPhase(i int) reports.Phase {
 			continue
 		}
 		targets = append(targets, t)
-		maps.Copy(weights, r.weightsAt(j.cfg.Target, r.phaseStart(i)))
+		maps.Copy(weights, r.weightsAt(j.cfg.Target, r.phaseStart(i), events))
 	}
 	cfg := jobs[0].cfg
 	return reports.Phase{Name: p.NameOf(i), From: strings.Join(p.Froms(), ","), Target: strings.Join(targets, ","), Kind: cfg.Kind.String(),
@@ -521,45 +514,77 @@ func (r *run) phaseStart(i int) time.Duration {
 
 // weightsAt is the weight of each real server of the service at target by
 // node name, as the table stands at time at: the scenario's weights, with
-// the table faults (weight, add, remove) that came before applied.
-func (r *run) weightsAt(target netip.AddrPort, at time.Duration) map[string]float64 {
+// what changed the table before applied in turn: the table faults (weight,
+// add, remove) and the health checker's events (a server down is weight 0
+// when quiescent, else out; the sorry server is in only while every real
+// server is down).
+func (r *run) weightsAt(target netip.AddrPort, at time.Duration, events []HealthEvent) map[string]float64 {
 	in := map[string]bool{}
-	weight := map[string]int{}
+	weight, initial := map[string]int{}, map[string]int{}
+	type change struct {
+		at    time.Duration
+		apply func()
+	}
+	var changes []change
 	for i, s := range r.in.Lab.Services {
 		if s.VIP != target.Addr() || (s.Port != target.Port() && s.Port != 0) {
 			continue
 		}
+		quiescent := true
 		for j, d := range s.Dests {
 			// The ipvsadm block's real servers follow the structured ones.
-			standby := i < len(r.s.Services) && j < len(r.s.Services[i].RealServers) && r.s.Services[i].RealServers[j].Standby
-			in[d.Node], weight[d.Node] = !standby, d.Weight
+			var rs RealServer
+			if i < len(r.s.Services) && j < len(r.s.Services[i].RealServers) {
+				rs = r.s.Services[i].RealServers[j]
+				if hc := r.s.Services[i].HealthCheck; hc != nil && hc.Quiescent != nil {
+					quiescent = *hc.Quiescent
+				}
+			}
+			in[d.Node], weight[d.Node], initial[d.Node] = !rs.Standby, d.Weight, d.Weight
+		}
+		key := serviceKeyArgs(s)
+		for _, e := range events {
+			t := e.At.Sub(r.t0)
+			if e.Service != key || t > at {
+				continue
+			}
+			n := e.Node
+			changes = append(changes, change{t, func() {
+				switch {
+				case e.Sorry:
+					in[n], weight[n] = e.Up, sorryWeight
+				case quiescent && e.Up:
+					weight[n] = initial[n]
+				case quiescent:
+					weight[n] = 0
+				default:
+					in[n] = e.Up
+				}
+			}})
 		}
 	}
-	type change struct {
-		at time.Duration
-		f  *Fault
-	}
-	var changes []change
 	for i := range r.s.Faults {
 		f := &r.s.Faults[i]
+		act, node, _ := f.Action()
 		if t, _ := r.s.FaultTimes(f, r.opt.Scale); t <= at {
-			changes = append(changes, change{t, f})
+			changes = append(changes, change{t, func() {
+				if _, ok := in[node]; !ok {
+					return
+				}
+				switch act {
+				case Add:
+					in[node] = true
+				case Remove:
+					in[node] = false
+				case Weight:
+					weight[node] = f.Weight.Value
+				}
+			}})
 		}
 	}
 	slices.SortStableFunc(changes, func(a, b change) int { return cmp.Compare(a.at, b.at) })
 	for _, c := range changes {
-		act, node, _ := c.f.Action()
-		if _, ok := in[node]; !ok {
-			continue
-		}
-		switch act {
-		case Add:
-			in[node] = true
-		case Remove:
-			in[node] = false
-		case Weight:
-			weight[node] = c.f.Weight.Value
-		}
+		c.apply()
 	}
 	out := map[string]float64{}
 	for node, ok := range in {
@@ -575,41 +600,39 @@ func (r *run) weightsAt(target netip.AddrPort, at time.Duration) map[string]floa
 const estimatorSettle = 3 * time.Second
 
 // services reads the director's counters (ipvsadm -L -n --stats --exact)
-// into the report's services.
+// into the report's services: the structured ones, then those only the
+// ipvsadm block declares. Each destination is named by the real server
+// node that owns its address, with the weight and forwarding method the
+// scenario gave it.
 func (r *run) services() ([]reports.Service, error) {
 	if r.director == "" {
 		return nil, nil
 	}
-	var out, errb bytes.Buffer
-	code, err := engine.Ipvsadm(r.director, []string{"-L", "-n", "--stats", "--exact"}, nil, &out, &errb)
-	if err == nil && code != 0 {
-		err = fmt.Errorf("ipvsadm -L -n --stats: %s", strings.TrimSpace(errb.String()))
-	}
+	stats, err := r.listing("-L", "-n", "--stats", "--exact")
 	if err != nil {
 		return nil, fmt.Errorf("reading the director's counters: %w", err)
 	}
-	stats := parseStats(out.String())
-	byAddr := map[string]Destination{}
-	for _, ds := range r.dests {
-		for _, d := range ds {
-			byAddr[d.Service+" "+d.Server] = d
-		}
+	table, err := r.listing("-S", "-n")
+	if err != nil {
+		return nil, fmt.Errorf("reading the director's table: %w", err)
 	}
+	counters, scheds := parseStats(stats), parseSchedulers(table)
 	var svcs []reports.Service
-	for i, s := range r.s.Services {
-		ls := r.in.Lab.Services[i]
+	for i, ls := range r.in.Lab.Services {
 		key := serviceKeyArgs(ls)
-		st := stats[key]
+		st := counters[key]
 		if st == nil {
 			st = &svcStats{}
 		}
 		var rss []reports.RealServer
 		for _, d := range st.dests {
-			rs := reports.RealServer{Node: byAddr[key+" "+d.addr].Node, Address: d.addr, Connections: d.c[0],
+			rs := reports.RealServer{Address: d.addr.String(), Connections: d.c[0],
 				InPackets: d.c[1], OutPackets: d.c[2], InBytes: d.c[3], OutBytes: d.c[4]}
-			if dd, ok := byAddr[key+" "+d.addr]; ok {
-				rs.Forward = map[string]string{"-m": "nat", "-g": "dr", "-i": "tun"}[dd.Method]
-				rs.Weight = dd.Weight
+			rs.Node = realServerAt(r.in.Lab, d.addr.Addr())
+			for _, ld := range ls.Dests {
+				if ld.Node == rs.Node && ld.Port == d.addr.Port() {
+					rs.Forward, rs.Weight = string(ld.Forward), ld.Weight
+				}
 			}
 			rss = append(rss, rs)
 		}
@@ -617,9 +640,50 @@ func (r *run) services() ([]reports.Service, error) {
 		if ls.FWMark != 0 {
 			proto = "fwmark"
 		}
-		svcs = append(svcs, reports.NewService(s.VIP, proto, s.SchedulerOf(), rss))
+		vip, sched := netip.AddrPortFrom(ls.VIP, ls.Port).String(), scheds[key]
+		switch {
+		case i < len(r.s.Services):
+			vip, sched = r.s.Services[i].VIP, r.s.Services[i].SchedulerOf()
+		case ls.FWMark != 0 && ls.VIP.IsValid():
+			vip = ls.VIP.String()
+		case ls.FWMark != 0:
+			vip = ""
+		}
+		svc := reports.NewService(vip, proto, sched, rss)
+		svc.FWMark = ls.FWMark
+		svcs = append(svcs, svc)
 	}
 	return svcs, nil
+}
+
+// listing runs ipvsadm against the (first) director and returns what it
+// printed; a non-zero exit status is an error carrying ipvsadm's message.
+func (r *run) listing(args ...string) (string, error) {
+	if r.director == "" {
+		return "", errors.New("the lab has no director")
+	}
+	var out, errb bytes.Buffer
+	code, err := engine.Ipvsadm(r.director, args, nil, &out, &errb)
+	if err == nil && code != 0 {
+		err = fmt.Errorf("ipvsadm %s: exit status %d: %s", strings.Join(args, " "), code, strings.TrimSpace(errb.String()))
+	}
+	return out.String(), err
+}
+
+// parseSchedulers reads each service's scheduler from `ipvsadm -S -n`,
+// keyed like serviceKeyArgs.
+func parseSchedulers(s string) map[string]string {
+	out := map[string]string{}
+	for line := range strings.SplitSeq(s, "\n") {
+		rest, ok := strings.CutPrefix(line, "-A ")
+		if !ok {
+			continue
+		}
+		key, opts, _ := strings.Cut(rest, " -s ")
+		sched, _, _ := strings.Cut(opts, " ")
+		out[key] = sched
+	}
+	return out
 }
 
 func serviceKeyArgs(s topo.Service) string {
@@ -639,7 +703,7 @@ type svcStats struct {
 }
 
 type destStats struct {
-	addr string
+	addr netip.AddrPort
 	c    [5]uint64 // conns, inpkts, outpkts, inbytes, outbytes
 }
 
@@ -666,8 +730,8 @@ func parseStats(s string) map[string]*svcStats {
 		if p, isSvc := flag[f[0]]; isSvc {
 			cur = &svcStats{}
 			out[p+" "+f[1]] = cur
-		} else if f[0] == "->" && cur != nil {
-			cur.dests = append(cur.dests, destStats{f[1], c})
+		} else if ap, err := netip.ParseAddrPort(f[1]); err == nil && f[0] == "->" && cur != nil {
+			cur.dests = append(cur.dests, destStats{ap, c})
 		}
 	}
 	return out

@@ -72,7 +72,9 @@ func TestExamplesRunGreen(t *testing.T) {
 			assert.True(t, rep.Passed)
 			require.NotNil(t, rep.Load)
 			assert.NotZero(t, rep.Load.Requests)
-			assert.Len(t, rep.Services, len(s.Services))
+			lab, err := s.BuildLab()
+			require.NoError(t, err)
+			assert.Len(t, rep.Services, len(lab.Services), "the structured services and the ipvsadm block's")
 			assert.Len(t, rep.Faults, len(s.Faults))
 			assert.NotEmpty(t, rep.Manifest["lab"])
 			for _, f := range rep.Faults {
@@ -356,6 +358,11 @@ faults:
 	assert.Zero(t, back.Errors, "%v", back.ErrorsByClass)
 	assert.Zero(t, conns(back, "sorry"), "out again once rs1 is back")
 	assert.Equal(t, back.Requests, conns(back, "rs1"))
+	// The weight shares follow the table at each phase's start: the sorry
+	// server counts only while it is in, a quiescent server weighs 0.
+	assert.Equal(t, map[string]float64{"rs1": 1, "rs2": 1}, weightsOf(before))
+	assert.Equal(t, map[string]float64{"sorry": 1}, weightsOf(down))
+	assert.Equal(t, map[string]float64{"rs1": 1}, weightsOf(back))
 	assert.Equal(t, []reports.Health{
 		{Node: "rs1", Service: "-t 192.168.1.110:80", Downs: 1, Flaps: 1, Up: true},
 		{Node: "rs2", Service: "-t 192.168.1.110:80", Downs: 1, Up: false},
@@ -365,7 +372,8 @@ faults:
 }
 
 // TestBlockOnlyDR runs a DR service that only the ipvsadm block declares:
-// its real servers answer because they got the DR setup (VIP on lo).
+// its real servers answer because they got the DR setup (VIP on lo), and
+// the report lists the service with its real servers, weights and shares.
 func TestBlockOnlyDR(t *testing.T) {
 	needLabs(t)
 	s, err := Parse("blockdr.yaml", []byte(`name: blockdr
@@ -391,6 +399,26 @@ load:
 	assert.NotZero(t, p.Requests)
 	assert.Zero(t, p.Errors, "%v", p.ErrorsByClass)
 	assert.Len(t, p.Realservers, 2)
+	require.Len(t, rep.Services, 1)
+	svc := rep.Services[0]
+	assert.Equal(t, []string{"192.168.1.110:80", "tcp", "rr"}, []string{svc.VIP, svc.Protocol, svc.Scheduler})
+	require.Len(t, svc.Realservers, 2)
+	var conns uint64
+	for i, want := range []struct {
+		node, addr string
+		weight     int
+		share      float64
+	}{{"rs1", "192.168.1.2:80", 1, 0.25}, {"rs2", "192.168.1.3:80", 3, 0.75}} {
+		rs := svc.Realservers[i]
+		assert.Equal(t, want.node, rs.Node)
+		assert.Equal(t, want.addr, rs.Address)
+		assert.Equal(t, "dr", rs.Forward)
+		assert.Equal(t, want.weight, rs.Weight)
+		assert.Equal(t, want.share, rs.WeightShare)
+		conns += rs.Connections
+	}
+	assert.Equal(t, p.Requests, conns, "the director counted every connection the client made")
+	assert.NotZero(t, svc.Fairness.Jain)
 	requireNothingLeft(t, runDir, rep.Manifest["lab"])
 }
 
@@ -472,5 +500,6 @@ load:
 		{Node: "rs1", Service: "-t 192.168.1.110:80", Up: true},
 		{Node: "rs2", Service: "-t 192.168.1.110:80", Downs: 1, Up: false},
 	}, rep.Health)
+	assert.Equal(t, map[string]float64{"rs1": 1}, weightsOf(*rep.Load), "quiescent before the phase: weight 0")
 	requireNothingLeft(t, runDir, rep.Manifest["lab"])
 }
