@@ -531,14 +531,16 @@ func (r *run) weightsAt(target netip.AddrPort, at time.Duration, events []Health
 			continue
 		}
 		quiescent := true
+		if i < len(r.s.Services) {
+			if hc := r.s.Services[i].HealthCheck; hc != nil && hc.Quiescent != nil {
+				quiescent = *hc.Quiescent
+			}
+		}
 		for j, d := range s.Dests {
 			// The ipvsadm block's real servers follow the structured ones.
 			var rs RealServer
 			if i < len(r.s.Services) && j < len(r.s.Services[i].RealServers) {
 				rs = r.s.Services[i].RealServers[j]
-				if hc := r.s.Services[i].HealthCheck; hc != nil && hc.Quiescent != nil {
-					quiescent = *hc.Quiescent
-				}
 			}
 			in[d.Node], weight[d.Node], initial[d.Node] = !rs.Standby, d.Weight, d.Weight
 		}
