@@ -25,6 +25,7 @@ type Relay struct {
 
 	mu    sync.Mutex
 	stats Stats
+	cpu   float64 // seconds, set when Run ends
 }
 
 // Side is one of the relay's two interfaces.
@@ -41,6 +42,9 @@ type Stats struct {
 	ToNode   LineStats `json:"to_node"`
 	// Socket counts frames the sockets themselves lost.
 	Socket packetio.Stats `json:"socket"`
+	// CPUSeconds is the relay thread's CPU time (user and system), known
+	// once it stopped.
+	CPUSeconds float64 `json:"cpu_s,omitempty"`
 }
 
 // relayBatch is how many frames one recvmmsg or sendmmsg moves.
@@ -84,11 +88,17 @@ func OpenRelay(nodeSide, networkSide string, cfg Config) (r *Relay, err error) {
 func (r *Relay) Run() error {
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
+	start := threadCPU()
 	ready := make([]bool, 3)
 	for {
 		err := r.poll.Wait(ready)
 		if errors.Is(err, packetio.ErrStopped) {
-			return r.flush()
+			err = r.flush()
+			r.mu.Lock()
+			r.cpu = threadCPU() - start
+			r.stats.CPUSeconds = r.cpu
+			r.mu.Unlock()
+			return err
 		}
 		if err != nil {
 			return err
@@ -127,7 +137,7 @@ func (r *Relay) Stats() Stats {
 
 func (r *Relay) publish() {
 	r.mu.Lock()
-	r.stats = Stats{FromNode: r.lines[NodeSide].Stats, ToNode: r.lines[NetworkSide].Stats}
+	r.stats = Stats{FromNode: r.lines[NodeSide].Stats, ToNode: r.lines[NetworkSide].Stats, CPUSeconds: r.cpu}
 	for _, s := range r.sock {
 		r.stats.Socket.Truncated += s.Stats.Truncated
 		r.stats.Socket.Outgoing += s.Stats.Outgoing
@@ -213,6 +223,15 @@ func (r *Relay) Close() error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// threadCPU is the calling thread's CPU time in seconds.
+func threadCPU() float64 {
+	var ru unix.Rusage
+	if unix.Getrusage(unix.RUSAGE_THREAD, &ru) != nil {
+		return 0
+	}
+	return float64(ru.Utime.Nano()+ru.Stime.Nano()) / 1e9
 }
 
 func monotonic() int64 {
