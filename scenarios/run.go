@@ -26,6 +26,7 @@ import (
 	"github.com/lvslab/lvslab/reports"
 	"github.com/lvslab/lvslab/reports/metrics"
 	"github.com/lvslab/lvslab/topo"
+	"github.com/lvslab/lvslab/topo/impair"
 )
 
 // RunOptions tune a run.
@@ -84,6 +85,11 @@ type run struct {
 	procs        []*exec.Cmd
 	mu           sync.Mutex
 	t0           time.Time
+
+	// delays are the link delays on now, delayStats what the ended ones
+	// counted, by fault.
+	delays     map[*Fault]*impair.Impairment
+	delayStats map[*Fault]impair.Stats
 }
 
 // Run builds the scenario's lab, runs its timeline, and returns the report;
@@ -130,7 +136,7 @@ func (l *Lab) RunTimeline(ctx context.Context) (*reports.Report, error) {
 	rep.Faults = faults
 	for i := range rep.Faults {
 		f := &rep.Faults[i]
-		f.Detail = strings.Join(append([]string{errorsDuring(rep, *f)}, r.detection(f, events)...), "; ")
+		f.Detail = strings.Join(slices.Concat([]string{errorsDuring(rep, *f)}, r.linkEffect(rep, i), r.detection(f, events)), "; ")
 		r.recovery(rep, i)
 	}
 	rep.Health = healthSummary(events, r.s.healthSpecs(r.dests))
@@ -647,7 +653,7 @@ func parseStats(s string) map[string]*svcStats {
 // environment is what the report says about the machine.
 func environment(f topo.Features) map[string]string {
 	yes := map[bool]string{true: "present", false: "absent"}
-	return map[string]string{"packet_io": "afpacket", "ipip": f.Decap(), "netem": yes[f.Netem], "tbf": yes[f.TBF],
+	return map[string]string{"packet_io": "afpacket", "ipip": f.Decap(), "netem": yes[f.Netem], "delay": f.DelayMechanism(), "tbf": yes[f.TBF],
 		"kernel_ipvs": yes[f.IPVS], "kernel": f.Kernel, "go": runtime.Version()}
 }
 
