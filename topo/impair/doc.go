@@ -16,9 +16,12 @@
 // free, starts a relay there (an agent: this binary re-executed in the
 // fabric namespace), and then takes the node's fabric port off the bridge.
 // Frames now cross the relay both ways: node ⇄ fabric port ⇄ relay ⇄ new
-// pair ⇄ bridge. Stop ends the relay (it sends what still waits at once),
-// removes the pair (the bridge forgets the MACs it learned there) and puts
-// the fabric port back on its bridge.
+// pair ⇄ bridge. Stop puts the fabric port back on its bridge, ends the
+// relay (it sends what still waits at once) and removes the pair (the
+// bridge forgets the MACs it learned there). Both switches leave a moment
+// (a netlink request at the start, a process exit at the end) in which the
+// node's frames cross twice, directly and as a delayed copy, rather than
+// not at all: TCP shrugs off a duplicate, while a lost SYN costs a second.
 //
 // The relay reads and writes with dataplane/packetio's AF_PACKET sockets
 // with PACKET_VNET_HDR both ways, so a 64 KB GSO frame from veth crosses

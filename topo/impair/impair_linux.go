@@ -231,11 +231,15 @@ func (s *Stats) add(o Stats) {
 // relayGrace is how long a relay may take to send what waits and exit.
 const relayGrace = 2 * time.Second
 
-// Stop ends the delay: each relay sends what still waits and exits, its
-// pair goes (the bridge forgets what it learned there) and the node's port
-// rejoins its bridge; or the netem qdiscs go. It returns what the relays
-// did. Stop undoes whatever part of Start happened, so Start uses it to
-// clean up after an error.
+// Stop ends the delay: each node port rejoins its bridge, then its relay
+// sends what still waits and exits, then its pair goes (the bridge forgets
+// the MACs it learned there); or the netem qdiscs go. It returns what the
+// relays did. The order trades a loss for a duplicate: until the relay
+// has exited, the node's frames cross both ways (the bridge, and a
+// delayed copy from the relay), which TCP shrugs off, where the opposite
+// order would drop everything for as long as a process takes to exit,
+// and lost SYNs cost a second each. Stop undoes whatever part of Start
+// happened, so Start uses it to clean up after an error.
 func (im *Impairment) Stop() (Stats, error) {
 	var errs []error
 	for _, at := range im.netem {
@@ -251,33 +255,35 @@ func (im *Impairment) Stop() (Stats, error) {
 	if len(im.relays) == 0 {
 		return Stats{}, errors.Join(errs...)
 	}
+	fabric, err := im.in.NetNS(topo.FabricNode)
+	if err != nil {
+		return Stats{}, errors.Join(append(errs, err)...)
+	}
+	h, err := netlink.NewHandleAt(netns.NsHandle(fabric.Fd()), unix.NETLINK_ROUTE)
+	if err != nil {
+		return Stats{}, errors.Join(append(errs, err)...)
+	}
+	defer h.Close()
+	for _, s := range im.relays {
+		if s.off {
+			port := &netlink.Device{LinkAttrs: netlink.LinkAttrs{Index: s.port.PortIndex, Name: s.port.Port}}
+			if err := h.LinkSetMasterByIndex(port, s.port.Bridge); err != nil {
+				errs = append(errs, fmt.Errorf("%s back on its bridge: %w", s.port.Port, err))
+			}
+		}
+	}
 	for _, s := range im.relays {
 		if s.agent != nil {
 			errs = append(errs, s.agent.Stop(relayGrace))
 		}
 	}
 	stats := im.Stats()
-	fabric, err := im.in.NetNS(topo.FabricNode)
-	if err != nil {
-		return stats, errors.Join(append(errs, err)...)
-	}
-	h, err := netlink.NewHandleAt(netns.NsHandle(fabric.Fd()), unix.NETLINK_ROUTE)
-	if err != nil {
-		return stats, errors.Join(append(errs, err)...)
-	}
-	defer h.Close()
 	for _, s := range im.relays {
 		if s.onPair {
 			if l, err := h.LinkByName(s.pair); err == nil {
 				errs = append(errs, h.LinkDel(l))
 			} else {
 				errs = append(errs, err)
-			}
-		}
-		if s.off {
-			port := &netlink.Device{LinkAttrs: netlink.LinkAttrs{Index: s.port.PortIndex, Name: s.port.Port}}
-			if err := h.LinkSetMasterByIndex(port, s.port.Bridge); err != nil {
-				errs = append(errs, fmt.Errorf("%s back on its bridge: %w", s.port.Port, err))
 			}
 		}
 		os.Remove(s.stats)
