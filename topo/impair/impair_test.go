@@ -1,6 +1,7 @@
 package impair_test
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/sha256"
@@ -10,6 +11,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -28,7 +30,69 @@ import (
 // The test binary serves as its own agent executable (the relay).
 func TestMain(m *testing.M) {
 	agent.MainIfAgent()
+	if dir := os.Getenv("LVSLAB_TEST_HOLD"); dir != "" {
+		holdDelayedLab(dir)
+	}
 	os.Exit(m.Run())
+}
+
+// holdDelayedLab is a runner that builds a pinned lab whose agents outlive
+// it (as lvslab up does), delays a link, says so and waits to be killed.
+func holdDelayedLab(runDir string) {
+	f := topo.Probe()
+	f.Netem = false
+	in, err := topo.Build(context.Background(), twoNodeLab(), topo.Options{RunDir: runDir, Pin: true, Detached: true, Features: &f})
+	if err == nil {
+		_, err = impair.Start(in, "a", impair.Config{Delay: time.Second})
+	}
+	if err != nil {
+		fmt.Println("error:", err)
+		os.Exit(1)
+	}
+	fmt.Println("up")
+	select {}
+}
+
+// TestKilledRunnerLeavesNothingAfterDestroyAll: a runner is SIGKILLed with
+// a delay line spliced in; its relay lives on in the pinned fabric, and
+// destroy --all removes it, the pair and the rest of the lab.
+func TestKilledRunnerLeavesNothingAfterDestroyAll(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to build network namespaces (run as root, or in CI)")
+	}
+	runDir := t.TempDir()
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), "LVSLAB_TEST_HOLD="+runDir)
+	out, err := cmd.StdoutPipe()
+	require.NoError(t, err)
+	require.NoError(t, cmd.Start())
+	line, err := bufio.NewReader(out).ReadString('\n')
+	require.NoError(t, err)
+	require.Equal(t, "up\n", line)
+	require.NoError(t, cmd.Process.Kill())
+	cmd.Wait()
+
+	labs, err := topo.List(runDir)
+	require.NoError(t, err)
+	require.Len(t, labs, 1)
+	var relays []int
+	for _, a := range labs[0].Agents {
+		if a.Kind == impair.AgentKind && a.Alive {
+			relays = append(relays, a.PID)
+		}
+	}
+	require.Len(t, relays, 1, "the relay outlives its runner")
+	_, err = topo.DestroyAll(runDir)
+	require.NoError(t, err)
+	labs, err = topo.List(runDir)
+	require.NoError(t, err)
+	assert.Empty(t, labs)
+	entries, _ := os.ReadDir(runDir)
+	assert.Empty(t, entries)
+	mounts, err := os.ReadFile("/proc/self/mountinfo")
+	require.NoError(t, err)
+	assert.NotContains(t, string(mounts), runDir, "no pinned namespace left")
+	assert.False(t, running(relays[0]), "the relay is gone")
 }
 
 func TestDelayMechanismFollowsTheKernel(t *testing.T) {
@@ -266,4 +330,15 @@ func fabricLinks(t *testing.T, in *topo.Instance) string {
 		fmt.Fprintf(&b, "%s master %d\n", a.Name, a.MasterIndex)
 	}
 	return b.String()
+}
+
+// running says whether process pid runs (a zombie nobody reaped, its
+// parent killed, does not).
+func running(pid int) bool {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return false
+	}
+	i := bytes.LastIndexByte(b, ')')
+	return i < 0 || len(b) < i+3 || (b[i+2] != 'Z' && b[i+2] != 'X')
 }
