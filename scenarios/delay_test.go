@@ -6,10 +6,24 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"github.com/vishvananda/netlink"
 
 	"github.com/lvslab/lvslab/topo"
 	"github.com/lvslab/lvslab/topo/impair"
 )
+
+func TestRateGoesBeneathANetemDelay(t *testing.T) {
+	assert.Equal(t, [][]string{
+		{"tc", "qdisc", "replace", "dev", "eth0", "root", "tbf", "rate", "10mbit", "burst", "32kbit", "latency", "400ms"},
+		{"tc", "qdisc", "replace", "dev", "eth1", "root", "tbf", "rate", "10mbit", "burst", "32kbit", "latency", "400ms"},
+	}, rateCommands(2, "10mbit", false, true))
+	assert.Equal(t, [][]string{
+		{"tc", "qdisc", "replace", "dev", "eth0", "parent", "1:1", "tbf", "rate", "10mbit", "burst", "32kbit", "latency", "400ms"},
+	}, rateCommands(1, "10mbit", true, true), "netem's child class")
+	assert.Equal(t, [][]string{{"tc", "qdisc", "del", "dev", "eth0", "parent", "1:1"}}, rateCommands(1, "10mbit", true, false),
+		"the rate comes off and leaves the delay to its own removal")
+	assert.Equal(t, netlink.MakeHandle(1, 0), impair.NetemHandle, "1:1 is a class of the netem qdisc")
+}
 
 // TestLinkDelayWithRate delays the client's link (with a rate limit on it
 // too) for the second of two phases: every request of that phase takes at

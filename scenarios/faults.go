@@ -319,18 +319,8 @@ func (r *run) link(node string, f *Fault, on bool) error {
 	}
 	var cmds [][]string
 	if f.Rate != "" {
-		parent := []string{"root"}
-		if im := r.delays[f]; im != nil && im.Mechanism() == impair.Netem {
-			parent = []string{"parent", impair.NetemChild}
-		}
-		for i := range n.Interfaces {
-			dev := []string{"dev", topo.IfName(i)}
-			if on {
-				cmds = append(cmds, slices.Concat([]string{"tc", "qdisc", "replace"}, dev, parent, []string{"tbf", "rate", f.Rate, "burst", "32kbit", "latency", "400ms"}))
-			} else {
-				cmds = append(cmds, slices.Concat([]string{"tc", "qdisc", "del"}, dev, parent))
-			}
-		}
+		im := r.delays[f]
+		cmds = rateCommands(len(n.Interfaces), f.Rate, im != nil && im.Mechanism() == impair.Netem, on)
 	}
 	if f.Loss != "" || f.Down {
 		verdict := "drop"
@@ -356,6 +346,26 @@ func (r *run) link(node string, f *Fault, on bool) error {
 		return r.stopDelay(f)
 	}
 	return nil
+}
+
+// rateCommands set (or, with on false, remove) a rate limit on each of a
+// node's interfaces: a tbf qdisc at the root, or beneath the netem qdisc
+// of a delay on the same interfaces.
+func rateCommands(ifaces int, rate string, underNetem, on bool) [][]string {
+	parent := []string{"root"}
+	if underNetem {
+		parent = []string{"parent", impair.NetemChild}
+	}
+	var cmds [][]string
+	for i := range ifaces {
+		dev := []string{"dev", topo.IfName(i)}
+		if on {
+			cmds = append(cmds, slices.Concat([]string{"tc", "qdisc", "replace"}, dev, parent, []string{"tbf", "rate", rate, "burst", "32kbit", "latency", "400ms"}))
+		} else {
+			cmds = append(cmds, slices.Concat([]string{"tc", "qdisc", "del"}, dev, parent))
+		}
+	}
+	return cmds
 }
 
 // startDelay puts fault f's delay on node's links. Each delay fault draws
