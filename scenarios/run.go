@@ -678,6 +678,9 @@ func fallbacks(f topo.Features) string {
 	if !f.IPIP {
 		fb = append(fb, "userspace IPIP decapsulation (no ipip driver)")
 	}
+	if !f.Netem {
+		fb = append(fb, "userspace link delay line (no netem)")
+	}
 	if len(fb) == 0 {
 		return "none"
 	}
