@@ -19,7 +19,8 @@ type Relay struct {
 	sock  [2]*packetio.AFPacket // by Side
 	lines [2]*Line              // by the side frames arrive on
 	poll  *packetio.Poller
-	timer int // timerfd (CLOCK_MONOTONIC)
+	timer int   // timerfd (CLOCK_MONOTONIC)
+	armed int64 // when the timer fires; 0: disarmed
 	in    []packetio.Packet
 	out   []packetio.Packet
 
@@ -114,6 +115,7 @@ func (r *Relay) Run() error {
 		if ready[2] {
 			var b [8]byte
 			unix.Read(r.timer, b[:]) // clear the expiry
+			r.armed = 0              // and set it again below
 		}
 		if err := r.release(now); err != nil {
 			return err
@@ -176,21 +178,26 @@ func (r *Relay) release(now int64) error {
 	return nil
 }
 
-// arm sets the timer to the next frame due (or disarms it).
+// arm sets the timer to the next frame due (or disarms it), unless it is
+// set so already.
 func (r *Relay) arm() error {
-	var spec unix.ItimerSpec
-	next, ok := int64(0), false
+	next := int64(0)
 	for _, line := range r.lines {
-		if at, has := line.Next(); has && (!ok || at < next) {
-			next, ok = at, true
+		if at, has := line.Next(); has && (next == 0 || at < next) {
+			next = max(at, 1)
 		}
 	}
-	if ok {
-		spec.Value = unix.NsecToTimespec(max(next, 1))
+	if next == r.armed {
+		return nil
+	}
+	var spec unix.ItimerSpec
+	if next != 0 {
+		spec.Value = unix.NsecToTimespec(next)
 	}
 	if err := unix.TimerfdSettime(r.timer, unix.TFD_TIMER_ABSTIME, &spec, nil); err != nil {
 		return fmt.Errorf("impair: timerfd_settime: %w", err)
 	}
+	r.armed = next
 	return nil
 }
 
