@@ -23,10 +23,10 @@ const (
 
 // NetemHandle is the handle of the root netem qdisc a delay installs; a
 // rate limit on the same interface goes beneath it, at NetemChild.
-var (
-	NetemHandle = netlink.MakeHandle(1, 0)
-	NetemChild  = "1:1"
-)
+var NetemHandle = netlink.MakeHandle(1, 0)
+
+// NetemChild is the netem qdisc's class, as tc writes it.
+const NetemChild = "1:1"
 
 // NetemQdisc is the qdisc a delay puts at the root of one end of a link:
 // netem's own tfifo queue holds cfg.Limit packets, as the userspace line.
@@ -53,8 +53,8 @@ type Impairment struct {
 
 type spliced struct {
 	port   topo.FabricPort
-	pair   string // the pair's bridge end; its peer is relayEnd
-	relay  string
+	pair   string // the pair's bridge end
+	relay  string // the pair's other end, the relay's
 	agent  *topo.Agent
 	stats  string
 	onPair bool // the pair exists
@@ -177,9 +177,11 @@ func (im *Impairment) startUserspace() error {
 	return nil
 }
 
-// waitUp returns once every named link is operationally up with a real
-// queueing discipline (see topo's readyLinks: a new veth drops frames
-// until the kernel's link watcher has seen its carrier).
+// waitUp returns once every named link is operationally up: a new veth
+// drops frames until the kernel's link watcher has seen its carrier (see
+// topo's readyLinks), which it marks in the operational state just before
+// it gives the link its queueing discipline; the relay starting takes far
+// longer than that gap.
 func waitUp(h *netlink.Handle, names ...string) error {
 	deadline := time.Now().Add(PairUpTimeout)
 	pause := time.Millisecond
