@@ -377,7 +377,7 @@ func (r *run) startDelay(node string, f *Fault, ld LinkDelay) error {
 			seed = seed*1000003 + uint64(i)
 		}
 	}
-	im, err := impair.Start(r.in, node, impair.Config{Delay: ld.Delay, Jitter: ld.Jitter, Seed: seed})
+	im, err := impair.Start(r.in, node, impair.Config{Delay: ld.Delay, Jitter: ld.Jitter, Reorder: ld.Reorder, Seed: seed})
 	if err != nil {
 		return err
 	}
@@ -410,6 +410,9 @@ func (r *run) linkEffect(rep *reports.Report, i int) []string {
 	what := fmt.Sprintf("delay %s", ld.Delay)
 	if ld.Jitter > 0 {
 		what += fmt.Sprintf(" ± %s", ld.Jitter)
+	}
+	if ld.Reorder {
+		what += ", reordering"
 	}
 	out := []string{fmt.Sprintf("%s each way (%s)", what, mech)}
 	if before, during, ok := p50Shift(rep.Timeseries, rep.Faults[i]); ok {

@@ -109,9 +109,10 @@ type Fault struct {
 	// (netem, or lvslab's userspace delay line).
 	Delay string `yaml:"delay"`
 	// Jitter spreads a link's delay uniformly over delay ± jitter; the
-	// link never reorders packets.
-	Jitter string `yaml:"jitter"`
-	Status int    `yaml:"status"` // error
+	// link does not reorder packets unless Reorder says it may.
+	Jitter  string `yaml:"jitter"`
+	Reorder bool   `yaml:"reorder"`
+	Status  int    `yaml:"status"` // error
 }
 
 // WeightFault changes a real server's weight in every service it serves.
@@ -346,6 +347,9 @@ func (s *Scenario) checkTimeline() Errors {
 		if f.Jitter != "" && act != Link {
 			bad(path+".jitter", obj, "jitter belongs to a link's delay")
 		}
+		if f.Reorder && act != Link {
+			bad(path+".reorder", obj, "reorder belongs to a link's delay")
+		}
 		if act == Slow {
 			if d, err := duration(f.Delay, 0); err != nil || d <= 0 {
 				bad(path+".delay", obj, "slow needs a delay like 200ms")
@@ -446,11 +450,11 @@ func (s *Scenario) checkLink(path, obj string, f *Fault) Errors {
 	bad := func(p, format string, args ...any) {
 		es = append(es, s.src.errorAt(p, obj, fmt.Sprintf(format, args...)))
 	}
-	impaired := f.Loss != "" || f.Rate != "" || f.Delay != "" || f.Jitter != ""
+	impaired := f.Loss != "" || f.Rate != "" || f.Delay != "" || f.Jitter != "" || f.Reorder
 	if f.Down == impaired {
 		bad(path, "link takes down: true, or any of loss: 5%%, rate: 10mbit and delay: 20ms (with jitter: 5ms)")
 	}
-	if f.Delay != "" || f.Jitter != "" {
+	if f.Delay != "" || f.Jitter != "" || f.Reorder {
 		_, err := f.LinkDelay()
 		var le *linkDelayError
 		switch {
@@ -474,6 +478,7 @@ func (s *Scenario) checkLink(path, obj string, f *Fault) Errors {
 // LinkDelay is what a link fault's delay and jitter ask of the link.
 type LinkDelay struct {
 	Delay, Jitter time.Duration
+	Reorder       bool
 }
 
 type linkDelayError struct{ key, msg string }
@@ -487,8 +492,11 @@ func (f *Fault) LinkDelay() (LinkDelay, error) {
 	var d LinkDelay
 	var err error
 	if f.Delay == "" {
-		if f.Jitter != "" {
+		switch {
+		case f.Jitter != "":
 			return d, &linkDelayError{"jitter", "jitter needs a delay (delay: 20ms, jitter: 5ms)"}
+		case f.Reorder:
+			return d, &linkDelayError{"reorder", "reorder needs a delay with jitter (delay: 20ms, jitter: 5ms)"}
 		}
 		return d, nil
 	}
@@ -501,6 +509,10 @@ func (f *Fault) LinkDelay() (LinkDelay, error) {
 	if d.Jitter > d.Delay {
 		return d, &linkDelayError{"jitter", fmt.Sprintf("jitter %s exceeds the delay %s (a packet cannot leave before it arrived)", d.Jitter, d.Delay)}
 	}
+	if f.Reorder && d.Jitter == 0 {
+		return d, &linkDelayError{"reorder", "reorder needs jitter: with one delay for all, no packet overtakes another"}
+	}
+	d.Reorder = f.Reorder
 	return d, nil
 }
 

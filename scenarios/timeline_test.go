@@ -26,6 +26,7 @@ func TestLinkDelayCombinesWithLossAndRate(t *testing.T) {
   - {at: 5s, link: rs1, delay: 20ms, jitter: 5ms, for: 10s}
   - {at: 1s, link: client, delay: 1ms, loss: 5%, rate: 10mbit}
   - {at: 2s, link: rs2, delay: 0s}
+  - {at: 3s, link: rs2, delay: 10ms, jitter: 9ms, reorder: true}
 `))
 	require.NoError(t, err)
 	d, err := s.Faults[0].LinkDelay()
@@ -36,6 +37,9 @@ func TestLinkDelayCombinesWithLossAndRate(t *testing.T) {
 	d, err = s.Faults[1].LinkDelay()
 	require.NoError(t, err)
 	assert.Equal(t, LinkDelay{Delay: time.Millisecond}, d)
+	d, err = s.Faults[3].LinkDelay()
+	require.NoError(t, err)
+	assert.Equal(t, LinkDelay{Delay: 10 * time.Millisecond, Jitter: 9 * time.Millisecond, Reorder: true}, d)
 }
 
 func TestTimelineParses(t *testing.T) {
@@ -119,6 +123,8 @@ func TestBrokenTimelines(t *testing.T) {
   - {at: 1s, link: rs1, down: true, delay: 20ms}
   - {at: 1s, hang: rs1, delay: 20ms, jitter: 5ms}
   - {at: 1s, slow: rs1, jitter: 5ms}
+  - {at: 1s, link: rs1, delay: 5ms, reorder: true}
+  - {at: 1s, hang: rs1, reorder: true}
 `,
 		want: []string{
 			`b.yaml:21:33: fault link rs1: jitter needs a delay (delay: 20ms, jitter: 5ms)`,
@@ -129,6 +135,8 @@ func TestBrokenTimelines(t *testing.T) {
 			`b.yaml:25:46: fault hang rs1: jitter belongs to a link's delay`,
 			`b.yaml:26:5: fault slow rs1: slow needs a delay like 200ms`,
 			`b.yaml:26:33: fault slow rs1: jitter belongs to a link's delay`,
+			`b.yaml:27:46: fault link rs1: reorder needs jitter: with one delay for all, no packet overtakes another`,
+			`b.yaml:28:34: fault hang rs1: reorder belongs to a link's delay`,
 		},
 	}, {
 		name: "expectations, servers, services",

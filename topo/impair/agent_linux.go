@@ -24,7 +24,8 @@ const statsEvery = time.Second
 func relayArgs(nodeSide, networkSide, statsFile string, cfg Config) []string {
 	return []string{"--node-side", nodeSide, "--network-side", networkSide, "--stats", statsFile,
 		"--delay", cfg.Delay.String(), "--jitter", cfg.Jitter.String(),
-		"--limit", fmt.Sprint(cfg.limit()), "--bytes", fmt.Sprint(cfg.bytes()), "--seed", fmt.Sprint(cfg.Seed)}
+		"--limit", fmt.Sprint(cfg.limit()), "--bytes", fmt.Sprint(cfg.bytes()), "--seed", fmt.Sprint(cfg.Seed),
+		"--reorder=" + fmt.Sprint(cfg.Reorder)}
 }
 
 func runAgent(ctx context.Context, env *agent.Env, args []string) error {
@@ -38,6 +39,7 @@ func runAgent(ctx context.Context, env *agent.Env, args []string) error {
 	fs.IntVar(&cfg.Limit, "limit", DefaultLimit, "frames waiting per direction")
 	fs.IntVar(&cfg.Bytes, "bytes", DefaultBytes, "bytes waiting per direction")
 	fs.Uint64Var(&cfg.Seed, "seed", 1, "seed of the jitter")
+	fs.BoolVar(&cfg.Reorder, "reorder", false, "let a frame that drew a shorter delay overtake")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}

@@ -22,21 +22,29 @@ import (
 // BenchmarkLine is the queue's cost per frame: a push (copy into the
 // ring, a jitter draw) and its release.
 func BenchmarkLine(b *testing.B) {
-	for _, size := range []int{64, 1514, 65000} {
-		b.Run(map[int]string{64: "64B", 1514: "1514B", 65000: "64KB-GSO"}[size], func(b *testing.B) {
-			l := NewLine(Config{Delay: time.Millisecond, Jitter: 100 * time.Microsecond}, 1)
-			f := make([]byte, size)
-			var vnet [header.VirtioNetHdrSize]byte
-			out := make([]packetio.Packet, 1)
-			b.SetBytes(int64(size))
-			b.ReportAllocs()
-			now := int64(0)
-			for b.Loop() {
-				now += 1000
-				l.Push(f, &vnet, now)
-				l.Release(now, out)
+	for _, reorder := range []bool{false, true} {
+		for _, size := range []int{64, 1514, 65000} {
+			name := map[int]string{64: "64B", 1514: "1514B", 65000: "64KB-GSO"}[size]
+			if reorder {
+				name += "-reorder"
 			}
-		})
+			b.Run(name, func(b *testing.B) {
+				// A millisecond's delay with a frame every microsecond: a
+				// thousand frames wait, as on a busy link.
+				l := NewLine(Config{Delay: time.Millisecond, Jitter: 100 * time.Microsecond, Reorder: reorder, Limit: 2000, Bytes: 128 << 20}, 1)
+				f := make([]byte, size)
+				var vnet [header.VirtioNetHdrSize]byte
+				out := make([]packetio.Packet, 1)
+				b.SetBytes(int64(size))
+				b.ReportAllocs()
+				now := int64(0)
+				for b.Loop() {
+					now += 1000
+					l.Push(f, &vnet, now)
+					l.Release(now, out)
+				}
+			})
+		}
 	}
 }
 

@@ -33,7 +33,8 @@
 // a uniform jitter in [-Jitter, +Jitter] drawn from a source seeded by the
 // run's seed — but never leaves before the frame ahead of it: unlike
 // netem with jitter, the line does not reorder, so TCP sees a slower link,
-// not a reordering one.
+// not a reordering one. Config.Reorder (reorder: true in a scenario) lets
+// frames overtake as netem does, at the cost of a heap of ring slots.
 //
 // A crashed run leaves nothing that lvslab destroy --all does not remove:
 // the pair's names carry the lab ID, its bridge end is in the fabric's

@@ -30,6 +30,8 @@ const NetemChild = "1:1"
 
 // NetemQdisc is the qdisc a delay puts at the root of one end of a link:
 // netem's own tfifo queue holds cfg.Limit packets, as the userspace line.
+// netem always lets a packet that drew a shorter delay overtake (Reorder);
+// its jitter comes from the kernel's random source, not cfg.Seed.
 func NetemQdisc(linkIndex int, cfg Config) *netlink.Netem {
 	return netlink.NewNetem(
 		netlink.QdiscAttrs{LinkIndex: linkIndex, Parent: netlink.HANDLE_ROOT, Handle: NetemHandle},

@@ -204,6 +204,14 @@ func testDelay(t *testing.T, f topo.Features) {
 	assert.Less(t, fastest(5), floor, "after the restore, a connect is quick again")
 	bulk(t, in, 1<<20)
 
+	// Reordering as netem does: TCP still delivers every byte in order.
+	im, err = impair.Start(in, "a", impair.Config{Delay: delay, Jitter: jitter, Reorder: true, Seed: 43})
+	require.NoError(t, err)
+	assert.GreaterOrEqual(t, connectTime(t, in), floor)
+	bulk(t, in, 2<<20)
+	_, err = im.Stop()
+	require.NoError(t, err)
+
 	// Left on for the teardown to remove.
 	_, err = impair.Start(in, "b", impair.Config{Delay: delay})
 	require.NoError(t, err)

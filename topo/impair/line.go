@@ -21,9 +21,12 @@ const (
 type Config struct {
 	Delay  time.Duration
 	Jitter time.Duration // each frame waits Delay ± Jitter, uniformly
-	Limit  int           // frames waiting at most (DefaultLimit when 0)
-	Bytes  int           // bytes waiting at most (DefaultBytes when 0)
-	Seed   uint64        // the jitter's random source
+	// Reorder lets a frame leave before one that arrived earlier but drew
+	// a longer delay, as netem does; by default a frame never overtakes.
+	Reorder bool
+	Limit   int    // frames waiting at most (DefaultLimit when 0)
+	Bytes   int    // bytes waiting at most (DefaultBytes when 0)
+	Seed    uint64 // the jitter's random source
 }
 
 func (c Config) limit() int {
@@ -49,46 +52,58 @@ type LineStats struct {
 	MaxFrame  int    `json:"max_frame"`  // largest frame passed (a GSO frame exceeds the MTU)
 }
 
-// Line is one direction of a link's delay: frames wait in arrival order,
-// each until its release time, in a byte ring allocated once (no
-// allocation per frame). A frame's release time is its arrival plus Delay
-// plus a uniform jitter in [-Jitter, +Jitter], but never earlier than the
-// frame ahead of it: the line does not reorder. (netem does, when jitter
-// exceeds the gap between packets; TCP then sees spurious reordering. A
-// link that reorders is a different fault.) Times are nanoseconds on any
-// monotonic clock the caller passes in.
+// Line is one direction of a link's delay: frames wait in a byte ring
+// allocated once (no allocation per frame), each until its release time:
+// its arrival plus Delay plus a uniform jitter in [-Jitter, +Jitter]. By
+// default a frame never leaves before the frame ahead of it (its release
+// time is raised to that frame's): the line does not reorder, where netem
+// does when the jitter exceeds the gap between packets, and TCP sees
+// spurious reordering. With Reorder, frames leave in release-time order (a
+// heap of ring slots); the ring still frees bytes in arrival order, so a
+// frame that overtook holds its bytes until the older ones have left too.
+// Times are nanoseconds on any monotonic clock the caller passes in.
 type Line struct {
 	delay, jitter int64
+	reorder       bool
 	rng           *rand.Rand
 	data          []byte
 	w             int     // next write offset in data
-	q             []entry // ring of waiting frames
-	first, n      int
-	last          int64 // release time of the newest frame
+	q             []entry // ring of frames in arrival order
+	first, n      int     // the ring's oldest slot and its occupied slots
+	waiting       int     // frames not yet released
+	seq           uint64  // arrivals so far
+	due           []int32 // Reorder: a min-heap of waiting slots by (at, seq)
+	last          int64   // release time of the newest frame
 	Stats         LineStats
 }
 
 type entry struct {
 	off, len int
 	at       int64
+	seq      uint64
+	gone     bool // released (Reorder: its bytes wait for older frames)
 	vnet     [header.VirtioNetHdrSize]byte
 }
 
 // NewLine allocates a line for cfg; seed makes its jitter repeatable.
 func NewLine(cfg Config, seed uint64) *Line {
-	return &Line{
-		delay: int64(cfg.Delay), jitter: int64(cfg.Jitter),
+	l := &Line{
+		delay: int64(cfg.Delay), jitter: int64(cfg.Jitter), reorder: cfg.Reorder,
 		rng:  rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)),
 		data: make([]byte, cfg.bytes()),
 		q:    make([]entry, cfg.limit()),
 	}
+	if l.reorder {
+		l.due = make([]int32, 0, cfg.limit())
+	}
+	return l
 }
 
 // Len is the number of frames waiting.
-func (l *Line) Len() int { return l.n }
+func (l *Line) Len() int { return l.waiting }
 
 // room returns where a frame of size bytes fits in the byte ring, or -1.
-// Waiting frames occupy [r, w) or, wrapped, [r, end) and [0, w); a write
+// Occupied slots hold [r, w) or, wrapped, [r, end) and [0, w); a write
 // position equal to r only ever means "empty", so a frame must leave a gap.
 func (l *Line) room(size int) int {
 	if l.n == 0 {
@@ -129,23 +144,41 @@ func (l *Line) Push(frame []byte, vnet *[header.VirtioNetHdrSize]byte, now int64
 	if l.jitter > 0 {
 		at += l.rng.Int64N(2*l.jitter+1) - l.jitter
 	}
-	at = max(at, now, l.last)
+	at = max(at, now)
+	if !l.reorder {
+		at = max(at, l.last)
+	}
 	l.last = at
 	copy(l.data[off:], frame)
 	l.w = off + len(frame)
-	e := &l.q[(l.first+l.n)%len(l.q)]
-	e.off, e.len, e.at, e.vnet = off, len(frame), at, *vnet
+	slot := (l.first + l.n) % len(l.q)
+	e := &l.q[slot]
+	e.off, e.len, e.at, e.seq, e.gone, e.vnet = off, len(frame), at, l.seq, false, *vnet
+	l.seq++
 	l.n++
-	l.Stats.MaxQueued = max(l.Stats.MaxQueued, l.n)
+	l.waiting++
+	if l.reorder {
+		l.due = append(l.due, int32(slot))
+		l.up(len(l.due) - 1)
+	}
+	l.Stats.MaxQueued = max(l.Stats.MaxQueued, l.waiting)
 	return true
+}
+
+// next is the slot of the frame due first.
+func (l *Line) next() int {
+	if l.reorder {
+		return int(l.due[0])
+	}
+	return l.first
 }
 
 // Next returns when the first waiting frame is due.
 func (l *Line) Next() (int64, bool) {
-	if l.n == 0 {
+	if l.waiting == 0 {
 		return 0, false
 	}
-	return l.q[l.first].at, true
+	return l.q[l.next()].at, true
 }
 
 // Release moves the frames due by now, up to len(out), into out and
@@ -153,8 +186,9 @@ func (l *Line) Next() (int64, bool) {
 // the next Push.
 func (l *Line) Release(now int64, out []packetio.Packet) int {
 	k := 0
-	for k < len(out) && l.n > 0 {
-		e := &l.q[l.first]
+	for k < len(out) && l.waiting > 0 {
+		slot := l.next()
+		e := &l.q[slot]
 		if e.at > now {
 			break
 		}
@@ -163,8 +197,19 @@ func (l *Line) Release(now int64, out []packetio.Packet) int {
 		l.Stats.Frames++
 		l.Stats.Bytes += uint64(e.len)
 		l.Stats.MaxFrame = max(l.Stats.MaxFrame, e.len)
-		l.first = (l.first + 1) % len(l.q)
-		l.n--
+		e.gone = true
+		l.waiting--
+		if l.reorder {
+			last := len(l.due) - 1
+			l.due[0] = l.due[last]
+			l.due = l.due[:last]
+			l.down(0)
+		}
+		// Free the ring's oldest slots that have left.
+		for l.n > 0 && l.q[l.first].gone {
+			l.first = (l.first + 1) % len(l.q)
+			l.n--
+		}
 		k++
 	}
 	return k
@@ -173,4 +218,37 @@ func (l *Line) Release(now int64, out []packetio.Packet) int {
 // Flush releases every waiting frame, due or not (the fault ends).
 func (l *Line) Flush(out []packetio.Packet) int {
 	return l.Release(int64(^uint64(0)>>1), out)
+}
+
+// before orders the heap: release time, then arrival.
+func (l *Line) before(i, j int) bool {
+	a, b := &l.q[l.due[i]], &l.q[l.due[j]]
+	return a.at < b.at || (a.at == b.at && a.seq < b.seq)
+}
+
+func (l *Line) up(i int) {
+	for i > 0 {
+		parent := (i - 1) / 2
+		if !l.before(i, parent) {
+			return
+		}
+		l.due[i], l.due[parent] = l.due[parent], l.due[i]
+		i = parent
+	}
+}
+
+func (l *Line) down(i int) {
+	for {
+		least := i
+		for _, c := range []int{2*i + 1, 2*i + 2} {
+			if c < len(l.due) && l.before(c, least) {
+				least = c
+			}
+		}
+		if least == i {
+			return
+		}
+		l.due[i], l.due[least] = l.due[least], l.due[i]
+		i = least
+	}
 }

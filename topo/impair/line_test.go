@@ -94,6 +94,51 @@ func TestLineKeepsOrderWhenJitterWouldReorder(t *testing.T) {
 	}
 }
 
+// TestLineReordersWhenAsked: with Reorder each frame waits exactly its
+// own draw, so a frame that drew less overtakes, and every frame arrives
+// intact and once, the ring wrapping under them.
+func TestLineReordersWhenAsked(t *testing.T) {
+	const delay, jitter = 20 * ms, 5 * ms
+	l := NewLine(Config{Delay: time.Duration(delay), Jitter: time.Duration(jitter), Reorder: true, Bytes: 64 << 10}, 9)
+	var vnet [header.VirtioNetHdrSize]byte
+	arrived := map[byte]int64{}
+	seen := map[byte]bool{}
+	out := make([]packetio.Packet, 7)
+	overtaken, prev := 0, -1
+	now := int64(0)
+	check := func(n int) {
+		for _, p := range out[:n] {
+			f := p.Frame()
+			i := f[0]
+			require.False(t, seen[i], "frame %d once", i)
+			seen[i] = true
+			for _, b := range f {
+				require.Equal(t, i, b, "frame %d intact", i)
+			}
+			waited := now - arrived[i]
+			assert.GreaterOrEqual(t, waited, delay-jitter)
+			assert.LessOrEqual(t, waited, delay+jitter+ms/10, "released within a step of its time")
+			if int(i) < prev {
+				overtaken++
+			}
+			prev = int(i)
+		}
+	}
+	for i := range 250 {
+		now += ms / 10
+		check(l.Release(now, out))
+		require.True(t, l.Push(frame(i, 60+i), &vnet, now), "frame %d fits", i)
+		arrived[byte(i)] = now
+	}
+	for l.Len() > 0 {
+		now += ms / 10
+		check(l.Release(now, out))
+	}
+	assert.Len(t, seen, 250)
+	assert.Positive(t, overtaken, "frames overtook")
+	assert.Equal(t, uint64(250), l.Stats.Frames)
+}
+
 func TestLineDropsWhenFull(t *testing.T) {
 	var vnet [header.VirtioNetHdrSize]byte
 	t.Run("the frame limit, as netem's", func(t *testing.T) {
