@@ -30,6 +30,9 @@
 // records the process, so teardown stops it even after the runner died. An
 // agent may serve a control socket (Env.Listen, Agent.Dial) in the lab's run
 // folder (mode 0700). Test binaries call agent.MainIfAgent in TestMain.
+// FabricNode names the fabric for StartAgent, Do and NetNS: a link
+// impairment (topo/impair) splices a relay in between a node's fabric port
+// (FabricPorts) and its bridge there.
 //
 // # The director's kernel
 //
