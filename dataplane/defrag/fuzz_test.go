@@ -78,7 +78,7 @@ func partition(size int, in []byte) []piece {
 			ps[j], ps[o] = ps[o], ps[j]
 		}
 	}
-	var dups []piece // ahead of the rest: a copy after the whole would start a new datagram
+	var dups []piece                                        // ahead of the rest: a copy after the whole would start a new datagram
 	for j := 1; j < len(ps) && i+len(ps)+j < len(in); j++ { // never all: ps[0] is not repeated
 		if in[i+len(ps)+j]&3 == 0 {
 			dups = append(dups, ps[j])
