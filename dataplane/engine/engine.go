@@ -35,6 +35,7 @@ import (
 	"github.com/vishvananda/netlink"
 
 	"github.com/lvslab/lvslab/dataplane"
+	"github.com/lvslab/lvslab/dataplane/defrag"
 	"github.com/lvslab/lvslab/dataplane/header"
 	"github.com/lvslab/lvslab/dataplane/ipvsadm"
 	"github.com/lvslab/lvslab/dataplane/packetio"
@@ -77,7 +78,9 @@ type Counters struct {
 	Segmented  uint64           // GSO packets split for a tunnel
 	Dropped    uint64           // VIP packets the core dropped or did not take
 	NoRoute    uint64           // packets without a route or a resolved next hop
-	Unsendable uint64           // packets a transmitter refused (fragmentation, UDP GSO in a tunnel)
+	Unsendable uint64           // packets a transmitter refused (UDP GSO in a tunnel, over 64 fragments)
+	Fragmented uint64           // packets sent in fragments (reassembled datagrams, non-DF packets over the MTU)
+	Defrag     defrag.Counters  // the reassembly of received fragments
 	Socket     []packetio.Stats // per interface, summed over the workers
 }
 
@@ -93,6 +96,7 @@ type Engine struct {
 	ifs     []*iface
 	cnt     Counters
 	ipID    uint16
+	frag    fragments
 	workers []*batch
 	stop    chan struct{}
 	wg      sync.WaitGroup
@@ -256,6 +260,7 @@ func (e *Engine) tick() {
 		case now := <-t.C:
 			e.mu.Lock()
 			e.core.Advance(now)
+			e.expireFragments(now)
 			e.mu.Unlock()
 			if n%refreshTicks == 0 {
 				e.hops.refresh()
@@ -313,6 +318,9 @@ func (e *Engine) Counters() Counters {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	c := e.cnt
+	if e.frag.table != nil {
+		c.Defrag = e.frag.table.Counters()
+	}
 	c.Socket = make([]packetio.Stats, len(e.ifs))
 	for _, w := range e.workers {
 		for i, s := range w.sockStats {

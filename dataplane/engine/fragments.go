@@ -1,0 +1,100 @@
+package engine
+
+import (
+	"time"
+
+	"github.com/lvslab/lvslab/dataplane/defrag"
+	"github.com/lvslab/lvslab/dataplane/header"
+	"github.com/lvslab/lvslab/dataplane/packetio"
+	"github.com/lvslab/lvslab/dataplane/parse"
+	"github.com/lvslab/lvslab/dataplane/xmit"
+)
+
+// fragments is the engine's side of IPv4 fragmentation: the reassembly
+// table (the kernel's nf_defrag_ipv4, which runs before IPVS), and while a
+// reassembled datagram is being handled, the largest fragment it came in
+// (frag_max_size), to which the output path fragments it again.
+type fragments struct {
+	table   *defrag.Table // made at the first fragment (its memory is fixed: 4 MB)
+	maxSize int
+}
+
+// defragment queues an IPv4 fragment and, when it completes its datagram,
+// handles the datagram as a frame that arrived whole: IPVS schedules,
+// looks up and counts the datagram, never a fragment. IPv6 fragments are
+// not reassembled (dropped, as counted by parse.Fragment).
+func (e *Engine) defragment(b *batch, in *iface, pk *packetio.Packet, p *parse.Packet, now time.Time) {
+	if !p.IsIPv4() {
+		return
+	}
+	if e.frag.table == nil {
+		e.frag.table = defrag.New(defrag.Config{Headroom: packetio.Headroom})
+	}
+	d, ok := e.frag.table.Add(pk.Frame(), p.L3Off, p.Len, now)
+	if !ok {
+		return
+	}
+	whole := packetio.Packet{Buf: d.Buf, Off: d.Off, Len: d.Len, PktType: pk.PktType}
+	e.frag.maxSize = d.MaxFragSize
+	e.handle(b, in, &whole, now)
+	e.frag.maxSize = 0
+}
+
+// expireFragments ends the reassembly queues whose time (ipfrag_time) is
+// up.
+func (e *Engine) expireFragments(now time.Time) {
+	if e.frag.table != nil {
+		e.frag.table.Expire(now, nil)
+	}
+}
+
+// send queues a forwarded frame on out. An IPv4 packet that exceeds mtu
+// without DF (the transmitter's Fragment verdict), and every reassembled
+// datagram, leaves in fragments as ip_fragment cuts them, no larger than
+// the largest fragment the datagram arrived in (ip_do_fragment clamps the
+// MTU to frag_max_size); the link header is the frame's. A GSO packet is
+// segmented by whoever receives it, and goes whole.
+func (e *Engine) send(b *batch, out *iface, pk *packetio.Packet, l3, mtu int) {
+	frame := pk.Frame()
+	if pk.VnetHdr().IsGSO() || header.Ethernet(frame).Type() != header.EtherTypeIPv4 {
+		e.queue(b, out, *pk)
+		return
+	}
+	ip := header.IPv4(frame[l3:])
+	n := int(ip.TotalLength())
+	if e.frag.maxSize == 0 && (n <= mtu || ip.DF()) {
+		e.queue(b, out, *pk)
+		return
+	}
+	if e.frag.maxSize > 0 {
+		mtu = min(mtu, e.frag.maxSize)
+	}
+	if len(b.spare)-b.nspare < maxSegments {
+		e.flush(b)
+	}
+	bufs := b.spare[b.nspare : b.nspare+maxSegments]
+	for i := range b.outs {
+		b.outs[i] = bufs[i][packetio.Headroom:]
+	}
+	p := parse.Packet{L3Off: l3, Len: n}
+	p.Src = ip.Source()
+	k := xmit.FragmentIPv4(b.outs, b.lens, frame, &p, mtu)
+	if k == 0 {
+		e.cnt.Unsendable++ // more than maxSegments pieces
+		return
+	}
+	b.nspare += k
+	e.cnt.Fragmented++
+	for i := range k {
+		e.queue(b, out, packetio.Packet{Buf: bufs[i], Off: packetio.Headroom, Len: b.lens[i]})
+	}
+}
+
+// routeMTU is the MTU of the route h, the interface's when the route has
+// none.
+func routeMTU(h hop, out *iface) int {
+	if h.mtu != 0 {
+		return h.mtu
+	}
+	return out.mtu
+}
