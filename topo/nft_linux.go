@@ -39,8 +39,8 @@ var nftMu sync.Mutex
 
 const (
 	DropTable    = "lvslab"
-	DropServices = "services" // ipv4_addr . inet_proto . inet_service
-	DropAllPorts = "allports" // ipv4_addr . inet_proto: port-0 services
+	DropServices = "services"  // ipv4_addr . inet_proto . inet_service
+	DropAllPorts = "allports"  // ipv4_addr . inet_proto: port-0 services
 	DropFrags    = "fragments" // ipv4_addr . inet_proto: every service's, for IP fragments
 )
 
