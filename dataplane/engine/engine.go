@@ -33,6 +33,7 @@ import (
 	"time"
 
 	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
 
 	"github.com/lvslab/lvslab/dataplane"
 	"github.com/lvslab/lvslab/dataplane/defrag"
@@ -65,6 +66,9 @@ type Config struct {
 	// kernel's drop sets equal to them, so the director's own stack answers
 	// every other packet to a virtual address.
 	Services func(added, removed []dataplane.ServiceKey)
+	// FragTimeout is how long a datagram's fragments wait for the rest
+	// (net.ipv4.ipfrag_time); 30 s when zero.
+	FragTimeout time.Duration
 }
 
 // Counters are the engine's own counters (the core keeps IPVS's).
@@ -97,6 +101,7 @@ type Engine struct {
 	cnt     Counters
 	ipID    uint16
 	frag    fragments
+	sockets []unix.TpacketStats // the kernel's packet socket statistics per interface, summed (reading resets them)
 	workers []*batch
 	stop    chan struct{}
 	wg      sync.WaitGroup

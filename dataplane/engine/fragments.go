@@ -28,7 +28,7 @@ func (e *Engine) defragment(b *batch, in *iface, pk *packetio.Packet, p *parse.P
 		return
 	}
 	if e.frag.table == nil {
-		e.frag.table = defrag.New(defrag.Config{Headroom: packetio.Headroom})
+		e.frag.table = defrag.New(defrag.Config{Headroom: packetio.Headroom, Timeout: e.cfg.FragTimeout})
 	}
 	d, ok := e.frag.table.Add(pk.Frame(), p.L3Off, p.Len, now)
 	if !ok {
