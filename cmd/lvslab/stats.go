@@ -6,7 +6,8 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/lvslab/lvslab/dataplane/engine")
+	"github.com/lvslab/lvslab/dataplane/engine"
+)
 
 func init() {
 	var lab, director string
