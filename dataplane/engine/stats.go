@@ -48,6 +48,12 @@ type InterfaceStats struct {
 	SendErrs  uint64 `json:"send_errors"` // frames the kernel refused to send
 }
 
+// Counters returns the engine's own counters by their JSON names.
+func (s *Stats) Counters() map[string]uint64 {
+	return map[string]uint64{"frames": s.Frames, "in": s.In, "out": s.Out, "icmp_in": s.ICMPIn, "icmp_out": s.ICMPOut,
+		"replies": s.Replies, "segmented": s.Segmented, "fragmented": s.Fragmented}
+}
+
 // Drops returns every count of packets the director did not forward, by
 // reason: "parse.REASON" for malformed frames the kernel drops too,
 // "defrag.REASON" for fragments or datagrams reassembly gave up on,
