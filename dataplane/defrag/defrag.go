@@ -34,6 +34,7 @@ const (
 	DefaultTimeout    = 30 * time.Second // net.ipv4.ipfrag_time
 	DefaultHighThresh = 4 << 20          // net.ipv4.ipfrag_high_thresh
 	DefaultQueues     = 64
+	DefaultMaxDist    = 64 // net.ipv4.ipfrag_max_dist
 )
 
 // maxPayload is the most payload a datagram with the smallest header
@@ -57,6 +58,11 @@ type Config struct {
 	Queues     int           // datagrams in reassembly at once
 	Timeout    time.Duration // ipfrag_time
 	HighThresh int           // ipfrag_high_thresh, in bytes charged as the kernel charges skbs
+	// MaxDist is ipfrag_max_dist: a queue that holds fragments and sees
+	// more than MaxDist fragments from its source (to any queue) between
+	// two of its own starts over with the newer one (ip_frag_too_far).
+	// Negative: no limit.
+	MaxDist int
 	Headroom   int           // bytes kept free in front of a reassembled frame
 }
 
@@ -74,6 +80,7 @@ const (
 	Oversize                  // queues discarded: the datagram would exceed 65535 bytes
 	BadECN                    // queues discarded: not-ECT fragments mixed with ECT or CE ones
 	TooMany                   // queues discarded: more runs of fragments than a queue holds
+	TooFar                    // queues started over: more than ipfrag_max_dist fragments from the source in between
 	Timeout                   // queues expired (ReasmTimeout)
 	NoMemory                  // fragments refused: over ipfrag_high_thresh, or every queue in use
 
@@ -89,6 +96,7 @@ var reasonNames = [NumReasons]string{
 	Oversize:    "oversize",
 	BadECN:      "bad_ecn",
 	TooMany:     "too_many_fragments",
+	TooFar:      "too_far",
 	Timeout:     "timeout",
 	NoMemory:    "no_memory",
 }
@@ -150,6 +158,7 @@ type queue struct {
 	maxSize  int // largest fragment (header and payload kept)
 	maxDF    int // largest fragment with DF
 	mem      int
+	since    int // fragments from the source since this queue's last one, this one included (peer rid − qp rid)
 	firstEnd int // end of the first fragment's payload
 	link     int // link header length of the first fragment
 	hdr      [maxLink + header.IPv4MaximumSize]byte
@@ -177,6 +186,9 @@ func New(cfg Config) *Table {
 	}
 	if cfg.HighThresh <= 0 {
 		cfg.HighThresh = DefaultHighThresh
+	}
+	if cfg.MaxDist == 0 {
+		cfg.MaxDist = DefaultMaxDist
 	}
 	t := &Table{cfg: cfg, dataOff: cfg.Headroom + maxLink + header.IPv4MaximumSize, queues: make([]queue, cfg.Queues)}
 	size := t.dataOff + maxPayload
@@ -236,17 +248,27 @@ func (t *Table) Add(frame []byte, l3, n int, now time.Time) (Datagram, bool) {
 	return t.queue(q, frame, l3, n, now)
 }
 
-// find returns the live queue of k, or a new one.
+// find returns the live queue of k, or a new one, counting the fragment
+// in every queue of its source.
 func (t *Table) find(k key, now time.Time) *queue {
-	var free *queue
+	var free, found *queue
 	for i := range t.queues {
 		q := &t.queues[i]
 		switch {
-		case q.live && q.key == k && now.Before(q.expires):
-			return q
-		case !q.live && free == nil:
-			free = q
+		case !q.live:
+			if free == nil {
+				free = q
+			}
+			continue
+		case q.key == k && now.Before(q.expires):
+			found = q
 		}
+		if q.key.src == k.src {
+			q.since++
+		}
+	}
+	if found != nil {
+		return found
 	}
 	if free != nil {
 		*free = queue{key: k, live: true, expires: now.Add(t.cfg.Timeout), buf: free.buf, runs: free.runs[:0]}
@@ -254,8 +276,21 @@ func (t *Table) find(k key, now time.Time) *queue {
 	return free
 }
 
+// restart empties a queue that waited too long among its source's other
+// fragments (ip_frag_reinit): its fragments are dropped, its timer starts
+// again.
+func (t *Table) restart(q *queue, now time.Time) {
+	t.cnt[TooFar]++
+	t.mem -= q.mem
+	*q = queue{key: q.key, live: true, expires: now.Add(t.cfg.Timeout), buf: q.buf, runs: q.runs[:0]}
+}
+
 // queue is ip_frag_queue.
 func (t *Table) queue(q *queue, frame []byte, l3, n int, now time.Time) (Datagram, bool) {
+	if t.cfg.MaxDist > 0 && q.since > t.cfg.MaxDist && len(q.runs) > 0 {
+		t.restart(q, now)
+	}
+	q.since = 0
 	ip := header.IPv4(frame[l3 : l3+n])
 	ff := ip.FlagsFragmentOffset()
 	offset := ip.FragmentOffset()

@@ -287,3 +287,53 @@ func BenchmarkReassemble(b *testing.B) {
 		b.Fatal("nothing reassembled")
 	}
 }
+
+// TestMaxDist is ip_frag_too_far: a queue holding fragments that sees more
+// than ipfrag_max_dist (64) fragments from its source go by between two of
+// its own starts over; fragments from other sources do not count.
+func TestMaxDist(t *testing.T) {
+	x := datagram(4000)
+	y := append([]byte(nil), x...)
+	header.IPv4(y[14:]).SetID(9)
+	fixChecksum(y)
+	z := append([]byte(nil), y...) // another source
+	header.IPv4(z[14:]).SetSource(netip.MustParseAddr("10.0.0.2"))
+	fixChecksum(z)
+	ps := split(4008, 1480)
+	between := func(d []byte, n int) []piece {
+		r := make([]piece, n)
+		for i := range r {
+			r[i] = ps[0] // the first one queues, the rest are duplicates
+		}
+		return r
+	}
+	for _, tc := range []struct {
+		name  string
+		other []byte
+		n     int
+		whole bool
+	}{
+		{"63 of the source's fragments in between are within the distance", y, 63, true},
+		{"64 start the queue over (64 + its own > 64)", y, 64, false},
+		{"another source's fragments do not count", z, 200, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tb := New(Config{})
+			feed(t, tb, x, ps[:1], t0)
+			feed(t, tb, tc.other, between(tc.other, tc.n), t0)
+			got := feed(t, tb, x, ps[1:], t0)
+			if tc.whole {
+				assert.Len(t, got, 1)
+				assert.Zero(t, tb.Counters()[TooFar])
+				return
+			}
+			assert.Empty(t, got, "the first fragment was dropped with the restart")
+			assert.Equal(t, uint64(1), tb.Counters()[TooFar])
+			assert.Len(t, feed(t, tb, x, ps[:1], t0), 1, "the first fragment again completes the new queue")
+		})
+	}
+	tb := New(Config{MaxDist: -1})
+	feed(t, tb, x, ps[:1], t0)
+	feed(t, tb, y, between(y, 500), t0)
+	assert.Len(t, feed(t, tb, x, ps[1:], t0), 1, "no limit")
+}
