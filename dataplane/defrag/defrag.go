@@ -62,8 +62,8 @@ type Config struct {
 	// more than MaxDist fragments from its source (to any queue) between
 	// two of its own starts over with the newer one (ip_frag_too_far).
 	// Negative: no limit.
-	MaxDist int
-	Headroom   int           // bytes kept free in front of a reassembled frame
+	MaxDist  int
+	Headroom int // bytes kept free in front of a reassembled frame
 }
 
 // Reason is a counter of the table.
