@@ -12,6 +12,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"golang.org/x/net/icmp"
+	"golang.org/x/net/ipv4"
 	"golang.org/x/sys/unix"
 
 	"github.com/lvslab/lvslab/dataplane/engine"
@@ -146,8 +148,9 @@ func TestFragmentsEndToEnd(t *testing.T) {
 }
 
 // TestLostFragmentInALab: a datagram one of whose fragments never arrives is
-// never delivered; after ipfrag_time (2 s here) the engine gives up on it
-// and counts the timeout.
+// never delivered; after ipfrag_time (2 s here) the engine gives up on it,
+// counts the timeout, and the client gets ICMP fragment reassembly time
+// exceeded from the VIP, as from a kernel director.
 func TestLostFragmentInALab(t *testing.T) {
 	lb := startLab(t, "nat", "rr", "--frag-timeout", "2s")
 	counts := echoService(t, lb, "-m")
@@ -160,6 +163,12 @@ func TestLostFragmentInALab(t *testing.T) {
 		outs[i] = make([]byte, 1600)
 	}
 	require.Equal(t, 3, xmit.FragmentIPv4(outs, lens, f, &p, 1500))
+	var errs *icmp.PacketConn
+	require.NoError(t, lb.in.Do("client", func() (err error) {
+		errs, err = icmp.ListenPacket("ip4:icmp", "0.0.0.0")
+		return err
+	}))
+	defer errs.Close()
 	require.NoError(t, lb.in.Do("client", func() error {
 		fd, err := unix.Socket(unix.AF_INET, unix.SOCK_RAW|unix.SOCK_CLOEXEC, unix.IPPROTO_RAW)
 		if err != nil {
@@ -186,4 +195,19 @@ func TestLostFragmentInALab(t *testing.T) {
 	snmp, err := lb.in.Output("director", "cat", "/proc/net/snmp")
 	require.NoError(t, err)
 	assert.Equal(t, "0", snmpValue(t, string(snmp), "Ip", "ReasmReqds"), "the director's kernel never saw the fragments")
+
+	require.NoError(t, errs.SetReadDeadline(time.Now().Add(5*time.Second)))
+	buf := make([]byte, 1500)
+	for {
+		n, from, err := errs.ReadFrom(buf)
+		require.NoError(t, err, "ICMP time exceeded reaches the client")
+		m, err := icmp.ParseMessage(1, buf[:n])
+		require.NoError(t, err)
+		if m.Type != ipv4.ICMPTypeTimeExceeded {
+			continue
+		}
+		assert.Equal(t, 1, m.Code, "fragment reassembly time exceeded")
+		assert.Equal(t, vip.String(), from.String(), "from the VIP")
+		break
+	}
 }

@@ -141,7 +141,10 @@ func Start(cfg Config) (*Engine, error) {
 	if e.hops, err = newNexthops(); err != nil {
 		return nil, err
 	}
-	if err := e.open(); err != nil {
+	if err = e.open(); err == nil {
+		err = e.frag.openSender()
+	}
+	if err != nil {
 		e.closeSockets()
 		e.hops.close()
 		return nil, err
@@ -241,6 +244,7 @@ func (e *Engine) Close() error {
 	e.wg.Wait()
 	e.closeSockets()
 	e.hops.close()
+	e.frag.close()
 	var errs []error
 	for i, err := range e.errs {
 		if err != nil && !errors.Is(err, packetio.ErrStopped) {

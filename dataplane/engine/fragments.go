@@ -1,7 +1,11 @@
 package engine
 
 import (
+	"fmt"
+	"net/netip"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/lvslab/lvslab/dataplane/defrag"
 	"github.com/lvslab/lvslab/dataplane/header"
@@ -17,6 +21,36 @@ import (
 type fragments struct {
 	table   *defrag.Table // made at the first fragment (its memory is fixed: 4 MB)
 	maxSize int
+	// send hands an IPv4 packet to the director's own stack to route (a
+	// raw socket of its namespace); nil when there is none (tests).
+	send  func(ip []byte, dst netip.Addr) error
+	raw   int    // the raw socket, when send is set
+	reply []byte // an ICMP error being built
+}
+
+// icmpFragTime is the code of ICMP time exceeded for a reassembly that
+// timed out (ICMP_EXC_FRAGTIME).
+const icmpFragTime = 1
+
+// openSender opens the raw socket the engine sends its reassembly
+// timeouts' ICMP errors through, in the calling thread's namespace.
+func (f *fragments) openSender() error {
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_RAW|unix.SOCK_CLOEXEC, unix.IPPROTO_RAW)
+	if err != nil {
+		return fmt.Errorf("engine: raw socket for ICMP: %w", err)
+	}
+	f.raw = fd
+	f.send = func(ip []byte, dst netip.Addr) error {
+		return unix.Sendto(fd, ip, 0, &unix.SockaddrInet4{Addr: dst.As4()})
+	}
+	return nil
+}
+
+func (f *fragments) close() {
+	if f.send != nil {
+		unix.Close(f.raw)
+		f.send = nil
+	}
 }
 
 // defragment queues an IPv4 fragment and, when it completes its datagram,
@@ -41,11 +75,33 @@ func (e *Engine) defragment(b *batch, in *iface, pk *packetio.Packet, p *parse.P
 }
 
 // expireFragments ends the reassembly queues whose time (ipfrag_time) is
-// up.
+// up. A datagram to a virtual address (local to the director) whose first
+// fragment came gets ICMP "fragment reassembly time exceeded" from that
+// address, quoting the first fragment, as ip_expire answers for a local
+// destination; the director's own stack routes it.
 func (e *Engine) expireFragments(now time.Time) {
-	if e.frag.table != nil {
-		e.frag.table.Expire(now, nil)
+	if e.frag.table == nil {
+		return
 	}
+	e.frag.table.Expire(now, func(first []byte, l3 int) {
+		ip := header.IPv4(first[l3:])
+		if e.frag.send == nil || !e.vips[ip.Destination()] {
+			return
+		}
+		if hl := ip.HeaderLength(); ip.Protocol() == header.ProtocolICMPv4 && len(ip) > hl && header.ICMPv4IsError(ip[hl]) {
+			return // never an error about an error
+		}
+		if e.frag.reply == nil {
+			e.frag.reply = make([]byte, header.EthernetSize+header.ICMPv4ErrorMaxSize)
+		}
+		p := parse.Packet{L3Off: l3, Len: len(ip)}
+		p.Src, p.Dst = ip.Source(), ip.Destination()
+		if n := xmit.ICMPError(e.frag.reply, first, &p, p.Dst, header.ICMPv4TimeExceeded, icmpFragTime, 0); n > 0 {
+			if e.frag.send(e.frag.reply[header.EthernetSize:n], p.Src) == nil {
+				e.cnt.Replies++
+			}
+		}
+	})
 }
 
 // send queues a forwarded frame on out. An IPv4 packet that exceeds mtu

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"io"
+	"net/netip"
 	"strings"
 	"testing"
 	"time"
@@ -158,10 +159,23 @@ func TestOversizedWithoutDF(t *testing.T) {
 	assert.Equal(t, uint16(1480), icmp.MTU())
 }
 
-// TestLostFragment: a datagram missing a fragment is never delivered, and
-// the engine's clock expires it after ipfrag_time.
+// TestLostFragment: a datagram missing a fragment is never delivered; the
+// engine's clock expires it after ipfrag_time, and as its first fragment
+// came and it was for a virtual address, the director answers ICMP
+// fragment reassembly time exceeded from that address, quoting the first
+// fragment (ip_expire). A datagram whose first fragment never came, or
+// that was not for the director, gets no answer.
 func TestLostFragment(t *testing.T) {
 	e := testEngine(t)
+	type sent struct {
+		ip  []byte
+		dst netip.Addr
+	}
+	var icmps []sent
+	e.frag.send = func(ip []byte, dst netip.Addr) error {
+		icmps = append(icmps, sent{append([]byte(nil), ip...), dst})
+		return nil
+	}
 	b := newBatch(8, 2)
 	q := headertest.Spec{Src: clientAddr, Dst: tunVIP, SrcPort: 5353, DstPort: 53, Payload: payload(4000)}
 	frags := fragmentsOf(t, headertest.UDP(q), 1500)
@@ -169,10 +183,35 @@ func TestLostFragment(t *testing.T) {
 		out := receive(e, b, 0, f)
 		assert.Empty(t, out[1])
 	}
+	q.SrcPort = 5354 // another datagram, whose first fragment is lost
+	other := headertest.UDP(q)
+	oip := header.IPv4(other[header.EthernetSize:])
+	oip.SetID(0x4321)
+	oip.SetChecksum(0)
+	oip.SetChecksum(oip.CalculateChecksum())
+	for _, f := range fragmentsOf(t, other, 1500)[1:] {
+		receive(e, b, 0, f)
+	}
+	r := headertest.Spec{Src: rs1, Dst: clientAddr, SrcPort: 53, DstPort: 5353, Payload: payload(4000)}
+	receive(e, b, 1, fragmentsOf(t, headertest.UDP(r), 1500)[0]) // not for the director
 	e.expireFragments(t0.Add(10 * time.Second))
 	assert.Zero(t, e.frag.table.Counters()[defrag.Timeout])
 	e.expireFragments(t0.Add(defrag.DefaultTimeout))
-	assert.Equal(t, uint64(1), e.frag.table.Counters()[defrag.Timeout])
+	assert.Equal(t, uint64(3), e.frag.table.Counters()[defrag.Timeout])
+	require.Len(t, icmps, 1, "one answer: the datagram to the VIP with its first fragment")
+	assert.Equal(t, clientAddr, icmps[0].dst)
+	ip := header.IPv4(icmps[0].ip)
+	assert.True(t, ip.IsChecksumValid())
+	assert.Equal(t, tunVIP, ip.Source(), "from the virtual address")
+	assert.Equal(t, clientAddr, ip.Destination())
+	m := header.ICMPv4(ip.Payload())
+	assert.True(t, m.IsChecksumValid())
+	assert.Equal(t, header.ICMPv4TimeExceeded, m.Type())
+	assert.Equal(t, uint8(icmpFragTime), m.Code())
+	first := ipOf(frags[0])
+	assert.Equal(t, first[:len(m.Quote())], []byte(m.Quote()), "quoting the first fragment (576 bytes of error)")
+	assert.Equal(t, header.ICMPv4ErrorMaxSize, len(ip))
+
 	out := receive(e, b, 0, frags[len(frags)-1])
 	assert.Empty(t, out[1], "the last fragment alone makes nothing")
 	assert.Zero(t, e.cnt.In)
