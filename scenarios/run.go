@@ -157,6 +157,9 @@ func (l *Lab) RunTimeline(ctx context.Context) (*reports.Report, error) {
 	if rep.Services, err = r.services(); err != nil {
 		return rep, err
 	}
+	if rep.Director, err = r.directorStats(); err != nil {
+		return rep, err
+	}
 	for _, text := range s.Expect {
 		e, _ := ParseExpectation(text) // checked by Parse
 		rep.Expectations = append(rep.Expectations, e.Evaluate(rep))
