@@ -24,7 +24,7 @@ const maxSegments = 64
 // batch is a worker: its sockets (one per interface, in Engine.ifs order),
 // send queues and working memory, allocated once.
 type batch struct {
-	socks     []*packetio.AFPacket
+	socks     []packetio.Socket
 	sockStats []packetio.Stats // the sockets' counters as of the last batch (under the lock)
 	poller    *packetio.Poller
 	out       [][]packetio.Packet // per interface
@@ -37,7 +37,7 @@ type batch struct {
 
 func newBatch(n, ifaces int) *batch {
 	b := &batch{rx: packetio.NewBatch(n), outs: make([][]byte, maxSegments), lens: make([]int, maxSegments),
-		socks: make([]*packetio.AFPacket, ifaces), sockStats: make([]packetio.Stats, ifaces), out: make([][]packetio.Packet, ifaces)}
+		socks: make([]packetio.Socket, ifaces), sockStats: make([]packetio.Stats, ifaces), out: make([][]packetio.Packet, ifaces)}
 	for i := range b.out {
 		b.out[i] = make([]packetio.Packet, 0, n)
 	}
@@ -71,7 +71,7 @@ func (e *Engine) loop(b *batch) error {
 				now := time.Now()
 				e.mu.Lock()
 				for i, s := range b.socks {
-					b.sockStats[i] = s.Stats
+					b.sockStats[i] = s.Counters()
 				}
 				e.cnt.Frames += uint64(n)
 				for k := range b.rx[:n] {
