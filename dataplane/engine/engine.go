@@ -39,8 +39,10 @@ import (
 	"time"
 
 	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
 
 	"github.com/lvslab/lvslab/dataplane"
+	"github.com/lvslab/lvslab/dataplane/defrag"
 	"github.com/lvslab/lvslab/dataplane/header"
 	"github.com/lvslab/lvslab/dataplane/ipvsadm"
 	"github.com/lvslab/lvslab/dataplane/packetio"
@@ -71,6 +73,9 @@ type Config struct {
 	// kernel's drop sets equal to them, so the director's own stack answers
 	// every other packet to a virtual address.
 	Services func(added, removed []dataplane.ServiceKey)
+	// FragTimeout is how long a datagram's fragments wait for the rest
+	// (net.ipv4.ipfrag_time); 30 s when zero.
+	FragTimeout time.Duration
 }
 
 // Counters are the engine's own counters (the core keeps IPVS's).
@@ -84,7 +89,9 @@ type Counters struct {
 	Segmented  uint64           // GSO packets split for a tunnel
 	Dropped    uint64           // VIP packets the core dropped or did not take
 	NoRoute    uint64           // packets without a route or a resolved next hop
-	Unsendable uint64           // packets a transmitter refused (fragmentation, UDP GSO in a tunnel)
+	Unsendable uint64           // packets a transmitter refused (UDP GSO in a tunnel, over 64 fragments)
+	Fragmented uint64           // packets sent in fragments (reassembled datagrams, non-DF packets over the MTU)
+	Defrag     defrag.Counters  // the reassembly of received fragments
 	Socket     []packetio.Stats // per interface, summed over the workers
 }
 
@@ -102,6 +109,8 @@ type Engine struct {
 	ifs     []*iface
 	cnt     Counters
 	ipID    uint16
+	frag    fragments
+	sockets []unix.TpacketStats // the kernel's packet socket statistics per interface, summed (reading resets them)
 	workers []*batch
 	stop    chan struct{}
 	wg      sync.WaitGroup
@@ -141,7 +150,10 @@ func Start(cfg Config) (*Engine, error) {
 	if e.hops, err = newNexthops(); err != nil {
 		return nil, err
 	}
-	if err := e.open(); err != nil {
+	if err = e.open(); err == nil {
+		err = e.frag.openSender()
+	}
+	if err != nil {
 		e.closeSockets()
 		e.hops.close()
 		return nil, err
@@ -249,6 +261,7 @@ func (e *Engine) Close() error {
 	e.wg.Wait()
 	e.closeSockets()
 	e.hops.close()
+	e.frag.close()
 	var errs []error
 	for i, err := range e.errs {
 		if err != nil && !errors.Is(err, packetio.ErrStopped) {
@@ -273,6 +286,7 @@ func (e *Engine) tick() {
 		case now := <-t.C:
 			e.mu.Lock()
 			e.core.Advance(now)
+			e.expireFragments(now)
 			e.mu.Unlock()
 			if n%refreshTicks == 0 {
 				e.hops.refresh()
@@ -365,6 +379,9 @@ func (e *Engine) Counters() Counters {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	c := e.cnt
+	if e.frag.table != nil {
+		c.Defrag = e.frag.table.Counters()
+	}
 	c.Socket = make([]packetio.Stats, len(e.ifs))
 	for _, w := range e.workers {
 		for i, s := range w.sockStats {

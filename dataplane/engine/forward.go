@@ -157,6 +157,10 @@ func (e *Engine) handle(b *batch, in *iface, pk *packetio.Packet, now time.Time)
 	var p parse.Packet
 	r := parse.Frame(frame, vnet, &p)
 	e.cnt.Reasons.Add(r)
+	if r == parse.Fragment {
+		e.defragment(b, in, pk, &p, now)
+		return
+	}
 	if r != parse.OK || p.Kind == parse.KindOther {
 		return
 	}
@@ -244,9 +248,9 @@ func (e *Engine) transmit(b *batch, in *iface, pk *packetio.Packet, p *parse.Pac
 		e.cnt.Replies++
 		e.queue(b, in, packetio.Packet{Buf: reply, Off: packetio.Headroom, Len: n})
 		return
-	case xmit.Forward:
+	case xmit.Forward, xmit.Fragment: // send fragments what does not fit
 	default:
-		e.cnt.Unsendable++ // no fragmentation on this path yet
+		e.cnt.Unsendable++
 		return
 	}
 	vnet = pk.VnetHdr()
@@ -265,7 +269,7 @@ func (e *Engine) transmit(b *batch, in *iface, pk *packetio.Packet, p *parse.Pac
 		return
 	}
 	e.cnt.In++
-	e.queue(b, out, *pk)
+	e.send(b, out, pk, p.L3Off, hp.MTU)
 }
 
 // encapsulate sends the packet in IPIP to h, splitting a GSO packet into
@@ -278,7 +282,7 @@ func (e *Engine) encapsulate(b *batch, out *iface, pk *packetio.Packet, p *parse
 		off, n := t.Encapsulate(pk.Buf, pk.Off, pk.Len, vnet, p, e.ipID)
 		pk.Off, pk.Len = off, n
 		xmit.SetLink(pk.Frame(), out.mac, h.mac)
-		e.queue(b, out, *pk)
+		e.send(b, out, pk, p.L3Off, routeMTU(h, out))
 		return
 	}
 	if p.Proto != header.ProtocolTCP {

@@ -19,12 +19,14 @@ import (
 	"fmt"
 	"os"
 	"sync/atomic"
+	"time"
 	"unsafe"
 
 	"github.com/vishvananda/netlink"
 	"golang.org/x/net/bpf"
 	"golang.org/x/sys/unix"
 
+	"github.com/lvslab/lvslab/dataplane/defrag"
 	"github.com/lvslab/lvslab/topo/agent"
 )
 
@@ -71,7 +73,7 @@ const (
 // Stats counts what the decapsulator did: frames received, packets written
 // to the TUN device (merged segments count once), frames dropped.
 type Stats struct {
-	Received, Delivered, Malformed, Fragments, WriteErrors uint64
+	Received, Delivered, Malformed, Fragments, WriteErrors uint64 // Fragments: of outer packets, reassembled
 }
 
 // Decapsulator moves IPIP payloads from the node's links to its stack.
@@ -82,6 +84,9 @@ type Decapsulator struct {
 	hdrs []unix.Mmsghdr
 	iovs []unix.Iovec
 	co   *coalescer
+	// frags reassembles fragmented outer packets (a director fragments
+	// an IPIP packet larger than its route's MTU when DF is clear).
+	frags *defrag.Table
 
 	received, delivered, malformed, fragments, writeErrors atomic.Uint64
 }
@@ -92,7 +97,8 @@ func Open(name string) (*Decapsulator, error) {
 	if err != nil {
 		return nil, fmt.Errorf("tun %s: %w", name, err)
 	}
-	d := &Decapsulator{tun: tun, co: newCoalescer(), hdrs: make([]unix.Mmsghdr, batch), iovs: make([]unix.Iovec, batch)}
+	d := &Decapsulator{tun: tun, co: newCoalescer(), hdrs: make([]unix.Mmsghdr, batch), iovs: make([]unix.Iovec, batch),
+		frags: defrag.New(defrag.Config{Queues: 16, Headroom: vnetHdrLen})}
 	mem := make([]byte, batch*bufLen)
 	for i := range batch {
 		d.bufs = append(d.bufs, mem[i*bufLen:(i+1)*bufLen:(i+1)*bufLen])
@@ -253,11 +259,13 @@ func (d *Decapsulator) read(fd int) (int, error) {
 func (d *Decapsulator) decap(frame []byte) {
 	d.received.Add(1)
 	inner, err := Decap(frame)
-	switch {
-	case errors.Is(err, ErrFragment):
+	if errors.Is(err, ErrFragment) {
 		d.fragments.Add(1)
-		return
-	case err != nil:
+		if inner, err = d.reassemble(frame, time.Now()); inner == nil && err == nil {
+			return // not whole yet
+		}
+	}
+	if err != nil {
 		d.malformed.Add(1)
 		return
 	}
@@ -268,6 +276,22 @@ func (d *Decapsulator) decap(frame []byte) {
 	if !d.co.start(inner) {
 		d.write(inner)
 	}
+}
+
+// reassemble queues the fragment of an outer packet in frame (its header
+// checked by Decap) and decapsulates the packet it completes, if it does:
+// the kernel reassembles an IPIP packet before ipip_rcv sees it.
+func (d *Decapsulator) reassemble(frame []byte, now time.Time) ([]byte, error) {
+	frame = frame[vnetHdrLen:]
+	total := int(binary.BigEndian.Uint16(frame[ethHdrLen+2:]))
+	d.frags.Expire(now, nil)
+	g, ok := d.frags.Add(frame, ethHdrLen, total, now)
+	if !ok {
+		return nil, nil
+	}
+	whole := g.Buf[g.Off-vnetHdrLen : g.Off+g.Len]
+	clear(whole[:vnetHdrLen]) // no offload state: the fragments had none
+	return Decap(whole)
 }
 
 // flush writes the pending packet, if any.
