@@ -4,7 +4,10 @@
 // by the core (In, Out, InRelated, OutRelated), rewritten (xmit: NAT both
 // ways, DR by MAC rewrite, TUN by IPIP with the MTU rule) and sent on the
 // interface the route to their next hop leaves by, with link addresses from
-// the namespace's neighbour table (the kernel resolves on demand).
+// the namespace's neighbour table (the kernel resolves on demand). IPv4
+// fragments are reassembled before the core sees them and datagrams are
+// fragmented again on the way out, as nf_defrag and ip_fragment do
+// (fragments.go); Stats and the control socket show every counter.
 //
 // Only traffic to the virtual services and the replies of masqueraded
 // connections are the engine's: the director's own stack still answers ARP
