@@ -21,10 +21,10 @@ import (
 type fragments struct {
 	table   *defrag.Table // made at the first fragment (its memory is fixed: 4 MB)
 	maxSize int
-	// send hands an IPv4 packet to the director's own stack to route (a
+	// route hands an IPv4 packet to the director's own stack to route (a
 	// raw socket of its namespace); nil when there is none (tests).
-	send  func(ip []byte, dst netip.Addr) error
-	raw   int    // the raw socket, when send is set
+	route func(ip []byte, dst netip.Addr) error
+	raw   int    // the raw socket, when route is set
 	reply []byte // an ICMP error being built
 }
 
@@ -40,16 +40,16 @@ func (f *fragments) openSender() error {
 		return fmt.Errorf("engine: raw socket for ICMP: %w", err)
 	}
 	f.raw = fd
-	f.send = func(ip []byte, dst netip.Addr) error {
+	f.route = func(ip []byte, dst netip.Addr) error {
 		return unix.Sendto(fd, ip, 0, &unix.SockaddrInet4{Addr: dst.As4()})
 	}
 	return nil
 }
 
 func (f *fragments) close() {
-	if f.send != nil {
+	if f.route != nil {
 		unix.Close(f.raw)
-		f.send = nil
+		f.route = nil
 	}
 }
 
@@ -85,7 +85,7 @@ func (e *Engine) expireFragments(now time.Time) {
 	}
 	e.frag.table.Expire(now, func(first []byte, l3 int) {
 		ip := header.IPv4(first[l3:])
-		if e.frag.send == nil || !e.vips[ip.Destination()] {
+		if e.frag.route == nil || !e.vips[ip.Destination()] {
 			return
 		}
 		if hl := ip.HeaderLength(); ip.Protocol() == header.ProtocolICMPv4 && len(ip) > hl && header.ICMPv4IsError(ip[hl]) {
@@ -97,7 +97,7 @@ func (e *Engine) expireFragments(now time.Time) {
 		p := parse.Packet{L3Off: l3, Len: len(ip)}
 		p.Src, p.Dst = ip.Source(), ip.Destination()
 		if n := xmit.ICMPError(e.frag.reply, first, &p, p.Dst, header.ICMPv4TimeExceeded, icmpFragTime, 0); n > 0 {
-			if e.frag.send(e.frag.reply[header.EthernetSize:n], p.Src) == nil {
+			if e.frag.route(e.frag.reply[header.EthernetSize:n], p.Src) == nil {
 				e.cnt.Replies++
 			}
 		}

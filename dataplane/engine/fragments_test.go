@@ -172,7 +172,7 @@ func TestLostFragment(t *testing.T) {
 		dst netip.Addr
 	}
 	var icmps []sent
-	e.frag.send = func(ip []byte, dst netip.Addr) error {
+	e.frag.route = func(ip []byte, dst netip.Addr) error {
 		icmps = append(icmps, sent{append([]byte(nil), ip...), dst})
 		return nil
 	}
