@@ -26,6 +26,10 @@ type fragments struct {
 	route func(ip []byte, dst netip.Addr) error
 	raw   int    // the raw socket, when route is set
 	reply []byte // an ICMP error being built
+	// outs and lens are FragmentIPv4's working memory: views into a
+	// worker's spare buffers, as many as it has.
+	outs [][]byte
+	lens []int
 }
 
 // icmpFragTime is the code of ICMP time exceeded for a reassembly that
@@ -125,24 +129,38 @@ func (e *Engine) send(b *batch, out *iface, pk *packetio.Packet, l3, mtu int) {
 	if e.frag.maxSize > 0 {
 		mtu = min(mtu, e.frag.maxSize)
 	}
-	if len(b.spare)-b.nspare < maxSegments {
+	hl := ip.HeaderLength()
+	chunk := (mtu - hl) &^ 7
+	if chunk <= 0 {
+		e.cnt.Unsendable++
+		return
+	}
+	k := (n - hl + chunk - 1) / chunk
+	if len(b.spare)-b.nspare < k {
 		e.flush(b)
 	}
-	bufs := b.spare[b.nspare : b.nspare+maxSegments]
-	for i := range b.outs {
-		b.outs[i] = bufs[i][packetio.Headroom:]
+	if len(b.spare) < k {
+		e.cnt.Unsendable++ // more pieces than a worker has buffers
+		return
+	}
+	if len(e.frag.outs) < len(b.spare) {
+		e.frag.outs, e.frag.lens = make([][]byte, len(b.spare)), make([]int, len(b.spare))
+	}
+	bufs := b.spare[b.nspare : b.nspare+k]
+	outs := e.frag.outs[:k]
+	for i := range outs {
+		outs[i] = bufs[i][packetio.Headroom:]
 	}
 	p := parse.Packet{L3Off: l3, Len: n}
 	p.Src = ip.Source()
-	k := xmit.FragmentIPv4(b.outs, b.lens, frame, &p, mtu)
-	if k == 0 {
-		e.cnt.Unsendable++ // more than maxSegments pieces
+	if xmit.FragmentIPv4(outs, e.frag.lens[:k], frame, &p, mtu) != k {
+		e.cnt.Unsendable++
 		return
 	}
 	b.nspare += k
 	e.cnt.Fragmented++
 	for i := range k {
-		e.queue(b, out, packetio.Packet{Buf: bufs[i], Off: packetio.Headroom, Len: b.lens[i]})
+		e.queue(b, out, packetio.Packet{Buf: bufs[i], Off: packetio.Headroom, Len: e.frag.lens[i]})
 	}
 }
 
