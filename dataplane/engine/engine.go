@@ -88,7 +88,7 @@ type Counters struct {
 	Segmented  uint64           // GSO packets split for a tunnel
 	Dropped    uint64           // VIP packets the core dropped or did not take
 	NoRoute    uint64           // packets without a route or a resolved next hop
-	Unsendable uint64           // packets a transmitter refused (UDP GSO in a tunnel, over 64 fragments)
+	Unsendable uint64           // packets a transmitter refused (UDP GSO in a tunnel, more fragments than a worker has buffers)
 	Fragmented uint64           // packets sent in fragments (reassembled datagrams, non-DF packets over the MTU)
 	Defrag     defrag.Counters  // the reassembly of received fragments
 	Socket     []packetio.Stats // per interface, summed over the workers
