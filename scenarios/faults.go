@@ -423,8 +423,12 @@ func (r *run) linkEffect(rep *reports.Report, i int) []string {
 		if !done && r.delays[f] != nil {
 			st = r.delays[f].Stats()
 		}
-		out = append(out, fmt.Sprintf("delay line: %d frames and %d dropped from %s, %d and %d dropped to it",
-			st.FromNode.Frames, st.FromNode.Dropped, f.Link, st.ToNode.Frames, st.ToNode.Dropped))
+		line := fmt.Sprintf("delay line: %d frames and %d dropped from %s, %d and %d dropped to it",
+			st.FromNode.Frames, st.FromNode.Dropped, f.Link, st.ToNode.Frames, st.ToNode.Dropped)
+		if st.CPUSeconds > 0 {
+			line += fmt.Sprintf(", %.2fs of CPU", st.CPUSeconds)
+		}
+		out = append(out, line)
 	}
 	return out
 }
