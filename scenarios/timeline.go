@@ -30,8 +30,13 @@ type Timeline struct {
 
 // Server is what a real server node runs.
 type Server struct {
-	Kind           string `yaml:"kind"` // http (default) | tcp | udp | command
-	Port           int    `yaml:"port"` // default: the port its services send to
+	Kind string `yaml:"kind"` // http (default) | tcp | udp | command
+	// Port, or Ports for several, is where the server listens; by default
+	// every port its services send to. One server serves all of them (one
+	// identity, capacity and failure mode): the real server of a port-0
+	// or fwmark service, which gets each client's own destination port.
+	Port           int    `yaml:"port"`
+	Ports          []int  `yaml:"ports"`
 	ResponseBytes  int    `yaml:"response_bytes"`
 	ServiceTime    string `yaml:"service_time"` // 2ms, uniform:1ms-3ms, exp:2ms
 	MaxConcurrency int    `yaml:"max_concurrency"`
@@ -48,10 +53,13 @@ type Persistence struct {
 // HealthCheck is how the director checks a service's real servers
 // (keepalived's semantics).
 type HealthCheck struct {
-	Kind      string `yaml:"kind"` // tcp | http | command
-	Port      int    `yaml:"port"` // default: the real server's port
-	Path      string `yaml:"path"`
-	Status    int    `yaml:"status"`
+	Kind   string `yaml:"kind"` // tcp | http | command
+	Port   int    `yaml:"port"` // default: the real server's port
+	Path   string `yaml:"path"`
+	Status int    `yaml:"status"`
+	// Digest is the MD5 of the body an http check expects, 32 hex digits
+	// (keepalived's HTTP_GET url digest; genhash prints it).
+	Digest    string `yaml:"digest"`
 	Command   string `yaml:"command"`
 	Interval  string `yaml:"interval"`
 	Timeout   string `yaml:"timeout"`
@@ -66,11 +74,14 @@ type HealthCheck struct {
 
 // Phase is one load phase.
 type Phase struct {
-	Name        string `yaml:"name"`
-	From        string `yaml:"from"`   // client node(s), comma-separated
-	Target      string `yaml:"target"` // VIP:port; default the first service
-	Kind        string `yaml:"kind"`   // http | tcp | udp; default from the target service
-	Rate        string `yaml:"rate"`   // open loop: 2000/s
+	Name string `yaml:"name"`
+	From string `yaml:"from"` // client node(s), comma-separated
+	// Target is VIP:PORT, or several: ports after the first reuse the
+	// address before them (192.168.1.110:80,443 or
+	// 192.168.1.110:80,192.168.1.111:80); default the first service.
+	Target      string `yaml:"target"`
+	Kind        string `yaml:"kind"` // http | tcp | udp; default from the target service
+	Rate        string `yaml:"rate"` // open loop: 2000/s
 	Arrival     string `yaml:"arrival"`
 	Concurrency int    `yaml:"concurrency"`
 	// NewConnectionPerRequest is the default: LVS schedules connections.
@@ -221,6 +232,17 @@ func (s *Scenario) checkTimeline() Errors {
 		if sv.Port < 0 || sv.Port > 65535 {
 			bad(path+".port", obj, "port %d is outside 1–65535", sv.Port)
 		}
+		if sv.Port != 0 && len(sv.Ports) > 0 {
+			bad(path+".ports", obj, "give port or ports, not both")
+		}
+		for j, p := range sv.Ports {
+			switch {
+			case p < 1 || p > 65535:
+				bad(fmt.Sprintf("%s.ports[%d]", path, j), obj, "port %d is outside 1–65535", p)
+			case slices.Contains(sv.Ports[:j], p):
+				bad(fmt.Sprintf("%s.ports[%d]", path, j), obj, "port %d is listed twice", p)
+			}
+		}
 		if sv.ResponseBytes < 0 || (sv.Kind == "udp" && sv.ResponseBytes > realserver.MaxUDPResponse) {
 			bad(path+".response_bytes", obj, "response_bytes %d is outside 0–%d", sv.ResponseBytes, realserver.MaxUDPResponse)
 		}
@@ -254,6 +276,17 @@ func (s *Scenario) checkTimeline() Errors {
 					bad(hpath+"."+d.key, obj, "%s %q: %v", d.key, d.v, err)
 				}
 			}
+			if hc.Digest != "" && !md5Hex.MatchString(hc.Digest) {
+				bad(hpath+".digest", obj, "digest %q is not an MD5 digest (32 hex digits)", hc.Digest)
+			}
+			for _, f := range []struct {
+				key string
+				set bool
+			}{{"path", hc.Path != ""}, {"status", hc.Status != 0}, {"digest", hc.Digest != ""}} {
+				if f.set && hc.Kind != "http" {
+					bad(hpath+"."+f.key, obj, "%s belongs to kind: http", f.key)
+				}
+			}
 			if hc.Kind == "command" && strings.TrimSpace(hc.Command) == "" {
 				bad(hpath+".command", obj, "health check kind command needs the command to run")
 			}
@@ -285,8 +318,8 @@ func (s *Scenario) checkTimeline() Errors {
 			}
 		}
 		if p.Target != "" {
-			if ap, err := netip.ParseAddrPort(p.Target); err != nil || !ap.Addr().Is4() || ap.Port() == 0 {
-				bad(path+".target", obj, "target %q is not an address and port like 192.168.1.110:80", p.Target)
+			if _, err := p.Targets(); err != nil {
+				bad(path+".target", obj, "%v", err)
 			}
 		} else if len(s.Services) == 0 {
 			bad(path, obj, "needs a target (the scenario has no services)")
@@ -381,8 +414,13 @@ func (s *Scenario) checkTimeline() Errors {
 		}
 	}
 	for i, text := range s.Expect {
-		if _, err := ParseExpectation(text); err != nil {
-			bad(fmt.Sprintf("expect[%d]", i), fmt.Sprintf("expectation %q", text), "%v", err)
+		path, obj := fmt.Sprintf("expect[%d]", i), fmt.Sprintf("expectation %q", text)
+		e, err := ParseExpectation(text)
+		switch {
+		case err != nil:
+			bad(path, obj, "%v", err)
+		case e.Phase != "" && !slices.Contains(s.phaseNames(), e.Phase):
+			bad(path, obj, "no load phase is called %q", e.Phase)
 		}
 	}
 	return es
@@ -397,36 +435,39 @@ func (s *Scenario) checkKinds() Errors {
 	}
 	var es Errors
 	for i, p := range s.Load {
-		svc := -1
-		if p.Target == "" && len(lab.Services) > 0 {
-			svc = 0
-		} else if ap, err := netip.ParseAddrPort(p.Target); err == nil {
-			for j, ls := range lab.Services {
-				if ls.VIP == ap.Addr() && (ls.Port == ap.Port() || ls.Port == 0) {
-					svc = j
-					break
-				}
-			}
-		}
-		if svc < 0 {
+		targets, err := p.Targets()
+		if err != nil {
 			continue
 		}
-		kind := p.Kind
-		if kind == "" {
-			kind = defaultKind(lab.Services[svc].Protocol)
+		if len(targets) == 0 && len(lab.Services) > 0 {
+			targets = []netip.AddrPort{netip.AddrPortFrom(lab.Services[0].VIP, lab.Services[0].Port)}
 		}
-		for _, rs := range s.Services[svc].RealServers {
-			for _, n := range s.Nodes {
-				if n.Name != rs.Node {
-					continue
-				}
-				sk := defaultKind(lab.Services[svc].Protocol)
-				if n.Server != nil && n.Server.Kind != "" {
-					sk = n.Server.Kind
-				}
-				if sk != kind && sk != "command" {
-					es = append(es, s.src.errorAt(fmt.Sprintf("load[%d]", i), fmt.Sprintf("load phase %q", p.Name),
-						fmt.Sprintf("sends %s requests, but real server %q serves %s (give it server: {kind: %s})", kind, n.Name, sk, kind)))
+		var named []string // each real server once, though several targets reach it
+		for _, ap := range targets {
+			svc := slices.IndexFunc(lab.Services, func(ls topo.Service) bool {
+				return ls.VIP == ap.Addr() && (ls.Port == ap.Port() || ls.Port == 0)
+			})
+			if svc < 0 || svc >= len(s.Services) {
+				continue
+			}
+			kind := p.Kind
+			if kind == "" {
+				kind = defaultKind(lab.Services[svc].Protocol)
+			}
+			for _, rs := range s.Services[svc].RealServers {
+				for _, n := range s.Nodes {
+					if n.Name != rs.Node || slices.Contains(named, n.Name) {
+						continue
+					}
+					sk := defaultKind(lab.Services[svc].Protocol)
+					if n.Server != nil && n.Server.Kind != "" {
+						sk = n.Server.Kind
+					}
+					if sk != kind && sk != "command" {
+						named = append(named, n.Name)
+						es = append(es, s.src.errorAt(fmt.Sprintf("load[%d]", i), fmt.Sprintf("load phase %q", p.Name),
+							fmt.Sprintf("sends %s requests, but real server %q serves %s (give it server: {kind: %s})", kind, n.Name, sk, kind)))
+					}
 				}
 			}
 		}
@@ -441,6 +482,8 @@ func defaultKind(protocol string) string {
 	}
 	return "http"
 }
+
+var md5Hex = regexp.MustCompile(`^[0-9a-fA-F]{32}$`)
 
 var rateRE = regexp.MustCompile(`^[0-9]+(\.[0-9]+)?(bit|kbit|mbit|gbit)$`)
 
@@ -550,6 +593,52 @@ func lossPercent(s string) (int, error) {
 		return 0, fmt.Errorf("want a whole percentage 1%%–100%%")
 	}
 	return n, nil
+}
+
+// phaseNames are the load phases' names as the report gives them: an
+// unnamed phase is "phase N".
+func (s *Scenario) phaseNames() []string {
+	names := make([]string, len(s.Load))
+	for i, p := range s.Load {
+		names[i] = p.NameOf(i)
+	}
+	return names
+}
+
+// NameOf is the name of phase i in the report.
+func (p *Phase) NameOf(i int) string {
+	if p.Name == "" {
+		return fmt.Sprintf("phase %d", i+1)
+	}
+	return p.Name
+}
+
+// Targets reads the phase's target list (none when it names none): each
+// comma-separated entry is ADDRESS:PORT, or a PORT on the address before it.
+func (p *Phase) Targets() ([]netip.AddrPort, error) {
+	if p.Target == "" {
+		return nil, nil
+	}
+	var out []netip.AddrPort
+	var addr netip.Addr
+	for item := range strings.SplitSeq(p.Target, ",") {
+		item = strings.TrimSpace(item)
+		ap, err := netip.ParseAddrPort(item)
+		if err != nil && addr.IsValid() {
+			if port, perr := strconv.ParseUint(item, 10, 16); perr == nil {
+				ap, err = netip.AddrPortFrom(addr, uint16(port)), nil
+			}
+		}
+		switch {
+		case err != nil || !ap.Addr().Is4() || ap.Port() == 0:
+			return nil, fmt.Errorf("target %q is not an address and port like 192.168.1.110:80 (or several: 192.168.1.110:80,443)", p.Target)
+		case slices.Contains(out, ap):
+			return nil, fmt.Errorf("target %q names %s twice", p.Target, ap)
+		}
+		addr = ap.Addr()
+		out = append(out, ap)
+	}
+	return out, nil
 }
 
 // Froms lists the phase's client nodes.

@@ -39,7 +39,9 @@
 // In every director, table netdev "lvslab" (DropTable) drops, at ingress of
 // every interface, the IPv4 packets of its virtual services: set "services"
 // (DropServices: address . protocol . port) and set "allports" (DropAllPorts:
-// address . protocol, the port-0 services). Netdev ingress runs after the
+// address . protocol, the port-0 services), and every IP fragment to a
+// service's address and protocol (set "fragments", DropFrags: the
+// dataplane reassembles them). Netdev ingress runs after the
 // packet taps: an AF_PACKET socket bound to ETH_P_ALL sees each packet, the
 // kernel never handles one the dataplane took (no RST, no ICMP); the rest of
 // the traffic to a VIP gets the director's own answers (echo replies, RSTs).
