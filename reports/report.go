@@ -39,8 +39,20 @@ type Report struct {
 	Timeseries   Timeseries        `json:"timeseries"`
 	// Health is what the health checks saw of each checked real server.
 	Health []Health `json:"health,omitempty"`
+	// Director is what the director's dataplane engine counted.
+	Director *Director `json:"director,omitempty"`
 
 	loads []phaseResult // what AddLoad was given, to merge again on the next phase
+}
+
+// Director is what a director's dataplane engine counted over the run, as
+// lvslab stats --json shows it: the packets it handled, IPv4 reassembly,
+// and every packet it did not forward, by reason.
+type Director struct {
+	Node       string            `json:"node"`
+	Counters   map[string]uint64 `json:"counters"`             // frames, in, out, icmp_in, icmp_out, replies, segmented, fragmented
+	Reassembly map[string]uint64 `json:"reassembly,omitempty"` // fragments, reassembled, timeout, overlap, …
+	Drops      map[string]uint64 `json:"drops"`                // parse.REASON, defrag.REASON, dropped, no_route, unsendable, socket.IFACE
 }
 
 // Load is what the client side measured over one phase (or all of them).

@@ -36,7 +36,10 @@ load[]                  phases, in order unless at: places them: name, from (cli
 faults[]                at (10s, or "phase NAME"), for (restore after), and one action:
                         kill | restore | hang | refuse | reset: NODE; slow: NODE with delay;
                         error: NODE with status; weight: {node, value}; add | remove: NODE;
-                        link: NODE with down: true, loss: 5% or rate: 10mbit; kill: DIRECTOR
+                        link: NODE with down: true, or any of loss: 5%, rate: 10mbit and
+                        delay: 20ms with jitter: 5ms (each way, uniform; netem where the kernel has
+                        it, which reorders packets closer than the jitter, else lvslab's userspace
+                        delay line, which reorders only with reorder: true); kill: DIRECTOR
 expect[]                over the report: errors < 1%, p99 < 50ms, throughput_rps > 100, jain > 0.95,
                         share(rs1) within 0.05 of weight_share(rs1), connections(rs2) > 0,
                         detected(rs2) < 1s, recovered(rs2) < 3s, persistence_violations == 0 (client

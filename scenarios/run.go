@@ -27,6 +27,7 @@ import (
 	"github.com/lvslab/lvslab/reports"
 	"github.com/lvslab/lvslab/reports/metrics"
 	"github.com/lvslab/lvslab/topo"
+	"github.com/lvslab/lvslab/topo/impair"
 )
 
 // RunOptions tune a run.
@@ -85,6 +86,11 @@ type run struct {
 	procs        []*exec.Cmd
 	mu           sync.Mutex
 	t0           time.Time
+
+	// delays are the link delays on now, delayStats what the ended ones
+	// counted, by fault.
+	delays     map[*Fault]*impair.Impairment
+	delayStats map[*Fault]impair.Stats
 }
 
 // Run builds the scenario's lab, runs its timeline, and returns the report;
@@ -134,7 +140,7 @@ func (l *Lab) RunTimeline(ctx context.Context) (*reports.Report, error) {
 	rep.Faults = faults
 	for i := range rep.Faults {
 		f := &rep.Faults[i]
-		f.Detail = strings.Join(append([]string{errorsDuring(rep, *f)}, r.detection(f, events)...), "; ")
+		f.Detail = strings.Join(slices.Concat([]string{errorsDuring(rep, *f)}, r.linkEffect(rep, i), r.detection(f, events)), "; ")
 		r.recovery(rep, i)
 	}
 	rep.Health = healthSummary(events, r.s.healthSpecs(r.dests))
@@ -149,6 +155,9 @@ func (l *Lab) RunTimeline(ctx context.Context) (*reports.Report, error) {
 		}
 	}
 	if rep.Services, err = r.services(); err != nil {
+		return rep, err
+	}
+	if rep.Director, err = r.directorStats(); err != nil {
 		return rep, err
 	}
 	for _, text := range s.Expect {
@@ -742,7 +751,7 @@ func parseStats(s string) map[string]*svcStats {
 // environment is what the report says about the machine.
 func environment(f topo.Features) map[string]string {
 	yes := map[bool]string{true: "present", false: "absent"}
-	return map[string]string{"packet_io": "afpacket", "ipip": f.Decap(), "netem": yes[f.Netem], "tbf": yes[f.TBF],
+	return map[string]string{"packet_io": "afpacket", "ipip": f.Decap(), "netem": yes[f.Netem], "delay": f.DelayMechanism(), "tbf": yes[f.TBF],
 		"kernel_ipvs": yes[f.IPVS], "kernel": f.Kernel, "go": runtime.Version()}
 }
 
@@ -766,6 +775,9 @@ func fallbacks(f topo.Features) string {
 	}
 	if !f.IPIP {
 		fb = append(fb, "userspace IPIP decapsulation (no ipip driver)")
+	}
+	if !f.Netem {
+		fb = append(fb, "userspace link delay line (no netem)")
 	}
 	if len(fb) == 0 {
 		return "none"

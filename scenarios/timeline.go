@@ -1,6 +1,7 @@
 package scenarios
 
 import (
+	"errors"
 	"fmt"
 	"net/netip"
 	"regexp"
@@ -108,14 +109,21 @@ type Fault struct {
 	Weight  *WeightFault `yaml:"weight"`
 	Add     string       `yaml:"add"`    // a standby real server joins its services
 	Remove  string       `yaml:"remove"` // a real server leaves its services
-	Link    string       `yaml:"link"`   // a node's links: down, loss or rate
+	Link    string       `yaml:"link"`   // a node's links: down, or loss, rate and delay
 
 	Down bool   `yaml:"down"` // link: carrier off
 	Loss string `yaml:"loss"` // link: 5% of packets dropped both ways (nftables)
 	Rate string `yaml:"rate"` // link: egress limited to 10mbit (tbf)
 
-	Delay  string `yaml:"delay"`  // slow
-	Status int    `yaml:"status"` // error
+	// Delay is how long a slow server waits before it answers, or, on a
+	// link, how long each packet takes longer to cross it, each way
+	// (netem, or lvslab's userspace delay line).
+	Delay string `yaml:"delay"`
+	// Jitter spreads a link's delay uniformly over delay ± jitter; the
+	// link does not reorder packets unless Reorder says it may.
+	Jitter  string `yaml:"jitter"`
+	Reorder bool   `yaml:"reorder"`
+	Status  int    `yaml:"status"` // error
 }
 
 // WeightFault changes a real server's weight in every service it serves.
@@ -366,8 +374,14 @@ func (s *Scenario) checkTimeline() Errors {
 		if f.For != "" && slices.Contains([]FaultAction{Restore, Weight, Add, Remove}, act) {
 			bad(path+".for", obj, "%s has no for: (give the opposite fault its own time)", act)
 		}
-		if f.Delay != "" && act != Slow {
-			bad(path+".delay", obj, "delay belongs to slow")
+		if f.Delay != "" && act != Slow && act != Link {
+			bad(path+".delay", obj, "delay belongs to slow (a server's answer) or link (the node's links)")
+		}
+		if f.Jitter != "" && act != Link {
+			bad(path+".jitter", obj, "jitter belongs to a link's delay")
+		}
+		if f.Reorder && act != Link {
+			bad(path+".reorder", obj, "reorder belongs to a link's delay")
 		}
 		if act == Slow {
 			if d, err := duration(f.Delay, 0); err != nil || d <= 0 {
@@ -472,20 +486,26 @@ var md5Hex = regexp.MustCompile(`^[0-9a-fA-F]{32}$`)
 
 var rateRE = regexp.MustCompile(`^[0-9]+(\.[0-9]+)?(bit|kbit|mbit|gbit)$`)
 
-// checkLink checks a link fault: exactly one of down, loss and rate.
+// checkLink checks a link fault: down alone, or any of loss, rate and
+// delay (with its jitter).
 func (s *Scenario) checkLink(path, obj string, f *Fault) Errors {
 	var es Errors
 	bad := func(p, format string, args ...any) {
 		es = append(es, s.src.errorAt(p, obj, fmt.Sprintf(format, args...)))
 	}
-	n := 0
-	for _, set := range []bool{f.Down, f.Loss != "", f.Rate != ""} {
-		if set {
-			n++
-		}
+	impaired := f.Loss != "" || f.Rate != "" || f.Delay != "" || f.Jitter != "" || f.Reorder
+	if f.Down == impaired {
+		bad(path, "link takes down: true, or any of loss: 5%%, rate: 10mbit and delay: 20ms (with jitter: 5ms)")
 	}
-	if n != 1 {
-		bad(path, "link takes one of down: true, loss: 5%% or rate: 10mbit")
+	if f.Delay != "" || f.Jitter != "" || f.Reorder {
+		_, err := f.LinkDelay()
+		var le *linkDelayError
+		switch {
+		case errors.As(err, &le):
+			bad(path+"."+le.key, "%v", le.msg)
+		case err != nil:
+			bad(path, "%v", err)
+		}
 	}
 	if f.Loss != "" {
 		if _, err := lossPercent(f.Loss); err != nil {
@@ -496,6 +516,47 @@ func (s *Scenario) checkLink(path, obj string, f *Fault) Errors {
 		bad(path+".rate", "rate %q is not a rate like 10mbit (bit, kbit, mbit, gbit)", f.Rate)
 	}
 	return es
+}
+
+// LinkDelay is what a link fault's delay and jitter ask of the link.
+type LinkDelay struct {
+	Delay, Jitter time.Duration
+	Reorder       bool
+}
+
+type linkDelayError struct{ key, msg string }
+
+func (e *linkDelayError) Error() string { return e.msg }
+
+// LinkDelay reads the fault's delay and jitter as a link's (zero when the
+// fault delays nothing). Jitter needs a delay at least as long: a packet
+// cannot leave before it arrived.
+func (f *Fault) LinkDelay() (LinkDelay, error) {
+	var d LinkDelay
+	var err error
+	if f.Delay == "" {
+		switch {
+		case f.Jitter != "":
+			return d, &linkDelayError{"jitter", "jitter needs a delay (delay: 20ms, jitter: 5ms)"}
+		case f.Reorder:
+			return d, &linkDelayError{"reorder", "reorder needs a delay with jitter (delay: 20ms, jitter: 5ms)"}
+		}
+		return d, nil
+	}
+	if d.Delay, err = duration(f.Delay, 0); err != nil {
+		return d, &linkDelayError{"delay", fmt.Sprintf("delay %q: %v", f.Delay, err)}
+	}
+	if d.Jitter, err = duration(f.Jitter, 0); err != nil {
+		return d, &linkDelayError{"jitter", fmt.Sprintf("jitter %q: %v", f.Jitter, err)}
+	}
+	if d.Jitter > d.Delay {
+		return d, &linkDelayError{"jitter", fmt.Sprintf("jitter %s exceeds the delay %s (a packet cannot leave before it arrived)", d.Jitter, d.Delay)}
+	}
+	if f.Reorder && d.Jitter == 0 {
+		return d, &linkDelayError{"reorder", "reorder needs jitter: with one delay for all, no packet overtakes another"}
+	}
+	d.Reorder = f.Reorder
+	return d, nil
 }
 
 // lossPercent reads "5%" as 5.

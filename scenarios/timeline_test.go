@@ -25,6 +25,27 @@ services:
       - {node: rs2, forward: nat, standby: true}
 `
 
+func TestLinkDelayCombinesWithLossAndRate(t *testing.T) {
+	s, err := Parse("t.yaml", []byte(natLab+`faults:
+  - {at: 5s, link: rs1, delay: 20ms, jitter: 5ms, for: 10s}
+  - {at: 1s, link: client, delay: 1ms, loss: 5%, rate: 10mbit}
+  - {at: 2s, link: rs2, delay: 0s}
+  - {at: 3s, link: rs2, delay: 10ms, jitter: 9ms, reorder: true}
+`))
+	require.NoError(t, err)
+	d, err := s.Faults[0].LinkDelay()
+	require.NoError(t, err)
+	assert.Equal(t, LinkDelay{Delay: 20 * time.Millisecond, Jitter: 5 * time.Millisecond}, d)
+	_, length := s.FaultTimes(&s.Faults[0], 0.5)
+	assert.Equal(t, 5*time.Second, length, "for: scales, the delay does not")
+	d, err = s.Faults[1].LinkDelay()
+	require.NoError(t, err)
+	assert.Equal(t, LinkDelay{Delay: time.Millisecond}, d)
+	d, err = s.Faults[3].LinkDelay()
+	require.NoError(t, err)
+	assert.Equal(t, LinkDelay{Delay: 10 * time.Millisecond, Jitter: 9 * time.Millisecond, Reorder: true}, d)
+}
+
 func TestTimelineParses(t *testing.T) {
 	s, err := Parse("t.yaml", []byte(natLab+`load:
   - {name: warm, from: client, rate: 100/s, duration: 2s}
@@ -102,6 +123,30 @@ func TestBrokenTimelines(t *testing.T) {
 			`b.yaml:25:33: fault restore rs1: restore has no for: (give the opposite fault its own time)`,
 			`b.yaml:26:41: fault weight rs1: weight 70000 is outside 0–65535`,
 			`b.yaml:27:19: fault add director: node "director" is a director, not a realserver`,
+		},
+	}, {
+		name: "link delays",
+		src: natLab + `faults:
+  - {at: 1s, link: rs1, jitter: 5ms}
+  - {at: 1s, link: rs1, delay: soon, jitter: -1ms}
+  - {at: 1s, link: rs1, delay: 5ms, jitter: 10ms}
+  - {at: 1s, link: rs1, down: true, delay: 20ms}
+  - {at: 1s, hang: rs1, delay: 20ms, jitter: 5ms}
+  - {at: 1s, slow: rs1, jitter: 5ms}
+  - {at: 1s, link: rs1, delay: 5ms, reorder: true}
+  - {at: 1s, hang: rs1, reorder: true}
+`,
+		want: []string{
+			`b.yaml:21:33: fault link rs1: jitter needs a delay (delay: 20ms, jitter: 5ms)`,
+			`b.yaml:22:32: fault link rs1: delay "soon": not a duration like 10s or 500ms`,
+			`b.yaml:23:45: fault link rs1: jitter 10ms exceeds the delay 5ms (a packet cannot leave before it arrived)`,
+			`b.yaml:24:5: fault link rs1: link takes down: true, or any of loss: 5%, rate: 10mbit and delay: 20ms (with jitter: 5ms)`,
+			`b.yaml:25:32: fault hang rs1: delay belongs to slow (a server's answer) or link (the node's links)`,
+			`b.yaml:25:46: fault hang rs1: jitter belongs to a link's delay`,
+			`b.yaml:26:5: fault slow rs1: slow needs a delay like 200ms`,
+			`b.yaml:26:33: fault slow rs1: jitter belongs to a link's delay`,
+			`b.yaml:27:46: fault link rs1: reorder needs jitter: with one delay for all, no packet overtakes another`,
+			`b.yaml:28:34: fault hang rs1: reorder belongs to a link's delay`,
 		},
 	}, {
 		name: "expectations, servers, services",
