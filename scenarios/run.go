@@ -144,14 +144,19 @@ func (l *Lab) RunTimeline(ctx context.Context) (*reports.Report, error) {
 		r.recovery(rep, i)
 	}
 	rep.Health = healthSummary(events, r.s.healthSpecs(r.dests))
-	// ipvsadm shows the counters the 2 s estimator last folded (spec §9.1),
-	// and the director's clock ticks every second: wait for a fold that
-	// covers the end of the load, as kipvs's waitstats does.
+	// ipvsadm shows the counters the 2 s estimator last folded (spec §9.1):
+	// wait for the fold that covers the end of the load, as kipvs's
+	// waitstats does (at most one estimator period).
 	if r.director != "" {
+		folded := make(chan error, 1)
+		go func() { folded <- engine.AwaitFold(r.director) }()
 		select {
 		case <-ctx.Done():
 			return rep, ctx.Err()
-		case <-time.After(estimatorSettle):
+		case err := <-folded:
+			if err != nil {
+				return rep, fmt.Errorf("waiting for the director's estimator: %w", err)
+			}
 		}
 	}
 	if rep.Services, err = r.services(); err != nil {
@@ -605,10 +610,6 @@ func (r *run) weightsAt(target netip.AddrPort, at time.Duration, events []Health
 	}
 	return out
 }
-
-// estimatorSettle is one estimator period plus one tick of the director's
-// clock.
-const estimatorSettle = 3 * time.Second
 
 // services reads the director's counters (ipvsadm -L -n --stats --exact)
 // into the report's services: the structured ones, then those only the
