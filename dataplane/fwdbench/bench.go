@@ -88,6 +88,7 @@ func Run(cfg Config, log io.Writer) (rep *Report, err error) {
 	if err != nil {
 		return nil, err
 	}
+	fmt.Fprintf(log, "lab %s (namespaces %s, %s, %s)\n", l.Name, l.Client, l.Director, l.Server)
 	defer func() {
 		if cerr := l.Close(); err == nil {
 			err = cerr
