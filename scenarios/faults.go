@@ -8,6 +8,7 @@ import (
 	"math"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/lvslab/lvslab/dataplane/engine"
@@ -16,9 +17,54 @@ import (
 	"github.com/lvslab/lvslab/topo/impair"
 )
 
+// faultSteps says when each fault's action and its restore are done (their
+// channels are closed then, or when the fault ends early), so a load phase
+// can wait for the faults timed before it.
+type faultSteps struct {
+	applied, restored []chan struct{}
+}
+
+func newFaultSteps(n int) *faultSteps {
+	st := &faultSteps{applied: make([]chan struct{}, n), restored: make([]chan struct{}, n)}
+	for i := range n {
+		st.applied[i], st.restored[i] = make(chan struct{}), make(chan struct{})
+	}
+	return st
+}
+
+// awaitFaults returns once every fault action and restore timed at or
+// before at is done (false when ctx ends first). A phase timed after a
+// fault measures the lab with the fault in effect (or undone): the
+// action takes time (nft, tc, a process's exit or start), which on a busy
+// machine exceeds the gap a scenario leaves before the phase, and a timer
+// can fire late; without the wait, the phase would race the fault.
+func (r *run) awaitFaults(ctx context.Context, st *faultSteps, at time.Duration) bool {
+	for i := range r.s.Faults {
+		fat, length := r.s.FaultTimes(&r.s.Faults[i], r.opt.Scale)
+		var waits []chan struct{}
+		if fat <= at {
+			waits = append(waits, st.applied[i])
+		}
+		if length > 0 && fat+length <= at {
+			waits = append(waits, st.restored[i])
+		}
+		for _, c := range waits {
+			select {
+			case <-ctx.Done():
+				return false
+			case <-c:
+			}
+		}
+	}
+	return true
+}
+
 // fault waits for fault i's time, applies it, and restores it after its
-// for:, recording both in out.
-func (r *run) fault(ctx context.Context, i int, out *reports.Fault) error {
+// for:, recording both in out and marking each step done in st.
+func (r *run) fault(ctx context.Context, i int, out *reports.Fault, st *faultSteps) error {
+	applied := sync.OnceFunc(func() { close(st.applied[i]) })
+	defer close(st.restored[i])
+	defer applied()
 	f := &r.s.Faults[i]
 	act, target, _ := f.Action()
 	at, length := r.s.FaultTimes(f, r.opt.Scale)
@@ -30,6 +76,7 @@ func (r *run) fault(ctx context.Context, i int, out *reports.Fault) error {
 	if err := r.apply(ctx, act, target, f); err != nil && ctx.Err() == nil {
 		return fmt.Errorf("fault %s %s at %s: %w", act, target, at, err)
 	}
+	applied()
 	if length == 0 {
 		return nil
 	}

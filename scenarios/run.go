@@ -291,12 +291,13 @@ func (r *run) timeline(ctx context.Context) ([]*metrics.Result, []reports.Fault,
 	}
 	r.progress("timeline starts: %d load phases, %d faults, %s", len(r.s.Load), len(r.s.Faults), end.Round(time.Millisecond))
 	results := make([]*metrics.Result, len(r.s.Load))
+	steps := newFaultSteps(len(r.s.Faults))
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	var errs []error
 	for _, j := range jobs {
 		wg.Go(func() {
-			if !sleepUntil(ctx, r.t0.Add(starts[j.phase])) {
+			if !sleepUntil(ctx, r.t0.Add(starts[j.phase])) || !r.awaitFaults(ctx, steps, starts[j.phase]) {
 				return
 			}
 			p := &r.s.Load[j.phase]
@@ -323,7 +324,7 @@ func (r *run) timeline(ctx context.Context) ([]*metrics.Result, []reports.Fault,
 	faults := make([]reports.Fault, len(r.s.Faults))
 	for i := range r.s.Faults {
 		wg.Go(func() {
-			if err := r.fault(ctx, i, &faults[i]); err != nil {
+			if err := r.fault(ctx, i, &faults[i], steps); err != nil {
 				mu.Lock()
 				errs = append(errs, err)
 				mu.Unlock()

@@ -249,6 +249,9 @@ func TestGoAPI(t *testing.T) {
 // TestLinkFaults cuts a real server's link for one phase (its requests
 // time out, nobody else's do) and checks every link fault applies and
 // restores cleanly; then kills the director for a phase and restarts it.
+// Phases that must see no errors give each request 2 s, and a phase ends
+// (timeout included) before the next fault: a loaded 2-core machine
+// stalls a process for most of a second.
 func TestLinkFaults(t *testing.T) {
 	needLabs(t)
 	s, err := Parse("link.yaml", []byte("name: link\n"+natNodes+`services:
@@ -257,11 +260,11 @@ func TestLinkFaults(t *testing.T) {
     realservers: [{node: rs1, forward: nat}, {node: rs2, forward: nat}]
 load:
   - {name: cut, rate: 50/s, duration: 1s, timeout: 500ms, at: 500ms}
-  - {name: healed, rate: 50/s, duration: 1s, timeout: 500ms, at: 3s}
-  - {name: headless, rate: 50/s, duration: 500ms, timeout: 300ms, at: 4700ms}
-  - {name: rebooted, rate: 50/s, duration: 500ms, timeout: 500ms, at: 6s}
+  - {name: healed, rate: 50/s, duration: 1s, timeout: 2s, at: 3s}
+  - {name: headless, rate: 50/s, duration: 500ms, timeout: 300ms, at: 6700ms}
+  - {name: rebooted, rate: 50/s, duration: 500ms, timeout: 2s, at: 9s}
 faults:
-  - {at: 4500ms, kill: director, for: 1s}
+  - {at: 6500ms, kill: director, for: 2s}
   - {at: 0s, link: rs1, down: true, for: 2500ms}
   - {at: 0s, link: rs2, rate: 10mbit, for: 2500ms}
   - {at: 0s, link: client, loss: 1%, for: 300ms}
@@ -294,18 +297,21 @@ const natNodes = labFront + `  - {name: rs1, role: realserver, interfaces: [{net
 // TestHealthFlaps kills a checked real server twice and restores it twice:
 // the checks take it out and put it back each time (two flaps), and each
 // fault reports when that happened and when the load's errors stopped.
+// The check's timeout (1 s, fall 2) is one a loaded machine meets, so
+// only the kills flap a server (a killed one refuses at once); a restore
+// leaves 2 s for the server to start and rise before the next kill.
 func TestHealthFlaps(t *testing.T) {
 	needLabs(t)
 	s, err := Parse("flaps.yaml", []byte("name: flaps\n"+natNodes+`services:
   - vip: 192.168.1.110:80
     scheduler: rr
     realservers: [{node: rs1, forward: nat}, {node: rs2, forward: nat}]
-    health_check: {kind: tcp, interval: 100ms, timeout: 100ms, rise: 2, fall: 2}
+    health_check: {kind: tcp, interval: 100ms, timeout: 1s, rise: 2, fall: 2}
 load:
-  - {rate: 100/s, duration: 5s, timeout: 500ms}
+  - {rate: 100/s, duration: 7s, timeout: 500ms}
 faults:
   - {at: 500ms, kill: rs2, for: 1s}
-  - {at: 2500ms, kill: rs2, for: 1s}
+  - {at: 3500ms, kill: rs2, for: 1s}
 expect:
   - recovered(rs2) < 3s
   - detected(rs2) < 2s
@@ -331,7 +337,10 @@ expect:
 }
 
 // TestSorryServer kills both checked real servers: the sorry server takes
-// every request while both are down and leaves when one is back.
+// every request while both are down and leaves when one is back. Each
+// phase starts 1.5 s or more after the change it observes (the checks must
+// notice it; a restored server must start and rise), checks time out
+// after 1 s and requests after 1 s, all of which a loaded machine meets.
 func TestSorryServer(t *testing.T) {
 	needLabs(t)
 	s, err := Parse("sorry.yaml", []byte("name: sorry\n"+natNodes+`  - {name: sorry, role: realserver, interfaces: [{network: internal, address: 10.1.1.9}]}
@@ -339,14 +348,14 @@ services:
   - vip: 192.168.1.110:80
     scheduler: rr
     realservers: [{node: rs1, forward: nat}, {node: rs2, forward: nat}]
-    health_check: {kind: tcp, interval: 100ms, timeout: 100ms, rise: 2, fall: 2, sorry_server: sorry}
+    health_check: {kind: tcp, interval: 100ms, timeout: 1s, rise: 2, fall: 2, sorry_server: sorry}
 load:
-  - {name: before, rate: 50/s, duration: 500ms, timeout: 500ms}
-  - {name: all down, rate: 50/s, duration: 1s, timeout: 500ms, at: 1500ms}
-  - {name: one back, rate: 50/s, duration: 1s, timeout: 500ms, at: 4s}
+  - {name: before, rate: 50/s, duration: 500ms, timeout: 1s}
+  - {name: all down, rate: 50/s, duration: 1s, timeout: 1s, at: 3s}
+  - {name: one back, rate: 50/s, duration: 1s, timeout: 1s, at: 7s}
 faults:
-  - {at: 1s, kill: rs1, for: 2s}
-  - {at: 1s, kill: rs2}
+  - {at: 1500ms, kill: rs1, for: 3500ms}
+  - {at: 1500ms, kill: rs2}
 `))
 	require.NoError(t, err)
 	runDir := t.TempDir()
@@ -481,7 +490,8 @@ load:
 
 // TestHealthCheckDigest checks the body's MD5 (keepalived's HTTP_GET
 // digest): rs2 answers 200 with another body, fails the check and is set
-// quiescent, so the load reaches rs1 only.
+// quiescent, so the load reaches rs1 only. An HTTP check needs the real
+// server scheduled too: 1 s and fall 2 are what a loaded machine meets.
 func TestHealthCheckDigest(t *testing.T) {
 	needLabs(t)
 	s, err := Parse("digest.yaml", []byte("name: digest\n"+labFront+`  - {name: rs1, role: realserver, interfaces: [{network: internal, address: 10.1.1.2}], server: {response_bytes: 100}}
@@ -491,9 +501,9 @@ services:
     scheduler: rr
     realservers: [{node: rs1, forward: nat}, {node: rs2, forward: nat}]
     # md5 of the built-in server's 100-byte body ("x" × 100), any case
-    health_check: {kind: http, path: /, status: 200, digest: AED563ECAFB4BCC5654C597A421547B2, interval: 100ms, timeout: 200ms}
+    health_check: {kind: http, path: /, status: 200, digest: AED563ECAFB4BCC5654C597A421547B2, interval: 100ms, timeout: 1s, fall: 2}
 load:
-  - {name: checked, rate: 50/s, duration: 1s, timeout: 500ms, at: 1s}
+  - {name: checked, rate: 50/s, duration: 1s, timeout: 1s, at: 2s}
 `))
 	require.NoError(t, err)
 	runDir := t.TempDir()

@@ -95,12 +95,29 @@ func build(t *testing.T, example string) *topo.Instance {
 	require.NoError(t, err)
 	assert.Equal(t, before, rootSnapshot(t), "the root namespace gains no route or link")
 	inos := namespaceInodes(t, in)
+	requireLinksReady(t, in)
 	t.Cleanup(func() {
 		require.NoError(t, in.Destroy())
 		assertNothingLeft(t, runDir, inos)
 		assert.Equal(t, before, rootSnapshot(t))
 	})
 	return in
+}
+
+// requireLinksReady proves a built lab's links carry frames at once: every
+// interface of every node is operationally up with its queueing discipline
+// attached (a veth end keeps "noop", which drops every frame, until the
+// kernel's link watcher runs), so a user's first request is not lost.
+func requireLinksReady(t *testing.T, in *topo.Instance) {
+	t.Helper()
+	for _, n := range in.Lab.Nodes {
+		for j := range n.Interfaces {
+			out, err := in.Output(n.Name, "ip", "-o", "link", "show", "dev", topo.IfName(j))
+			require.NoError(t, err, "%s", out)
+			assert.Contains(t, string(out), " state UP ", "%s: %s", n.Name, out)
+			assert.NotContains(t, string(out), " qdisc noop ", "%s: %s", n.Name, out)
+		}
+	}
 }
 
 // namespaces identifies a lab's namespaces by inode and cookie (inodes
