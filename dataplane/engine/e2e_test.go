@@ -16,11 +16,10 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-	"golang.org/x/net/icmp"
-	"golang.org/x/net/ipv4"
 	"golang.org/x/sys/unix"
 
 	"github.com/lvslab/lvslab/dataplane/engine"
+	"github.com/lvslab/lvslab/internal/pingtest"
 	"github.com/lvslab/lvslab/loadgen/realserver"
 	"github.com/lvslab/lvslab/loadgen/wire"
 	"github.com/lvslab/lvslab/scenarios"
@@ -448,7 +447,7 @@ func TestVIPHandover(t *testing.T) {
 func TestKernelAnswersTheRest(t *testing.T) {
 	lb := startLab(t, "nat", "rr")
 	require.ErrorIs(t, lb.dial(9), unix.ECONNREFUSED, "a port without a service")
-	require.NoError(t, lb.in.Do("client", func() error { return echo(vip) }), "a ping to the VIP")
+	require.NoError(t, lb.in.Do("client", func() error { return pingtest.Echo(vip, 6) }), "a ping to the VIP")
 	var nodes []string
 	for _, n := range lb.rips {
 		nodes = append(nodes, n)
@@ -470,43 +469,6 @@ func (lb *lab) dial(port uint16) error {
 		}
 		return err
 	})
-}
-
-// echo sends one ICMP echo request to dst and waits for its reply.
-func echo(dst netip.Addr) error {
-	c, err := icmp.ListenPacket("ip4:icmp", "0.0.0.0")
-	if err != nil {
-		return err
-	}
-	defer c.Close()
-	const id, seq = 0x1b5, 1
-	req, err := (&icmp.Message{Type: ipv4.ICMPTypeEcho, Body: &icmp.Echo{ID: id, Seq: seq, Data: []byte("lvslab")}}).Marshal(nil)
-	if err != nil {
-		return err
-	}
-	if _, err := c.WriteTo(req, &net.IPAddr{IP: dst.AsSlice()}); err != nil {
-		return err
-	}
-	if err := c.SetReadDeadline(time.Now().Add(5 * time.Second)); err != nil {
-		return err
-	}
-	buf := make([]byte, 1500)
-	for {
-		n, from, err := c.ReadFrom(buf)
-		if err != nil {
-			return err
-		}
-		m, err := icmp.ParseMessage(1, buf[:n])
-		if err != nil {
-			return err
-		}
-		if e, ok := m.Body.(*icmp.Echo); ok && m.Type == ipv4.ICMPTypeEchoReply && e.ID == id && e.Seq == seq {
-			if got := from.(*net.IPAddr).IP.String(); got != dst.String() {
-				return fmt.Errorf("echo reply from %s, want %s", got, dst)
-			}
-			return nil
-		}
-	}
 }
 
 // TestOnePacket is one-packet scheduling (-o) in the DR lab: every
