@@ -29,6 +29,7 @@ import (
 	"net"
 	"net/netip"
 	"runtime"
+	"slices"
 	"sync"
 	"time"
 
@@ -78,6 +79,8 @@ type Counters struct {
 	Dropped    uint64           // VIP packets the core dropped or did not take
 	NoRoute    uint64           // packets without a route or a resolved next hop
 	Unsendable uint64           // packets a transmitter refused (fragmentation, UDP GSO in a tunnel)
+	Queued     uint64           // packets of firewall-mark services read from the netfilter queue
+	QueueErrs  uint64           // verdicts the kernel did not take
 	Socket     []packetio.Stats // per interface, summed over the workers
 }
 
@@ -89,6 +92,9 @@ type Engine struct {
 	ctl     *dataplane.Control
 	vips    map[netip.Addr]bool // addresses of the services in keys
 	keys    map[dataplane.ServiceKey]bool
+	marks   []uint32   // of the fwmark services, sorted
+	fwm     *markQueue // the fwmark services' path, from the first one on
+	markMu  sync.Mutex // serialises syncMarks
 	hops    *nexthops
 	ifs     []*iface
 	cnt     Counters
@@ -230,9 +236,9 @@ func (e *Engine) Close() error {
 		w.poller.Stop()
 	}
 	e.wg.Wait()
+	errs := []error{e.closeMarks()}
 	e.closeSockets()
 	e.hops.close()
-	var errs []error
 	for i, err := range e.errs {
 		if err != nil && !errors.Is(err, packetio.ErrStopped) {
 			errs = append(errs, fmt.Errorf("worker %d: %w", i, err))
@@ -275,6 +281,9 @@ func (e *Engine) Ipvsadm(args []string, stdin io.Reader, stdout, stderr io.Write
 	if e.cfg.Services != nil && (len(added) > 0 || len(removed) > 0) {
 		e.cfg.Services(added, removed)
 	}
+	if err := e.syncMarks(); err != nil {
+		fmt.Fprintf(stderr, "lvslab: %v\n", err)
+	}
 	e.hops.resolve(dests)
 	return code
 }
@@ -285,10 +294,13 @@ func (e *Engine) Ipvsadm(args []string, stdin io.Reader, stdout, stderr io.Write
 func (e *Engine) syncServices(now time.Time) (added, removed []dataplane.ServiceKey, dests []netip.Addr) {
 	keys := map[dataplane.ServiceKey]bool{}
 	vips := map[netip.Addr]bool{}
+	var marks []uint32
 	for _, s := range e.core.Services(now) {
 		if k := s.Config.Key; k.FWMark == 0 {
 			keys[k] = true
 			vips[k.Addr] = true
+		} else if !slices.Contains(marks, k.FWMark) {
+			marks = append(marks, k.FWMark)
 		}
 		for _, d := range s.Dests {
 			dests = append(dests, d.Config.Addr)
@@ -304,7 +316,8 @@ func (e *Engine) syncServices(now time.Time) (added, removed []dataplane.Service
 			removed = append(removed, k)
 		}
 	}
-	e.keys, e.vips = keys, vips
+	slices.Sort(marks)
+	e.keys, e.vips, e.marks = keys, vips, marks
 	return added, removed, dests
 }
 

@@ -1,0 +1,376 @@
+package engine
+
+// Firewall-mark services (ipvsadm -A -f N) take the packets that rules of
+// the director's own firewall marked, as the kernel's IPVS does at
+// NF_INET_LOCAL_IN/FORWARD after iptables or nftables set skb->mark. The
+// packet taps cannot see a mark: an AF_PACKET socket gets a frame before
+// the namespace's prerouting rules run. So the engine takes a second path
+// for them, through the kernel's netfilter queue:
+//
+//   - The director's kernel has no drop for a fwmark service's packets (the
+//     netdev ingress sets hold address-port keys only), so they reach
+//     prerouting, where the operator's rules mark them (type filter or
+//     mangle, priority -150 and before).
+//   - While the table has fwmark services, the engine keeps a table of its
+//     own in the namespace: set "marks" holds the services' marks, and a
+//     prerouting chain at priority -140 (after mangle) hands every packet
+//     whose meta mark is in the set to netfilter queue number num. The
+//     queue statement is the xtables NFQUEUE target (revision 3) through
+//     nft's compat expression: kernels without CONFIG_NFT_QUEUE (as here)
+//     have it, and kernels with it too. The target carries the bypass flag:
+//     while no engine listens (it died without its Close) marked packets go
+//     on to the director's own stack, as on a kernel director whose fwmark
+//     service is gone — a RST, not a black hole.
+//   - The engine reads the queue (copy mode packet, no F_GSO: the kernel
+//     segments GSO packets and completes partial checksums before it
+//     queues, so a queued packet is one MTU-sized IP packet with valid
+//     checksums), puts an Ethernet header on it from the queue's in
+//     interface and hardware address (so a NAT client's MAC is learnt as on
+//     the tap path), and hands it to the core with its mark, as In. The
+//     verdict follows the core: a packet the engine forwarded, rejected or
+//     dropped is dropped in the kernel; one the core does not take (no
+//     connection and not a new one, ICMP that belongs to no connection)
+//     is accepted and goes on to the director's stack — ip_vs_in's
+//     NF_ACCEPT.
+//
+// Every packet is forwarded once: the tap path leaves a client's packet to
+// a virtual address alone unless its key is one of the address-port
+// services (the packets the kernel drops at netdev ingress; see
+// Engine.leftToQueue), the queue path takes only what the marking rules
+// marked. Replies of masqueraded fwmark connections (real server → client)
+// carry no mark and are the tap path's, as for every NAT service; the
+// kernel drops them (ip_forward=0).
+//
+// What it costs: the kernel copies each queued packet to the engine over
+// netlink and waits for a verdict (a receive, a send and a verdict message
+// per packet, no batching); see BenchmarkQueuePath in fwmark_test.go.
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"os"
+	"slices"
+	"sync"
+	"time"
+
+	nfqueue "github.com/florianl/go-nfqueue/v2"
+	"github.com/google/nftables"
+	"github.com/google/nftables/binaryutil"
+	"github.com/google/nftables/expr"
+	"github.com/google/nftables/xt"
+	"github.com/mdlayher/netlink"
+	"golang.org/x/sys/unix"
+
+	"github.com/lvslab/lvslab/dataplane"
+	"github.com/lvslab/lvslab/dataplane/header"
+	"github.com/lvslab/lvslab/dataplane/packetio"
+	"github.com/lvslab/lvslab/dataplane/parse"
+)
+
+// Names and numbers of the queue path in the director's namespace.
+const (
+	// firstQueue is the first netfilter queue number an engine tries; the
+	// next ones are taken when another engine of the namespace holds it.
+	firstQueue = 0x4c10
+	queueTries = 16
+	// MarkTablePrefix starts the name of an engine's table (family inet),
+	// followed by its queue number.
+	MarkTablePrefix = "lvslab-fwmark-"
+	// MarkSet is the set of the fwmark services' marks in that table.
+	MarkSet = "marks"
+	// MarkPriority is the queue chain's prerouting priority: after mangle
+	// (-150), where operators set marks, and before the filter.
+	MarkPriority = -140
+)
+
+// setMu serialises the nftables batches that create sets.
+var setMu sync.Mutex
+
+// markQueue is the engine's netfilter queue and the table that feeds it.
+type markQueue struct {
+	num   uint16
+	table string
+	nf    *nfqueue.Nfqueue
+	stop  context.CancelFunc
+	b     *batch // send sockets and buffers, used by the queue's goroutine only
+	marks []uint32
+}
+
+// syncMarks keeps the queue path equal to the fwmark services: the queue
+// opens with the first one, the table's set follows their marks, and the
+// table goes with the last one (the queue stays bound until Close). It
+// runs outside e.mu, serialised by e.markMu.
+func (e *Engine) syncMarks() error {
+	e.markMu.Lock()
+	defer e.markMu.Unlock()
+	e.mu.Lock()
+	marks, q := e.marks, e.fwm
+	e.mu.Unlock()
+	if q == nil {
+		if len(marks) == 0 {
+			return nil
+		}
+		var err error
+		if q, err = e.openQueue(); err != nil {
+			return fmt.Errorf("firewall-mark services get no packets: %w", err)
+		}
+		e.mu.Lock()
+		e.fwm = q
+		e.mu.Unlock()
+	}
+	if slices.Equal(marks, q.marks) {
+		return nil
+	}
+	var err error
+	if len(marks) == 0 {
+		err = q.deleteTable()
+	} else {
+		err = q.installTable(marks)
+	}
+	if err != nil {
+		return fmt.Errorf("firewall-mark services: nftables: %w", err)
+	}
+	q.marks = marks
+	return nil
+}
+
+// openQueue binds the first free queue number and starts reading it.
+func (e *Engine) openQueue() (*markQueue, error) {
+	b, err := e.sendOnlyBatch()
+	if err != nil {
+		return nil, err
+	}
+	q := &markQueue{b: b}
+	ctx, stop := context.WithCancel(context.Background())
+	var errs []error
+	for i := range uint16(queueTries) {
+		q.num = firstQueue + i
+		q.nf, err = nfqueue.Open(&nfqueue.Config{
+			NfQueue: q.num, MaxPacketLen: 0xffff, MaxQueueLen: 4096,
+			Copymode: nfqueue.NfQnlCopyPacket, AfFamily: unix.AF_INET, WriteTimeout: time.Second,
+		})
+		if err != nil {
+			errs = append(errs, err)
+			break
+		}
+		// Replies that did not fit the socket's buffer are dropped by the
+		// kernel; ENOBUFS only tells the reader so.
+		q.nf.SetOption(netlink.NoENOBUFS, true)
+		err = q.nf.RegisterWithErrorFunc(ctx, func(a nfqueue.Attribute) int {
+			e.fromQueue(q, &a)
+			return 0
+		}, func(err error) int {
+			if ctx.Err() != nil {
+				return 1
+			}
+			fmt.Fprintf(os.Stderr, "director: netfilter queue %d: %v\n", q.num, err)
+			return 0
+		})
+		if err == nil {
+			q.stop = stop
+			q.table = fmt.Sprintf("%s%d", MarkTablePrefix, q.num)
+			return q, nil
+		}
+		errs = append(errs, err)
+		q.nf.Close()
+		if !errors.Is(err, unix.EBUSY) {
+			break
+		}
+	}
+	stop()
+	closeBatch(b)
+	return nil, fmt.Errorf("netfilter queue: %w", errors.Join(errs...))
+}
+
+// sendOnlyBatch is a batch with a socket on every interface that sends and
+// never receives (a filter refuses every frame), for the queue path.
+func (e *Engine) sendOnlyBatch() (*batch, error) {
+	b := newBatch(4, len(e.ifs))
+	never := []unix.SockFilter{{Code: unix.BPF_RET | unix.BPF_K, K: 0}}
+	for i, ifc := range e.ifs {
+		s, err := packetio.Open(ifc.index, len(b.rx), packetio.Config{Vnet: true, QdiscBypass: true})
+		if err == nil {
+			err = unix.SetsockoptSockFprog(s.Fd(), unix.SOL_SOCKET, unix.SO_ATTACH_FILTER, &unix.SockFprog{Len: 1, Filter: &never[0]})
+			if err != nil {
+				s.Close()
+			}
+		}
+		if err != nil {
+			closeBatch(b)
+			return nil, fmt.Errorf("interface %s: %w", ifc.name, err)
+		}
+		b.socks[i] = s
+		// Frames that arrived between bind and filter.
+		for {
+			if _, _, err := unix.Recvfrom(s.Fd(), nil, unix.MSG_DONTWAIT|unix.MSG_TRUNC); err != nil {
+				break
+			}
+		}
+	}
+	return b, nil
+}
+
+func closeBatch(b *batch) {
+	for _, s := range b.socks {
+		if s != nil {
+			s.Close()
+		}
+	}
+}
+
+// close removes the table, then stops reading (the kernel drops what is
+// still queued when the queue is unbound).
+func (q *markQueue) close() error {
+	var err error
+	if len(q.marks) > 0 {
+		err = q.deleteTable()
+	}
+	q.stop()
+	q.nf.Close()
+	closeBatch(q.b)
+	return err
+}
+
+// nfqInfo is struct xt_NFQ_info_v3 (linux/netfilter/xt_NFQUEUE.h) in host
+// byte order, padded to XT_ALIGN: queuenum, queues_total, flags.
+func nfqInfo(num uint16) *xt.Unknown {
+	const bypass = 0x01 // NFQ_FLAG_BYPASS
+	info := make(xt.Unknown, 8)
+	binary.NativeEndian.PutUint16(info[0:], num)
+	binary.NativeEndian.PutUint16(info[2:], 1)
+	binary.NativeEndian.PutUint16(info[4:], bypass)
+	return &info
+}
+
+// installTable (re)creates the engine's table with marks in its set, in
+// one transaction: the old table, if any, goes in the same batch.
+func (q *markQueue) installTable(marks []uint32) error {
+	c, err := nftables.New()
+	if err != nil {
+		return err
+	}
+	t := &nftables.Table{Family: nftables.TableFamilyINet, Name: q.table}
+	if len(q.marks) > 0 {
+		c.DelTable(t)
+	}
+	c.AddTable(t)
+	set := &nftables.Set{Table: t, Name: MarkSet, KeyType: nftables.TypeMark, KeyByteOrder: binaryutil.NativeEndian}
+	els := make([]nftables.SetElement, len(marks))
+	for i, m := range marks {
+		els[i] = nftables.SetElement{Key: binary.NativeEndian.AppendUint32(nil, m)}
+	}
+	// AddSet numbers sets from an unsynchronised package counter.
+	setMu.Lock()
+	err = c.AddSet(set, els)
+	setMu.Unlock()
+	if err != nil {
+		return err
+	}
+	prio := nftables.ChainPriority(MarkPriority)
+	ch := c.AddChain(&nftables.Chain{Name: "queue", Table: t, Type: nftables.ChainTypeFilter,
+		Hooknum: nftables.ChainHookPrerouting, Priority: &prio})
+	c.AddRule(&nftables.Rule{Table: t, Chain: ch, Exprs: []expr.Any{
+		&expr.Meta{Key: expr.MetaKeyMARK, Register: 1},
+		&expr.Lookup{SourceRegister: 1, SetName: set.Name, SetID: set.ID},
+		&expr.Target{Name: "NFQUEUE", Rev: 3, Info: nfqInfo(q.num)},
+	}})
+	return c.Flush()
+}
+
+func (q *markQueue) deleteTable() error {
+	c, err := nftables.New()
+	if err != nil {
+		return err
+	}
+	c.DelTable(&nftables.Table{Family: nftables.TableFamilyINet, Name: q.table})
+	return c.Flush()
+}
+
+// fromQueue decides one queued packet and gives the kernel its verdict.
+func (e *Engine) fromQueue(q *markQueue, a *nfqueue.Attribute) {
+	if a.PacketID == nil {
+		return
+	}
+	verdict := nfqueue.NfAccept
+	if a.Payload != nil && a.InDev != nil && a.Mark != nil {
+		var hw []byte
+		if a.HwAddr != nil {
+			hw = *a.HwAddr
+		}
+		if e.queued(q.b, *a.Payload, int(*a.InDev), hw, *a.Mark, time.Now()) {
+			verdict = nfqueue.NfDrop
+		}
+	}
+	if err := q.nf.SetVerdict(*a.PacketID, verdict); err != nil {
+		e.mu.Lock()
+		e.cnt.QueueErrs++
+		e.mu.Unlock()
+	}
+}
+
+// queued is the queue path's handle: pkt is an IP packet that arrived on
+// the interface with index ifindex from link address hw, with firewall
+// mark mark. It reports whether the engine took the packet (forwarded,
+// rejected or dropped it); if not, the kernel goes on with it.
+func (e *Engine) queued(b *batch, pkt []byte, ifindex int, hw []byte, mark uint32, now time.Time) bool {
+	in := e.ifaceOf(ifindex)
+	pk := &b.rx[0]
+	if in == nil || len(pkt) == 0 || header.EthernetSize+len(pkt) > len(pk.Buf)-packetio.Headroom {
+		return false
+	}
+	pk.Off, pk.Len = packetio.Headroom, header.EthernetSize+len(pkt)
+	clear(pk.Vnet[:])
+	frame := pk.Frame()
+	eth := header.Ethernet(frame)
+	eth.SetDestination(in.mac)
+	var src header.MAC
+	copy(src[:], hw)
+	eth.SetSource(src)
+	eth.SetType(header.EtherTypeIPv4)
+	if pkt[0]>>4 == 6 {
+		eth.SetType(header.EtherTypeIPv6)
+	}
+	copy(frame[header.EthernetSize:], pkt)
+	var p parse.Packet
+	if parse.Frame(frame, nil, &p) != parse.OK {
+		return false
+	}
+	took := false
+	e.mu.Lock()
+	e.cnt.Queued++
+	switch {
+	case p.Kind == parse.KindTransport:
+		took = e.inbound(b, in, pk, &p, mark, now) != dataplane.Accept
+	case p.Kind == parse.KindICMPError && !p.Tunneled:
+		took = e.inboundICMP(b, pk, &p, now)
+	}
+	e.mu.Unlock()
+	e.flush(b)
+	return took
+}
+
+// leftToQueue reports whether the tap path must leave a client's packet to
+// a virtual address alone: with fwmark services about, only packets whose
+// key is an address-port service's (what the kernel drops at netdev
+// ingress, so only the tap sees them) are the tap path's; the rest reach
+// prerouting, where a marking rule may queue them to the queue path.
+func (e *Engine) leftToQueue(p *parse.Packet) bool {
+	if e.fwm == nil {
+		return false
+	}
+	dst := p.Dst.Unmap()
+	return !e.keys[dataplane.ServiceKey{Proto: p.Proto, Addr: dst, Port: p.DstPort}] &&
+		!e.keys[dataplane.ServiceKey{Proto: p.Proto, Addr: dst}]
+}
+
+// closeMarks ends the queue path (Close).
+func (e *Engine) closeMarks() error {
+	e.markMu.Lock()
+	defer e.markMu.Unlock()
+	if e.fwm == nil {
+		return nil
+	}
+	return e.fwm.close()
+}
