@@ -1,6 +1,8 @@
 package engine_test
 
 import (
+	"fmt"
+	"io"
 	"net"
 	"net/netip"
 	"os"
@@ -48,7 +50,7 @@ type fwmarkLab struct {
 	dests []netip.Addr // in the order they were added
 }
 
-func startFWMarkLab(t *testing.T, example string) *fwmarkLab {
+func startFWMarkLab(t testing.TB, example string) *fwmarkLab {
 	lb := startLab(t, example, "rr")
 	method := map[string]string{"nat": "-m", "dr": "-g", "tun": "-i"}[example]
 	require.NotEmpty(t, method)
@@ -108,7 +110,7 @@ func startFWMarkLab(t *testing.T, example string) *fwmarkLab {
 
 // picks is what scheduler/picks (lvslab sched) gives for n new connections
 // of a fresh rr service over the lab's real servers.
-func (fl *fwmarkLab) picks(t *testing.T, n int) []string {
+func (fl *fwmarkLab) picks(t testing.TB, n int) []string {
 	var dests []picks.DestSpec
 	for _, d := range fl.dests {
 		dests = append(dests, picks.DestSpec{Addr: netip.AddrPortFrom(d, 0), Weight: 1})
@@ -123,7 +125,7 @@ func (fl *fwmarkLab) picks(t *testing.T, n int) []string {
 }
 
 // snmp reads counters of node's /proc/net/snmp, as "Proto Name".
-func (lb *lab) snmp(t *testing.T, node string, counters ...string) []int {
+func (lb *lab) snmp(t testing.TB, node string, counters ...string) []int {
 	out, err := lb.in.Output(node, "cat", "/proc/net/snmp")
 	require.NoError(t, err)
 	var vs []int
@@ -138,7 +140,7 @@ func (lb *lab) snmp(t *testing.T, node string, counters ...string) []int {
 
 // sent is what the client sent (tcp segments, udp datagrams) and what the
 // real servers received, together.
-func (fl *fwmarkLab) sent(t *testing.T) (client, servers [2]int) {
+func (fl *fwmarkLab) sent(t testing.TB) (client, servers [2]int) {
 	c := fl.snmp(t, "client", "Tcp OutSegs", "Udp OutDatagrams")
 	client = [2]int{c[0], c[1]}
 	for _, node := range fl.rips {
@@ -173,7 +175,7 @@ func (lb *lab) dialAt(to netip.AddrPort) error {
 }
 
 // queueTable returns the engine's nftables table in the director, or "".
-func (lb *lab) queueTable(t *testing.T) string {
+func (lb *lab) queueTable(t testing.TB) string {
 	out, err := lb.in.Output("director", "nft", "list", "ruleset")
 	require.NoError(t, err)
 	for _, block := range strings.SplitAfter(string(out), "\n}\n") {
@@ -281,3 +283,119 @@ func mapValues[K comparable, V any](m map[K]V) func(func(V) bool) {
 func TestFWMarkNAT(t *testing.T) { testFWMark(t, "nat") }
 func TestFWMarkDR(t *testing.T)  { testFWMark(t, "dr") }
 func TestFWMarkTUN(t *testing.T) { testFWMark(t, "tun") }
+
+// BenchmarkQueuePath compares the two ways a client's packet reaches the
+// engine in the DR lab, one request and its answer per op over one UDP
+// socket, window requests in flight: the tap path (the udp address-port
+// service of the first VIP) and the queue path (mark 2 on the second).
+// ns/op is the time per request and answer;
+// agent-µs/pkt is the director agent's CPU time (user and system) per
+// packet it forwarded. The kernel's own share of the queue path (copying
+// the packet to the queue, in the sender's softirq) is not in it.
+func BenchmarkQueuePath(b *testing.B) {
+	fl := startFWMarkLab(b, "dr")
+	for _, c := range []struct {
+		name    string
+		to      netip.AddrPort
+		service []string
+	}{
+		{"tap", netip.AddrPortFrom(vip, udpPort), []string{"UDP", netip.AddrPortFrom(vip, udpPort).String()}},
+		{"queue", netip.AddrPortFrom(vip2, markUDPPort), []string{"FWM", "2"}},
+	} {
+		for _, window := range []int{1, 16} {
+			b.Run(fmt.Sprintf("%s/window=%d", c.name, window), func(b *testing.B) {
+				var conn net.Conn
+				require.NoError(b, fl.in.Do("client", func() (err error) {
+					conn, err = net.Dial("udp", c.to.String())
+					return err
+				}))
+				defer conn.Close()
+				req, resp := make([]byte, wire.RequestLen), make([]byte, 2048)
+				pkts0, cpu0 := fl.inPkts(b, c.service), agentCPU(b, fl.agent.PID)
+				b.ResetTimer()
+				for i := 0; i < b.N; i += window {
+					n := min(window, b.N-i)
+					require.NoError(b, conn.SetDeadline(time.Now().Add(5*time.Second)))
+					for k := range n {
+						wire.PutRequest(req, wire.RequestLen, 0, uint32(i+k))
+						_, err := conn.Write(req)
+						require.NoError(b, err)
+					}
+					for range n {
+						_, err := conn.Read(resp)
+						require.NoError(b, err)
+					}
+				}
+				b.StopTimer()
+				cpu := agentCPU(b, fl.agent.PID) - cpu0
+				var pkts int
+				require.Eventually(b, func() bool {
+					pkts = fl.inPkts(b, c.service) - pkts0
+					return pkts >= b.N
+				}, 5*time.Second, 100*time.Millisecond)
+				b.ReportMetric(float64(cpu.Microseconds())/float64(pkts), "agent-µs/pkt")
+			})
+		}
+	}
+}
+
+// inPkts reads the InPkts of a service ("UDP" "addr:port", or "FWM" "N")
+// from the --stats listing.
+func (lb *lab) inPkts(t testing.TB, service []string) int {
+	for _, line := range strings.Split(lb.ipvsadm(t, "-L", "-n", "--stats"), "\n") {
+		if f := strings.Fields(line); len(f) >= 4 && f[0] == service[0] && f[1] == service[1] {
+			n, err := strconv.Atoi(f[3])
+			require.NoError(t, err)
+			return n
+		}
+	}
+	t.Fatalf("no service %v in the listing", service)
+	return 0
+}
+
+// agentCPU is the user and system time process pid has used.
+func agentCPU(t testing.TB, pid int) time.Duration {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	require.NoError(t, err)
+	// Fields after the command (which may hold spaces): utime is the 14th
+	// field of the line, the 12th after ")".
+	f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+1:]))
+	ut, err := strconv.ParseInt(f[11], 10, 64)
+	require.NoError(t, err)
+	st, err := strconv.ParseInt(f[12], 10, 64)
+	require.NoError(t, err)
+	const hz = 100 // USER_HZ
+	return time.Duration(ut+st) * time.Second / hz
+}
+
+// BenchmarkBulkTCPFWMark is BenchmarkBulkTCP/dr through a firewall-mark
+// service: the kernel segments the client's GSO packets before it queues
+// them (the queue has no F_GSO), so every MTU-sized segment crosses the
+// queue on its own.
+//
+//	go test -run '^$' -bench 'BulkTCP' -benchtime 300x ./dataplane/engine
+func BenchmarkBulkTCPFWMark(b *testing.B) {
+	const port = 9000
+	fl := startFWMarkLab(b, "dr")
+	_, err := fl.in.Output("director", "nft", "add", "rule", "ip", "lvstest-mark", "pre",
+		"ip", "daddr", vip2.String(), "tcp", "dport", strconv.Itoa(port), "meta", "mark", "set", "1")
+	require.NoError(b, err)
+	for _, node := range fl.rips {
+		sink(b, fl.lab, node, port)
+	}
+	var c net.Conn
+	require.NoError(b, fl.in.Do("client", func() (err error) {
+		c, err = net.DialTimeout("tcp", netip.AddrPortFrom(vip2, port).String(), 5*time.Second)
+		return err
+	}))
+	buf := make([]byte, 1<<20)
+	b.SetBytes(int64(len(buf)))
+	for b.Loop() {
+		_, err := c.Write(buf)
+		require.NoError(b, err)
+	}
+	require.NoError(b, c.(*net.TCPConn).CloseWrite())
+	_, err = io.Copy(io.Discard, c)
+	require.NoError(b, err)
+	c.Close()
+}
