@@ -186,6 +186,14 @@ func (r *run) start() error {
 		}
 	}
 	for _, n := range r.s.Nodes {
+		if n.Role == string(topo.Director) {
+			continue // StartDirector loaded its nftables
+		}
+		if err := r.s.LoadNFTables(r.in, n.Name); err != nil {
+			return err
+		}
+	}
+	for _, n := range r.s.Nodes {
 		if n.Role != string(topo.RealServer) {
 			continue
 		}
@@ -449,14 +457,13 @@ func (r *run) target(p *Phase) (netip.AddrPort, wire.Kind, error) {
 	proto := "tcp"
 	if p.Target != "" {
 		ap, _ = netip.ParseAddrPort(p.Target)
-		for _, s := range r.in.Lab.Services {
-			if s.VIP == ap.Addr() && (s.Port == ap.Port() || s.Port == 0) && s.Protocol == "udp" {
+		for i, s := range r.in.Lab.Services {
+			if r.s.aims(r.in.Lab, i, ap) && s.Protocol == "udp" {
 				proto = "udp"
 			}
 		}
 	} else {
-		s := r.in.Lab.Services[0]
-		ap, proto = netip.AddrPortFrom(s.VIP, s.Port), s.Protocol
+		ap, proto = r.s.defaultTarget(r.in.Lab), r.in.Lab.Services[0].Protocol
 	}
 	kind := p.Kind
 	if kind == "" {
@@ -497,7 +504,7 @@ func (r *run) weightsAt(target netip.AddrPort, at time.Duration) map[string]floa
 	in := map[string]bool{}
 	weight := map[string]int{}
 	for i, s := range r.in.Lab.Services {
-		if s.VIP != target.Addr() || (s.Port != target.Port() && s.Port != 0) {
+		if !r.s.aims(r.in.Lab, i, target) {
 			continue
 		}
 		for j, d := range s.Dests {
@@ -563,7 +570,11 @@ func (r *run) services() ([]reports.Service, error) {
 	byAddr := map[string]Destination{}
 	for _, ds := range r.dests {
 		for _, d := range ds {
-			byAddr[d.Service+" "+d.Server] = d
+			server := d.Server
+			if a, err := netip.ParseAddr(server); err == nil {
+				server = netip.AddrPortFrom(a, 0).String() // a port-0 or fwmark service's, as listed
+			}
+			byAddr[d.Service+" "+server] = d
 		}
 	}
 	var svcs []reports.Service
@@ -588,7 +599,7 @@ func (r *run) services() ([]reports.Service, error) {
 		if ls.FWMark != 0 {
 			proto = "fwmark"
 		}
-		svcs = append(svcs, reports.NewService(s.VIP, proto, s.SchedulerOf(), rss))
+		svcs = append(svcs, reports.NewService(s.VIP.String(), proto, s.SchedulerOf(), rss))
 	}
 	return svcs, nil
 }

@@ -227,7 +227,7 @@ func (s *Scenario) checkTimeline() Errors {
 		}
 	}
 	for i, sv := range s.Services {
-		path, obj := fmt.Sprintf("services[%d]", i), "service "+sv.VIP
+		path, obj := fmt.Sprintf("services[%d]", i), "service "+sv.VIP.String()
 		if p := sv.Persistence; p != nil {
 			if _, err := seconds(p.Timeout); p.Timeout != "" && err != nil {
 				bad(path+".persistence.timeout", obj, "persistence timeout %q: %v", p.Timeout, err)
@@ -386,8 +386,8 @@ func (s *Scenario) checkKinds() Errors {
 		if p.Target == "" && len(lab.Services) > 0 {
 			svc = 0
 		} else if ap, err := netip.ParseAddrPort(p.Target); err == nil {
-			for j, ls := range lab.Services {
-				if ls.VIP == ap.Addr() && (ls.Port == ap.Port() || ls.Port == 0) {
+			for j := range lab.Services {
+				if s.aims(lab, j, ap) {
 					svc = j
 					break
 				}

@@ -42,10 +42,13 @@ under the run folder and exits, leaving the lab for lvslab exec. It prints the l
 			return err
 		}
 		for _, n := range in.Lab.Nodes {
-			if n.Role != topo.Director {
-				continue
+			var err error
+			if n.Role == topo.Director {
+				_, _, _, err = s.StartDirector(in, n.Name)
+			} else {
+				err = s.LoadNFTables(in, n.Name)
 			}
-			if _, _, _, err := s.StartDirector(in, n.Name); err != nil {
+			if err != nil {
 				in.Destroy()
 				return err
 			}
