@@ -117,6 +117,8 @@ func (s *Scenario) translate() labResult {
 		}
 		if sv.FWMark != 0 {
 			s.markRuleOf(i, func(p, format string, args ...any) { bad(p, obj, format, args...) })
+		} else if len(sv.Ports) > 0 {
+			bad(path+".ports", obj, "only a fwmark service takes ports (an address service's port is in its vip)")
 		}
 		for j, rs := range sv.RealServers {
 			d := topo.Dest{Node: rs.Node, Port: ts.Port, Weight: 1, Forward: topo.DR}
@@ -280,9 +282,6 @@ func parseService(sv Service) (topo.Service, error) {
 			ts.VIP, _ = netip.ParseAddr(sv.VIP[0])
 		}
 		return ts, nil
-	}
-	if len(sv.Ports) > 0 {
-		return ts, fmt.Errorf("ports: only a fwmark service takes ports (an address service's port is in its vip)")
 	}
 	if len(sv.VIP) != 1 {
 		return ts, fmt.Errorf("vip %q: a service has one address and port (several addresses need a fwmark service)", sv.VIP.String())

@@ -302,6 +302,7 @@ func (e *Engine) fromQueue(q *markQueue, a *nfqueue.Attribute) {
 		if e.queued(q.b, *a.Payload, int(*a.InDev), hw, *a.Mark, time.Now()) {
 			verdict = nfqueue.NfDrop
 		}
+		e.flush(q.b)
 	}
 	if err := q.nf.SetVerdict(*a.PacketID, verdict); err != nil {
 		e.mu.Lock()
@@ -313,7 +314,8 @@ func (e *Engine) fromQueue(q *markQueue, a *nfqueue.Attribute) {
 // queued is the queue path's handle: pkt is an IP packet that arrived on
 // the interface with index ifindex from link address hw, with firewall
 // mark mark. It reports whether the engine took the packet (forwarded,
-// rejected or dropped it); if not, the kernel goes on with it.
+// rejected or dropped it); if not, the kernel goes on with it. What it
+// forwards waits in b's send queues.
 func (e *Engine) queued(b *batch, pkt []byte, ifindex int, hw []byte, mark uint32, now time.Time) bool {
 	in := e.ifaceOf(ifindex)
 	pk := &b.rx[0]
@@ -347,7 +349,6 @@ func (e *Engine) queued(b *batch, pkt []byte, ifindex int, hw []byte, mark uint3
 		took = e.inboundICMP(b, pk, &p, now)
 	}
 	e.mu.Unlock()
-	e.flush(b)
 	return took
 }
 

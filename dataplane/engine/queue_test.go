@@ -1,0 +1,110 @@
+package engine
+
+import (
+	"io"
+	"net/netip"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/lvslab/lvslab/dataplane/header"
+	"github.com/lvslab/lvslab/dataplane/header/headertest"
+	"github.com/lvslab/lvslab/dataplane/ipvsadm"
+)
+
+// markVIP is an address only a marking rule covers.
+var markVIP = netip.MustParseAddr("192.168.1.120")
+
+// fromQueue hands an IP packet to the queue path as the kernel queued it,
+// and returns whether the engine took it and what it sent, per interface.
+func fromQueue(e *Engine, b *batch, ifindex int, frame []byte, mark uint32) (bool, [2][][]byte) {
+	took := e.queued(b, frame[header.EthernetSize:], ifindex, clientMAC[:], mark, t0)
+	var out [2][][]byte
+	for i, q := range b.out {
+		for _, p := range q {
+			out[i] = append(out[i], append([]byte(nil), p.Frame()...))
+		}
+		clear(q)
+		b.out[i] = q[:0]
+	}
+	b.nspare = 0
+	return took, out
+}
+
+func TestQueuePath(t *testing.T) {
+	e := testEngine(t)
+	require.Equal(t, 0, ipvsadm.Run(e.ctl, []string{"-R"}, strings.NewReader("-A -f 1 -s rr\n-a -f 1 -r 10.1.1.2 -m\n"), io.Discard, io.Discard))
+	e.syncServices(t0)
+	assert.Equal(t, []uint32{1}, e.marks)
+	b := newBatch(4, 2)
+
+	// A marked SYN to an address no service has: NAT to the real server,
+	// the client's port kept (the destination has port 0), the packet
+	// dropped in the kernel.
+	syn := headertest.Spec{Src: clientAddr, Dst: markVIP, SrcPort: 40000, DstPort: 443, TCPFlags: header.TCPFlagSYN, DF: true}
+	took, out := fromQueue(e, b, 1, headertest.TCP(syn), 1)
+	assert.True(t, took)
+	want := syn
+	want.Dst, want.TTL = rs1, 63
+	require.Len(t, out[1], 1)
+	assert.Equal(t, relink(headertest.TCP(want), internalMAC, rs1MAC), out[1][0])
+	assert.Equal(t, uint64(1), e.cnt.Queued)
+
+	// Its reply comes by the tap, to the client's MAC the queue path learnt.
+	synack := headertest.Spec{Src: rs1, Dst: clientAddr, SrcPort: 443, DstPort: 40000, TCPFlags: header.TCPFlagSYN | header.TCPFlagACK, DF: true}
+	tapped := receive(e, b, 1, headertest.TCP(synack))
+	want = synack
+	want.Src, want.TTL = markVIP, 63
+	require.Len(t, tapped[0], 1)
+	assert.Equal(t, relink(headertest.TCP(want), publicMAC, clientMAC), tapped[0][0])
+
+	other := syn
+	other.SrcPort = 40002
+	for _, tc := range []struct {
+		name    string
+		ifindex int
+		spec    headertest.Spec
+		mark    uint32
+	}{
+		{"a mark no service has", 1, other, 2},
+		{"an ACK of no connection (the director's stack answers a RST)", 1, headertest.Spec{Src: clientAddr, Dst: markVIP, SrcPort: 40001, DstPort: 443, TCPFlags: header.TCPFlagACK}, 1},
+		{"an interface the engine does not forward on", 9, other, 1},
+	} {
+		took, out := fromQueue(e, b, tc.ifindex, headertest.TCP(tc.spec), tc.mark)
+		assert.False(t, took, "%s: accepted, the kernel goes on with it", tc.name)
+		assert.Empty(t, out[0], tc.name)
+		assert.Empty(t, out[1], tc.name)
+	}
+}
+
+// TestTapLeavesFWMarkToTheQueue: with fwmark services about, a client's
+// packet to a VIP whose key is no address-port service is the queue
+// path's, even on an address an address service also uses: the tap path
+// forwarding it too would send it twice.
+func TestTapLeavesFWMarkToTheQueue(t *testing.T) {
+	e := testEngine(t)
+	require.Equal(t, 0, ipvsadm.Run(e.ctl, []string{"-R"}, strings.NewReader("-A -f 1 -s rr\n-a -f 1 -r 10.1.1.3 -m\n"), io.Discard, io.Discard))
+	e.syncServices(t0)
+	e.fwm = &markQueue{}
+	b := newBatch(4, 2)
+
+	syn := headertest.Spec{Src: clientAddr, Dst: natVIP, SrcPort: 40000, DstPort: 443, TCPFlags: header.TCPFlagSYN, DF: true}
+	took, out := fromQueue(e, b, 1, headertest.TCP(syn), 1)
+	require.True(t, took)
+	require.Len(t, out[1], 1, "the queue path forwards the SYN")
+	ack := syn
+	ack.TCPFlags = header.TCPFlagACK
+	tapped := receive(e, b, 0, headertest.TCP(ack))
+	assert.Empty(t, tapped[1], "the tap leaves the connection's next packet to the queue")
+	took, out = fromQueue(e, b, 1, headertest.TCP(ack), 1)
+	assert.True(t, took)
+	assert.Len(t, out[1], 1, "which forwards it once")
+
+	// The address service of the same VIP stays the tap's.
+	http := syn
+	http.DstPort = 80
+	tapped = receive(e, b, 0, headertest.TCP(http))
+	assert.Len(t, tapped[1], 1)
+}
