@@ -161,7 +161,7 @@ func (e *Engine) handle(b *batch, in *iface, pk *packetio.Packet, now time.Time)
 		return
 	}
 	toVIP := e.vips[p.Dst]
-	if toVIP && p.Kind == parse.KindTransport && e.leftToQueue(&p) {
+	if p.Kind == parse.KindTransport && e.fwm != nil && e.markedTap(b, in, pk, &p, toVIP, now) {
 		return
 	}
 	switch {

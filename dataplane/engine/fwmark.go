@@ -4,8 +4,9 @@ package engine
 // the director's own firewall marked, as the kernel's IPVS does at
 // NF_INET_LOCAL_IN/FORWARD after iptables or nftables set skb->mark. The
 // packet taps cannot see a mark: an AF_PACKET socket gets a frame before
-// the namespace's prerouting rules run. So the engine takes a second path
-// for them, through the kernel's netfilter queue:
+// the namespace's prerouting rules run. But only a connection's first
+// packet needs the mark (it picks the service; the connection table finds
+// the rest by address and port, ip_vs_in's order), so the engine splits:
 //
 //   - The director's kernel has no drop for a fwmark service's packets (the
 //     netdev ingress sets hold address-port keys only), so they reach
@@ -13,37 +14,44 @@ package engine
 //     mangle, priority -150 and before).
 //   - While the table has fwmark services, the engine keeps a table of its
 //     own in the namespace: set "marks" holds the services' marks, and a
-//     prerouting chain at priority -140 (after mangle) hands every packet
-//     whose meta mark is in the set to netfilter queue number num. The
-//     queue statement is the xtables NFQUEUE target (revision 3) through
-//     nft's compat expression: kernels without CONFIG_NFT_QUEUE (as here)
-//     have it, and kernels with it too. The target carries the bypass flag:
-//     while no engine listens (it died without its Close) marked packets go
-//     on to the director's own stack, as on a kernel director whose fwmark
-//     service is gone — a RST, not a black hole.
-//   - The engine reads the queue (copy mode packet, no F_GSO: the kernel
-//     segments GSO packets and completes partial checksums before it
-//     queues, so a queued packet is one MTU-sized IP packet with valid
-//     checksums), puts an Ethernet header on it from the queue's in
-//     interface and hardware address (so a NAT client's MAC is learnt as on
-//     the tap path), and hands it to the core with its mark, as In. The
-//     verdict follows the core: a packet the engine forwarded, rejected or
-//     dropped is dropped in the kernel; one the core does not take (no
-//     connection and not a new one, ICMP that belongs to no connection)
-//     is accepted and goes on to the director's stack — ip_vs_in's
-//     NF_ACCEPT.
+//     prerouting chain at priority -140 (after mangle) takes every packet
+//     whose meta mark is in the set. A TCP SYN (no ACK, RST or FIN) and
+//     every other protocol's packet go to netfilter queue num; other marked
+//     TCP packets are dropped there, as the netdev drop does for address
+//     services. The queue statement is the xtables NFQUEUE target
+//     (revision 3) through nft's compat expression: kernels without
+//     CONFIG_NFT_QUEUE (as here) have it, and kernels with it too. It
+//     carries the bypass flag: while no engine listens (one died without
+//     its Close) marked packets go on to the director's own stack, as on a
+//     kernel director whose fwmark service is gone — a RST, not a black
+//     hole.
+//   - The queue path (fromQueue) reads the queue (copy mode packet, no
+//     F_GSO: the kernel segments GSO packets and completes partial
+//     checksums before it queues, so a queued packet is one MTU-sized IP
+//     packet with valid checksums), puts an Ethernet header on it from the
+//     queue's in interface and hardware address (so a NAT client's MAC is
+//     learnt as on the tap path), and hands it to the core with its mark,
+//     as In. The verdict follows the core: a packet the engine forwarded,
+//     rejected or dropped is dropped in the kernel; one the core does not
+//     take (no service for its mark, ICMP of no connection) is accepted and
+//     goes on to the director's stack — ip_vs_in's NF_ACCEPT.
+//   - The tap path (markedTap) takes the TCP packets after the SYN, GSO
+//     super-packets whole: a packet to no address-port service that is
+//     not a SYN is forwarded if the core holds its connection (after the
+//     NAT replies' lookup, for a packet to an address that is no VIP). SYNs
+//     and the other protocols' packets to a VIP it leaves to the queue.
 //
-// Every packet is forwarded once: the tap path leaves a client's packet to
-// a virtual address alone unless its key is one of the address-port
-// services (the packets the kernel drops at netdev ingress; see
-// Engine.leftToQueue), the queue path takes only what the marking rules
-// marked. Replies of masqueraded fwmark connections (real server → client)
-// carry no mark and are the tap path's, as for every NAT service; the
-// kernel drops them (ip_forward=0).
+// Every packet is forwarded once: SYN, UDP, SCTP and ICMP by the queue
+// path only, later TCP packets by the tap path only (the kernel drops the
+// marked ones); the address-port services' packets, dropped at netdev
+// ingress, never reach the queue. What differs from the kernel: a marked
+// TCP packet that belongs to no connection is dropped, where IPVS would
+// let the director's stack answer it with a RST, and with sloppy_tcp a
+// marked non-SYN packet does not start a connection.
 //
 // What it costs: the kernel copies each queued packet to the engine over
-// netlink and waits for a verdict (a receive, a send and a verdict message
-// per packet, no batching); see BenchmarkQueuePath in fwmark_test.go.
+// netlink and waits for a verdict, one at a time; see BenchmarkQueuePath
+// and BenchmarkBulkTCPFWMark in fwmark_test.go.
 
 import (
 	"context"
@@ -271,11 +279,29 @@ func (q *markQueue) installTable(marks []uint32) error {
 	prio := nftables.ChainPriority(MarkPriority)
 	ch := c.AddChain(&nftables.Chain{Name: "queue", Table: t, Type: nftables.ChainTypeFilter,
 		Hooknum: nftables.ChainHookPrerouting, Priority: &prio})
-	c.AddRule(&nftables.Rule{Table: t, Chain: ch, Exprs: []expr.Any{
-		&expr.Meta{Key: expr.MetaKeyMARK, Register: 1},
-		&expr.Lookup{SourceRegister: 1, SetName: set.Name, SetID: set.ID},
-		&expr.Target{Name: "NFQUEUE", Rev: 3, Info: nfqInfo(q.num)},
-	}})
+	marked := func(more ...expr.Any) []expr.Any {
+		return append([]expr.Any{
+			&expr.Meta{Key: expr.MetaKeyMARK, Register: 1},
+			&expr.Lookup{SourceRegister: 1, SetName: set.Name, SetID: set.ID},
+		}, more...)
+	}
+	isTCP := []expr.Any{
+		&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: 1},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{unix.IPPROTO_TCP}},
+	}
+	queue := &expr.Target{Name: "NFQUEUE", Rev: 3, Info: nfqInfo(q.num)}
+	// tcp flags & (fin|syn|rst|ack) == syn: queued.
+	const flags = header.TCPFlagFIN | header.TCPFlagSYN | header.TCPFlagRST | header.TCPFlagACK
+	c.AddRule(&nftables.Rule{Table: t, Chain: ch, Exprs: marked(append(slices.Clone(isTCP),
+		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: 13, Len: 1},
+		&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 1, Mask: []byte{flags}, Xor: []byte{0}},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{header.TCPFlagSYN}},
+		queue,
+	)...)})
+	// The rest of TCP: the tap path's.
+	c.AddRule(&nftables.Rule{Table: t, Chain: ch, Exprs: marked(append(slices.Clone(isTCP),
+		&expr.Verdict{Kind: expr.VerdictDrop})...)})
+	c.AddRule(&nftables.Rule{Table: t, Chain: ch, Exprs: marked(queue)})
 	return c.Flush()
 }
 
@@ -352,18 +378,35 @@ func (e *Engine) queued(b *batch, pkt []byte, ifindex int, hw []byte, mark uint3
 	return took
 }
 
-// leftToQueue reports whether the tap path must leave a client's packet to
-// a virtual address alone: with fwmark services about, only packets whose
-// key is an address-port service's (what the kernel drops at netdev
-// ingress, so only the tap sees them) are the tap path's; the rest reach
-// prerouting, where a marking rule may queue them to the queue path.
-func (e *Engine) leftToQueue(p *parse.Packet) bool {
-	if e.fwm == nil {
-		return false
-	}
+// markedTap is the tap path's part of the fwmark services' traffic, with
+// fwmark services about (see the top of this file). It reports whether it
+// dealt with the packet (forwarded it, or left it to the queue path or the
+// kernel); if not, handle goes on as usual. toVIP says whether p is to the
+// address of an address-port service.
+func (e *Engine) markedTap(b *batch, in *iface, pk *packetio.Packet, p *parse.Packet, toVIP bool, now time.Time) bool {
 	dst := p.Dst.Unmap()
-	return !e.keys[dataplane.ServiceKey{Proto: p.Proto, Addr: dst, Port: p.DstPort}] &&
-		!e.keys[dataplane.ServiceKey{Proto: p.Proto, Addr: dst}]
+	if toVIP && (e.keys[dataplane.ServiceKey{Proto: p.Proto, Addr: dst, Port: p.DstPort}] ||
+		e.keys[dataplane.ServiceKey{Proto: p.Proto, Addr: dst}]) {
+		return false // an address-port service's: the kernel dropped it at netdev ingress
+	}
+	const flags = header.TCPFlagFIN | header.TCPFlagSYN | header.TCPFlagRST | header.TCPFlagACK
+	if p.Proto != header.ProtocolTCP || p.TCPFlags&flags == header.TCPFlagSYN {
+		// The queue path's if marked, else the kernel's; a packet to an
+		// address that is no VIP may be a NAT reply.
+		return toVIP
+	}
+	if !toVIP && e.outbound(b, pk, p, now) {
+		return true
+	}
+	cp := corePacket(p)
+	v := e.core.In(&cp, now)
+	if v.Action == dataplane.Forward {
+		if v.Method == dataplane.MethodMasq {
+			e.hops.learn(p.Src, header.Ethernet(pk.Frame()).Source(), in.index)
+		}
+		e.transmit(b, in, pk, p, v, now)
+	}
+	return true
 }
 
 // closeMarks ends the queue path (Close).

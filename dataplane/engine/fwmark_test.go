@@ -287,7 +287,8 @@ func TestFWMarkTUN(t *testing.T) { testFWMark(t, "tun") }
 // BenchmarkQueuePath compares the two ways a client's packet reaches the
 // engine in the DR lab, one request and its answer per op over one UDP
 // socket, window requests in flight: the tap path (the udp address-port
-// service of the first VIP) and the queue path (mark 2 on the second).
+// service of the first VIP) and the queue path (mark 2 on the second:
+// every UDP datagram of a fwmark service crosses the queue).
 // ns/op is the time per request and answer;
 // agent-µs/pkt is the director agent's CPU time (user and system) per
 // packet it forwarded. The kernel's own share of the queue path (copying
@@ -369,9 +370,8 @@ func agentCPU(t testing.TB, pid int) time.Duration {
 }
 
 // BenchmarkBulkTCPFWMark is BenchmarkBulkTCP/dr through a firewall-mark
-// service: the kernel segments the client's GSO packets before it queues
-// them (the queue has no F_GSO), so every MTU-sized segment crosses the
-// queue on its own.
+// service: only the SYN crosses the netfilter queue, the rest of the
+// connection comes by the tap path, GSO super-packets whole.
 //
 //	go test -run '^$' -bench 'BulkTCP' -benchtime 300x ./dataplane/engine
 func BenchmarkBulkTCPFWMark(b *testing.B) {

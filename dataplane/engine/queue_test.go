@@ -5,6 +5,7 @@ import (
 	"net/netip"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -79,11 +80,12 @@ func TestQueuePath(t *testing.T) {
 	}
 }
 
-// TestTapLeavesFWMarkToTheQueue: with fwmark services about, a client's
-// packet to a VIP whose key is no address-port service is the queue
-// path's, even on an address an address service also uses: the tap path
-// forwarding it too would send it twice.
-func TestTapLeavesFWMarkToTheQueue(t *testing.T) {
+// TestTapAndQueueSplit: with fwmark services about, a connection's SYN
+// comes by the queue path (with its mark) and its later TCP packets by the
+// tap path (the kernel drops the marked ones after the queue rule), GSO
+// super-packets whole; a VIP's UDP is the queue path's alone. The address
+// service of the same VIP stays the tap's.
+func TestTapAndQueueSplit(t *testing.T) {
 	e := testEngine(t)
 	require.Equal(t, 0, ipvsadm.Run(e.ctl, []string{"-R"}, strings.NewReader("-A -f 1 -s rr\n-a -f 1 -r 10.1.1.3 -m\n"), io.Discard, io.Discard))
 	e.syncServices(t0)
@@ -91,20 +93,44 @@ func TestTapLeavesFWMarkToTheQueue(t *testing.T) {
 	b := newBatch(4, 2)
 
 	syn := headertest.Spec{Src: clientAddr, Dst: natVIP, SrcPort: 40000, DstPort: 443, TCPFlags: header.TCPFlagSYN, DF: true}
+	tapped := receive(e, b, 0, headertest.TCP(syn))
+	assert.Empty(t, tapped[1], "the tap leaves a SYN to a VIP to the queue")
 	took, out := fromQueue(e, b, 1, headertest.TCP(syn), 1)
 	require.True(t, took)
 	require.Len(t, out[1], 1, "the queue path forwards the SYN")
+
 	ack := syn
 	ack.TCPFlags = header.TCPFlagACK
-	tapped := receive(e, b, 0, headertest.TCP(ack))
-	assert.Empty(t, tapped[1], "the tap leaves the connection's next packet to the queue")
-	took, out = fromQueue(e, b, 1, headertest.TCP(ack), 1)
-	assert.True(t, took)
-	assert.Len(t, out[1], 1, "which forwards it once")
+	tapped = receive(e, b, 0, headertest.TCP(ack))
+	want := ack
+	want.Dst, want.TTL = rs2, 63
+	require.Len(t, tapped[1], 1, "the tap forwards the connection's next packet")
+	assert.Equal(t, relink(headertest.TCP(want), internalMAC, rs2MAC), tapped[1][0])
 
-	// The address service of the same VIP stays the tap's.
+	stray := ack
+	stray.SrcPort = 40001
+	tapped = receive(e, b, 0, headertest.TCP(stray))
+	assert.Empty(t, tapped[1], "a packet of no connection is not forwarded")
+
+	udp := headertest.Spec{Src: clientAddr, Dst: markVIP, SrcPort: 5353, DstPort: 53, Payload: []byte("query")}
+	tapped = receive(e, b, 0, headertest.UDP(udp))
+	assert.Empty(t, tapped[1])
+	took, out = fromQueue(e, b, 1, headertest.UDP(udp), 1)
+	assert.True(t, took)
+	assert.Len(t, out[1], 1, "udp by the queue path")
+	later := t0.Add(3 * time.Second) // the counters are the estimator's, folded every 2 s
+	e.core.Advance(later)
+	st := e.core.Services(later)
+	var inPkts uint64
+	for _, s := range st {
+		if s.Config.Key.FWMark == 1 {
+			inPkts = s.Stats.InPkts
+		}
+	}
+	assert.Equal(t, uint64(3), inPkts, "SYN, ACK and the datagram, each counted once")
+
 	http := syn
 	http.DstPort = 80
 	tapped = receive(e, b, 0, headertest.TCP(http))
-	assert.Len(t, tapped[1], 1)
+	assert.Len(t, tapped[1], 1, "the address service's SYN is the tap's")
 }
