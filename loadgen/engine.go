@@ -95,6 +95,7 @@ type conn struct {
 	off      int
 	seq      uint32
 	resp     response
+	client   netip.Addr // the source address the socket is bound to, if any
 }
 
 // deadline is a timeout entry; stale entries (gen moved on) are skipped.
@@ -552,6 +553,7 @@ func (w *worker) dial(i int32) error {
 			unix.SetsockoptInt(fd, unix.SOL_IP, unix.IP_BIND_ADDRESS_NO_PORT, 1)
 		}
 		err = unix.Bind(fd, w.srcs[w.srcAt])
+		w.conns[i].client = w.cfg.Sources[w.srcAt]
 		w.srcAt = (w.srcAt + 1) % len(w.srcs)
 		if err != nil {
 			sysClose(fd)
@@ -699,7 +701,7 @@ func (w *worker) complete(i int32, closed bool) {
 		class = metrics.Status
 	}
 	w.out = metrics.Outcome{At: time.Duration(now), Class: class, Latency: time.Duration(now - c.intended),
-		Server: c.resp.server(), NewConnection: c.fresh, Bytes: c.resp.got}
+		Server: c.resp.server(), NewConnection: c.fresh, Bytes: c.resp.got, Client: c.client}
 	w.rec.Record(&w.out)
 	c.fresh = false
 	w.inflight--
@@ -719,7 +721,7 @@ func (w *worker) complete(i int32, closed bool) {
 func (w *worker) fail(i int32, class metrics.Class) {
 	c := &w.conns[i]
 	now := w.now()
-	w.out = metrics.Outcome{At: time.Duration(now), Class: class, Server: c.resp.server(), Bytes: c.resp.got}
+	w.out = metrics.Outcome{At: time.Duration(now), Class: class, Server: c.resp.server(), Bytes: c.resp.got, Client: c.client}
 	w.rec.Record(&w.out)
 	w.inflight--
 	if c.fd >= 0 {

@@ -209,6 +209,9 @@ func TestSourceAddressesInTurn(t *testing.T) {
 	mu.Lock()
 	defer mu.Unlock()
 	assert.Equal(t, map[netip.Addr]int{srcs[0]: 10, srcs[1]: 10, srcs[2]: 10, srcs[3]: 10}, seen, "each address in turn")
+	per := map[string]uint64{"rs1": 10}
+	assert.Equal(t, map[netip.Addr]map[string]uint64{srcs[0]: per, srcs[1]: per, srcs[2]: per, srcs[3]: per}, res.Clients,
+		"each client address's connections, by the real server that answered")
 }
 
 func TestClientRateLimitedServerQueues(t *testing.T) {

@@ -7,9 +7,11 @@ import (
 	"fmt"
 	"html/template"
 	"io"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 )
 
@@ -116,9 +118,17 @@ func WriteMarkdown(w io.Writer, r *Report) error {
 			b.WriteString("\n")
 			writeFairness(&b, l.Fairness)
 		}
+		if c := l.Clients; c != nil {
+			fmt.Fprintf(&b, "\n### Per client address\n\n%d client addresses, %d reached more than one real server (persistence violations), at most %d real servers per client.\n\n",
+				c.Addresses, c.PersistenceViolations, c.MaxServersPerClient)
+			b.WriteString("| client | connections by real server |\n|---|---|\n")
+			for _, pc := range c.PerClient {
+				fmt.Fprintf(&b, "| %s | %s |\n", pc.Address, serverCounts(pc.Realservers))
+			}
+		}
 	}
 	for _, s := range r.Services {
-		fmt.Fprintf(&b, "\n## Service %s %s (%s)\n\n", s.Protocol, s.VIP, s.Scheduler)
+		fmt.Fprintf(&b, "\n## Service %s\n\n", serviceTitle(s))
 		b.WriteString("| real server | address | forward | weight | connections | share | weight share | in pkts | out pkts | in bytes | out bytes |\n|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 		for _, rs := range s.Realservers {
 			fmt.Fprintf(&b, "| %s | %s | %s | %d | %d | %s | %s | %d | %d | %d | %d |\n", rs.Node, rs.Address, rs.Forward, rs.Weight,
@@ -154,6 +164,29 @@ func WriteMarkdown(w io.Writer, r *Report) error {
 	}
 	_, err := io.WriteString(w, b.String())
 	return err
+}
+
+// serviceTitle names a service as ipvsadm -L lists it: "tcp
+// 192.168.1.110:80 (wlc)", "fwmark 1 192.168.1.110 (wrr)".
+func serviceTitle(s Service) string {
+	t := s.Protocol
+	if s.FWMark != 0 {
+		t += " " + strconv.FormatUint(uint64(s.FWMark), 10)
+	}
+	if s.VIP != "" {
+		t += " " + s.VIP
+	}
+	return t + " (" + s.Scheduler + ")"
+}
+
+// serverCounts writes "rs1 40, rs2 3" in natural order.
+func serverCounts(m map[string]uint64) string {
+	ids := slices.SortedFunc(maps.Keys(m), naturalCompare)
+	s := make([]string, len(ids))
+	for i, id := range ids {
+		s[i] = fmt.Sprintf("%s %d", id, m[id])
+	}
+	return strings.Join(s, ", ")
 }
 
 func writeFairness(b *strings.Builder, f *Fairness) {
@@ -224,6 +257,8 @@ var htmlTmpl = template.Must(template.New("report").Funcs(template.FuncMap{
 	"keys":   sortedKeys[string],
 	"ukeys":  sortedKeys[uint64],
 	"opt":    optional,
+	"counts": serverCounts,
+	"title":  serviceTitle,
 }).Parse(htmlTemplate))
 
 // inlineSVG strips the XML prolog so the SVG can sit inside HTML.

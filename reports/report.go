@@ -11,7 +11,9 @@ package reports
 
 import (
 	"cmp"
+	"maps"
 	"math"
+	"net/netip"
 	"slices"
 	"strconv"
 	"strings"
@@ -37,8 +39,20 @@ type Report struct {
 	Timeseries   Timeseries        `json:"timeseries"`
 	// Health is what the health checks saw of each checked real server.
 	Health []Health `json:"health,omitempty"`
+	// Director is what the director's dataplane engine counted.
+	Director *Director `json:"director,omitempty"`
 
 	loads []phaseResult // what AddLoad was given, to merge again on the next phase
+}
+
+// Director is what a director's dataplane engine counted over the run, as
+// lvslab stats --json shows it: the packets it handled, IPv4 reassembly,
+// and every packet it did not forward, by reason.
+type Director struct {
+	Node       string            `json:"node"`
+	Counters   map[string]uint64 `json:"counters"`             // frames, in, out, icmp_in, icmp_out, replies, segmented, fragmented
+	Reassembly map[string]uint64 `json:"reassembly,omitempty"` // fragments, reassembled, timeout, overlap, …
+	Drops      map[string]uint64 `json:"drops"`                // parse.REASON, defrag.REASON, dropped, no_route, unsendable, socket.IFACE
 }
 
 // Load is what the client side measured over one phase (or all of them).
@@ -69,6 +83,30 @@ type Load struct {
 	LatencyCDF    []CDFPoint        `json:"latency_cdf,omitempty"`
 	Realservers   []ServerLoad      `json:"realservers"`
 	Fairness      *Fairness         `json:"fairness,omitempty"`
+	// Clients is where each client source address's connections went;
+	// only connections bound to a source address (a client node's
+	// source_addresses) are counted.
+	Clients *Clients `json:"clients,omitempty"`
+}
+
+// Clients shows persistence from the client side: a persistent service
+// keeps each client address on one real server, across connections and,
+// for a port-0 or fwmark service, across ports.
+type Clients struct {
+	Addresses int `json:"addresses"`
+	// PersistenceViolations counts the client addresses whose connections
+	// reached more than one real server.
+	PersistenceViolations int `json:"persistence_violations"`
+	// MaxServersPerClient is the most real servers one client address reached.
+	MaxServersPerClient int          `json:"max_servers_per_client"`
+	PerClient           []ClientLoad `json:"per_client"`
+}
+
+// ClientLoad is one client address's new connections by the real server
+// that answered them.
+type ClientLoad struct {
+	Address     string            `json:"address"`
+	Realservers map[string]uint64 `json:"realservers"`
 }
 
 // Latency are percentiles of successful responses, in milliseconds, from
@@ -102,8 +140,9 @@ type ServerLoad struct {
 
 // Service is one virtual service with the director's per-destination counters.
 type Service struct {
-	VIP         string       `json:"vip"`
+	VIP         string       `json:"vip"` // empty for a firewall-mark service without an address
 	Protocol    string       `json:"protocol"`
+	FWMark      uint32       `json:"fwmark,omitempty"`
 	Scheduler   string       `json:"scheduler"`
 	Realservers []RealServer `json:"realservers"`
 	Fairness    Fairness     `json:"fairness"`
@@ -236,7 +275,35 @@ func NewLoad(p Phase, res *metrics.Result) Load {
 		l.ThroughputBPS = round(8*float64(res.BytesReceived)/d, 0)
 	}
 	l.Realservers, l.Fairness = serverLoads(res, p.Weights)
+	l.Clients = clientLoads(res)
 	return l
+}
+
+// clientLoads sums up res.Clients; responses that named no real server
+// are left out.
+func clientLoads(res *metrics.Result) *Clients {
+	if len(res.Clients) == 0 {
+		return nil
+	}
+	c := &Clients{PerClient: []ClientLoad{}}
+	for _, a := range slices.SortedFunc(maps.Keys(res.Clients), netip.Addr.Compare) {
+		servers := map[string]uint64{}
+		for id, n := range res.Clients[a] {
+			if id != "" && n > 0 {
+				servers[id] = n
+			}
+		}
+		if len(servers) == 0 {
+			continue
+		}
+		c.Addresses++
+		if len(servers) > 1 {
+			c.PersistenceViolations++
+		}
+		c.MaxServersPerClient = max(c.MaxServersPerClient, len(servers))
+		c.PerClient = append(c.PerClient, ClientLoad{Address: a.String(), Realservers: servers})
+	}
+	return c
 }
 
 func serverLoads(res *metrics.Result, weights map[string]float64) ([]ServerLoad, *Fairness) {

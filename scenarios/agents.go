@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/lvslab/lvslab/loadgen"
@@ -38,12 +40,13 @@ type agentReply struct {
 	Events json.RawMessage `json:"events,omitempty"` // health check transitions
 }
 
-// runRealServer is `lvslab agent … realserver --listen ADDR:PORT --kind K
-// --id NAME [--response-bytes N] [--service-time D] [--max-concurrency N]
-// [--max-queue N]`.
+// runRealServer is `lvslab agent … realserver --listen ADDR:PORT
+// [--ports P,P…] --kind K --id NAME [--response-bytes N] [--service-time D]
+// [--max-concurrency N] [--max-queue N]`.
 func runRealServer(ctx context.Context, env *agent.Env, args []string) error {
 	fs := flag.NewFlagSet(RealServerAgent, flag.ContinueOnError)
 	listen := fs.String("listen", "", "ADDR:PORT")
+	ports := fs.String("ports", "", "further ports on the listen address, comma-separated")
 	kind := fs.String("kind", "http", "http, tcp or udp")
 	id := fs.String("id", env.Node, "the name responses carry")
 	respBytes := fs.Int("response-bytes", 0, "response size")
@@ -57,6 +60,16 @@ func runRealServer(ctx context.Context, env *agent.Env, args []string) error {
 	var err error
 	if cfg.Listen, err = netip.ParseAddrPort(*listen); err != nil {
 		return fmt.Errorf("--listen: %w", err)
+	}
+	for p := range strings.SplitSeq(*ports, ",") {
+		if p == "" {
+			continue
+		}
+		n, err := strconv.ParseUint(p, 10, 16)
+		if err != nil {
+			return fmt.Errorf("--ports: %q is not a port", p)
+		}
+		cfg.Ports = append(cfg.Ports, uint16(n))
 	}
 	if cfg.Kind, err = wire.ParseKind(*kind); err != nil {
 		return err

@@ -19,14 +19,20 @@ import (
 //	jain > 0.95                 also weighted_jain, max_share_error
 //	share(rs1) within 0.05 of weight_share(rs1)
 //	connections(rs2) > 0
+//	persistence_violations == 0 no client address reached two real servers
+//	servers_per_client == 1     also: the most real servers one client reached
 //	detected(rs2) < 1s          a health check took rs2 out this soon after its fault
 //	recovered(rs2) < 3s         the load's errors stopped this soon after rs2's fault ended
+//	p99 < 50ms during steady    a load metric of one phase (by its name) instead of all
 type Expectation struct {
 	Text      string
 	Left      Operand
 	Op        string // < <= > >= == != within
 	Right     Operand
 	Tolerance float64 // within
+	// Phase is the load phase whose measurements the metrics read; empty
+	// for all phases together.
+	Phase string
 }
 
 // Operand is a metric of the report or a constant.
@@ -43,8 +49,12 @@ var metricUnits = map[string]string{
 	"p50": "ms", "p90": "ms", "p99": "ms", "p999": "ms", "max": "ms", "mean": "ms",
 	"jain": "number", "weighted_jain": "number", "max_share_error": "number",
 	"share": "ratio", "weight_share": "ratio", "connections": "count", "detected": "ms",
-	"recovered": "ms",
+	"recovered": "ms", "persistence_violations": "count", "servers_per_client": "count",
 }
+
+// faultMetrics are about the faults of the run, not its load: no phase
+// scopes them.
+var faultMetrics = map[string]bool{"detected": true, "recovered": true}
 
 var withArg = map[string]bool{"share": true, "weight_share": true, "connections": true, "detected": true, "recovered": true}
 
@@ -54,6 +64,12 @@ var comparisons = []string{"<=", ">=", "==", "!=", "<", ">"}
 func ParseExpectation(text string) (*Expectation, error) {
 	e := &Expectation{Text: text}
 	rest := strings.TrimSpace(text)
+	if i := strings.LastIndex(rest+" ", " during "); i >= 0 {
+		rest, e.Phase = rest[:i], strings.TrimSpace(rest[i+len(" during"):])
+		if e.Phase == "" {
+			return nil, fmt.Errorf(`"during" needs a load phase's name: p99 < 50ms during steady`)
+		}
+	}
 	var err error
 	if e.Left, rest, err = parseOperand(rest); err != nil {
 		return nil, err
@@ -86,18 +102,22 @@ func ParseExpectation(text string) (*Expectation, error) {
 	if e.Left.Metric == "errors" && strings.HasSuffix(rest, "%") {
 		e.Left.Metric = "error_rate" // errors < 1% compares the rate
 	}
-	if _, ok := metricUnits[leadingWord(rest)]; !ok {
-		e.Right.Const, err = constant(rest, e.Left.unit())
-		return e, err
-	}
-	right, after, err := parseOperand(rest)
-	if err != nil {
+	if _, ok := metricUnits[leadingWord(rest)]; ok {
+		var after string
+		if e.Right, after, err = parseOperand(rest); err != nil {
+			return nil, err
+		}
+		if after = strings.TrimSpace(after); after != "" {
+			return nil, fmt.Errorf("unexpected %q at the end", after)
+		}
+	} else if e.Right.Const, err = constant(rest, e.Left.unit()); err != nil {
 		return nil, err
 	}
-	if after = strings.TrimSpace(after); after != "" {
-		return nil, fmt.Errorf("unexpected %q at the end", after)
+	for _, o := range []Operand{e.Left, e.Right} {
+		if e.Phase != "" && faultMetrics[o.Metric] {
+			return nil, fmt.Errorf("%s is about faults, not a load phase: it takes no during", o)
+		}
 	}
-	e.Right = right
 	return e, nil
 }
 
@@ -175,17 +195,22 @@ func constant(s, unit string) (float64, error) {
 
 func metricList() string {
 	return "errors, error_rate, requests, throughput_rps, throughput_bps, p50, p90, p99, p999, max, mean, " +
-		"jain, weighted_jain, max_share_error, share(RS), weight_share(RS), connections(RS), detected(RS), recovered(RS)"
+		"jain, weighted_jain, max_share_error, share(RS), weight_share(RS), connections(RS), " +
+		"persistence_violations, servers_per_client, detected(RS), recovered(RS)"
 }
 
 // Evaluate checks the expectation on r and returns its verdict with the
 // measured value (for within: the distance between the two sides).
 func (e *Expectation) Evaluate(r *reports.Report) reports.Expectation {
 	out := reports.Expectation{Text: e.Text}
-	left, err := e.Left.value(r)
+	l, err := e.load(r)
+	var left float64
+	if err == nil {
+		left, err = e.Left.value(r, l)
+	}
 	if err == nil {
 		var right float64
-		if right, err = e.Right.value(r); err == nil {
+		if right, err = e.Right.value(r, l); err == nil {
 			out.Value = left
 			switch e.Op {
 			case "within":
@@ -213,7 +238,24 @@ func (e *Expectation) Evaluate(r *reports.Report) reports.Expectation {
 	return out
 }
 
-func (o Operand) value(r *reports.Report) (float64, error) {
+// load is what the expectation's load metrics read: the phase it names,
+// or all phases together.
+func (e *Expectation) load(r *reports.Report) (*reports.Load, error) {
+	if e.Phase == "" {
+		return r.Load, nil
+	}
+	for i := range r.Phases {
+		if r.Phases[i].Name == e.Phase {
+			return &r.Phases[i], nil
+		}
+	}
+	if len(r.Phases) == 0 && r.Load != nil && r.Load.Name == e.Phase {
+		return r.Load, nil // the only phase
+	}
+	return nil, fmt.Errorf("load phase %q measured nothing", e.Phase)
+}
+
+func (o Operand) value(r *reports.Report, l *reports.Load) (float64, error) {
 	if o.Metric == "" {
 		return o.Const, nil
 	}
@@ -228,7 +270,6 @@ func (o Operand) value(r *reports.Report) (float64, error) {
 	case "recovered":
 		return recovered(r, o.Arg)
 	}
-	l := r.Load
 	if l == nil {
 		return 0, fmt.Errorf("the run measured no load")
 	}
@@ -261,6 +302,14 @@ func (o Operand) value(r *reports.Report) (float64, error) {
 		}
 		return map[string]float64{"jain": l.Fairness.Jain, "weighted_jain": l.Fairness.WeightedJain,
 			"max_share_error": l.Fairness.MaxShareError}[o.Metric], nil
+	case "persistence_violations", "servers_per_client":
+		if l.Clients == nil {
+			return 0, fmt.Errorf("no connection came from a client source address (give the client source_addresses)")
+		}
+		if o.Metric == "servers_per_client" {
+			return float64(l.Clients.MaxServersPerClient), nil
+		}
+		return float64(l.Clients.PersistenceViolations), nil
 	}
 	for _, s := range l.Realservers {
 		if s.ID == o.Arg {

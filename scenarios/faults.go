@@ -5,12 +5,14 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/lvslab/lvslab/dataplane/engine"
 	"github.com/lvslab/lvslab/reports"
 	"github.com/lvslab/lvslab/topo"
+	"github.com/lvslab/lvslab/topo/impair"
 )
 
 // fault waits for fault i's time, applies it, and restores it after its
@@ -301,20 +303,24 @@ const faultTable = "lvsfault"
 
 // link applies (or, with on false, undoes) a link fault on node: every
 // packet dropped both ways (down) or a random share of them (loss), with
-// an nftables table of the node's own, or an egress rate limit on each of
-// its interfaces (tbf). Down keeps the carrier: taking the interface down
-// would also drop its routes.
+// an nftables table of the node's own; an egress rate limit on each of its
+// interfaces (tbf); a delay with jitter each way (topo/impair: netem, or
+// the userspace delay line where the kernel has no netem). Down keeps the
+// carrier: taking the interface down would also drop its routes. Loss,
+// rate and delay combine; with netem the rate limit goes beneath the
+// delay's qdisc, and comes off before it.
 func (r *run) link(node string, f *Fault, on bool) error {
 	n := r.in.Lab.Node(node)
+	ld, _ := f.LinkDelay() // checked by Parse
+	if on && f.Delay != "" {
+		if err := r.startDelay(node, f, ld); err != nil {
+			return err
+		}
+	}
 	var cmds [][]string
 	if f.Rate != "" {
-		for i := range n.Interfaces {
-			if on {
-				cmds = append(cmds, []string{"tc", "qdisc", "replace", "dev", topo.IfName(i), "root", "tbf", "rate", f.Rate, "burst", "32kbit", "latency", "400ms"})
-			} else {
-				cmds = append(cmds, []string{"tc", "qdisc", "del", "dev", topo.IfName(i), "root"})
-			}
-		}
+		im := r.delays[f]
+		cmds = rateCommands(len(n.Interfaces), f.Rate, im != nil && im.Mechanism() == impair.Netem, on)
 	}
 	if f.Loss != "" || f.Down {
 		verdict := "drop"
@@ -336,5 +342,129 @@ func (r *run) link(node string, f *Fault, on bool) error {
 			return fmt.Errorf("%s: %v %s", strings.Join(c, " "), err, out)
 		}
 	}
+	if !on && r.delays[f] != nil {
+		return r.stopDelay(f)
+	}
 	return nil
+}
+
+// rateCommands set (or, with on false, remove) a rate limit on each of a
+// node's interfaces: a tbf qdisc at the root, or beneath the netem qdisc
+// of a delay on the same interfaces.
+func rateCommands(ifaces int, rate string, underNetem, on bool) [][]string {
+	parent := []string{"root"}
+	if underNetem {
+		parent = []string{"parent", impair.NetemChild}
+	}
+	var cmds [][]string
+	for i := range ifaces {
+		dev := []string{"dev", topo.IfName(i)}
+		if on {
+			cmds = append(cmds, slices.Concat([]string{"tc", "qdisc", "replace"}, dev, parent, []string{"tbf", "rate", rate, "burst", "32kbit", "latency", "400ms"}))
+		} else {
+			cmds = append(cmds, slices.Concat([]string{"tc", "qdisc", "del"}, dev, parent))
+		}
+	}
+	return cmds
+}
+
+// startDelay puts fault f's delay on node's links. Each delay fault draws
+// its jitter from the run's seed and its own place in the scenario.
+func (r *run) startDelay(node string, f *Fault, ld LinkDelay) error {
+	seed := r.opt.Seed
+	for i := range r.s.Faults {
+		if &r.s.Faults[i] == f {
+			seed = seed*1000003 + uint64(i)
+		}
+	}
+	im, err := impair.Start(r.in, node, impair.Config{Delay: ld.Delay, Jitter: ld.Jitter, Reorder: ld.Reorder, Seed: seed})
+	if err != nil {
+		return err
+	}
+	if r.delays == nil {
+		r.delays = map[*Fault]*impair.Impairment{}
+		r.delayStats = map[*Fault]impair.Stats{}
+	}
+	r.delays[f] = im
+	return nil
+}
+
+// stopDelay ends fault f's delay and keeps what the delay line counted.
+func (r *run) stopDelay(f *Fault) error {
+	st, err := r.delays[f].Stop()
+	r.delayStats[f] = st
+	delete(r.delays, f)
+	return err
+}
+
+// linkEffect is what a link delay did, for fault i's report: the load's
+// median latency before the fault and while it lasted (from the time
+// series), and what the delay line moved and dropped.
+func (r *run) linkEffect(rep *reports.Report, i int) []string {
+	f := &r.s.Faults[i]
+	if f.Link == "" || f.Delay == "" {
+		return nil
+	}
+	ld, _ := f.LinkDelay()
+	mech := r.in.Features.DelayMechanism()
+	what := fmt.Sprintf("delay %s", ld.Delay)
+	if ld.Jitter > 0 {
+		what += fmt.Sprintf(" ± %s", ld.Jitter)
+	}
+	if ld.Reorder {
+		what += ", reordering"
+	}
+	out := []string{fmt.Sprintf("%s each way (%s)", what, mech)}
+	if before, during, ok := p50Shift(rep.Timeseries, rep.Faults[i]); ok {
+		out = append(out, fmt.Sprintf("p50 %.1fms before, %.1fms during", before, during))
+	}
+	if mech == impair.Userspace {
+		st, done := r.delayStats[f]
+		if !done && r.delays[f] != nil {
+			st = r.delays[f].Stats()
+		}
+		out = append(out, fmt.Sprintf("delay line: %d frames and %d dropped from %s, %d and %d dropped to it",
+			st.FromNode.Frames, st.FromNode.Dropped, f.Link, st.ToNode.Frames, st.ToNode.Dropped))
+	}
+	return out
+}
+
+// p50Shift is the median of the per-interval p50 latencies of the series
+// before fault f and of those wholly inside it, skipping intervals
+// without load.
+func p50Shift(ts reports.Timeseries, f reports.Fault) (before, during float64, ok bool) {
+	step := ts.IntervalS
+	if step <= 0 {
+		return 0, 0, false
+	}
+	end := math.Inf(1)
+	if f.ForS > 0 {
+		end = f.AtS + f.ForS
+	}
+	var b, d []float64
+	for k, p := range ts.P50MS {
+		if k >= len(ts.RPS) || ts.RPS[k] <= 0 {
+			continue
+		}
+		from, to := float64(k)*step, float64(k+1)*step
+		switch {
+		case to <= f.AtS:
+			b = append(b, p)
+		case from >= f.AtS && to <= end:
+			d = append(d, p)
+		}
+	}
+	if len(b) == 0 || len(d) == 0 {
+		return 0, 0, false
+	}
+	return median(b), median(d), true
+}
+
+func median(v []float64) float64 {
+	slices.Sort(v)
+	m := v[len(v)/2]
+	if len(v)%2 == 0 {
+		m = (m + v[len(v)/2-1]) / 2
+	}
+	return math.Round(m*10) / 10
 }

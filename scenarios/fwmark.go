@@ -152,6 +152,31 @@ func (r markRule) covers(ap netip.AddrPort) bool {
 	return false
 }
 
+// maxServedRange is the longest range of marked ports a built-in real
+// server listens on by itself.
+const maxServedRange = 64
+
+// portList is the ports the rule marks, for the real servers to listen on:
+// its single ports and ranges of up to maxServedRange ports.
+func (r markRule) portList() []int {
+	var out []int
+	for _, p := range r.ports {
+		lo, hi, _ := strings.Cut(p, "-")
+		a, _ := strconv.Atoi(lo)
+		b := a
+		if hi != "" {
+			b, _ = strconv.Atoi(hi)
+		}
+		if b-a >= maxServedRange {
+			continue
+		}
+		for q := a; q <= b; q++ {
+			out = append(out, q)
+		}
+	}
+	return out
+}
+
 // firstPort is the first port the rule marks, 0 when it marks them all.
 func (r markRule) firstPort() uint16 {
 	if len(r.ports) == 0 {

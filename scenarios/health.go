@@ -3,6 +3,8 @@ package scenarios
 import (
 	"bytes"
 	"context"
+	"crypto/md5"
+	"encoding/hex"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -42,6 +44,7 @@ type checkSpec struct {
 	Kind      string // tcp | http | command
 	Path      string
 	Status    int
+	Digest    string // lower-case hex MD5 of the body; empty: any body
 	Command   string
 	Interval  time.Duration
 	Timeout   time.Duration
@@ -118,7 +121,7 @@ func (s *Scenario) healthSpecs(dests map[string][]Destination) []checkSpec {
 				if d.Service != s.serviceArgs(i) {
 					continue
 				}
-				c := checkSpec{Dest: d, Sorry: sorry, Addr: checkAddr(d.Server, hc.Port), Kind: hc.Kind, Path: hc.Path, Status: hc.Status, Command: hc.Command,
+				c := checkSpec{Dest: d, Sorry: sorry, Addr: checkAddr(d.Server, hc.Port), Kind: hc.Kind, Path: hc.Path, Status: hc.Status, Digest: strings.ToLower(hc.Digest), Command: hc.Command,
 					Rise: max(hc.Rise, DefaultRise), Fall: max(hc.Fall, DefaultFall), Quiescent: hc.Quiescent == nil || *hc.Quiescent}
 				c.Interval, _ = duration(hc.Interval, DefaultCheckInterval)
 				c.Timeout, _ = duration(hc.Timeout, DefaultCheckTimeout)
@@ -215,7 +218,7 @@ func runHealth(ctx context.Context, env *agent.Env, args []string) error {
 			var sorryWhy string
 			if sorryIn {
 				in := *sorry
-				in.Weight = 1
+				in.Weight = sorryWeight
 				sorryWhy = ipvsadm(in.Add())
 			}
 			if failed := ipvsadm(args); failed != "" {
@@ -282,10 +285,17 @@ func check(ctx context.Context, c checkSpec) error {
 		if err != nil {
 			return err
 		}
-		io.Copy(io.Discard, resp.Body)
+		h := md5.New()
+		_, err = io.Copy(h, resp.Body)
 		resp.Body.Close()
 		if resp.StatusCode != c.Status {
 			return fmt.Errorf("status %d, want %d", resp.StatusCode, c.Status)
+		}
+		if err != nil {
+			return fmt.Errorf("reading the body: %w", err)
+		}
+		if sum := hex.EncodeToString(h.Sum(nil)); c.Digest != "" && sum != c.Digest {
+			return fmt.Errorf("body digest %s, want %s", sum, c.Digest)
 		}
 		return nil
 	case "command":
@@ -302,6 +312,10 @@ func check(ctx context.Context, c checkSpec) error {
 	}
 	return conn.Close()
 }
+
+// sorryWeight is the weight a sorry server serves with (keepalived puts
+// it in with weight 1).
+const sorryWeight = 1
 
 // sorryProblem says what keeps a service's sorry server from being one
 // ("" when nothing does).

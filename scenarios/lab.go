@@ -1,14 +1,11 @@
 package scenarios
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 	"sync"
 
-	"github.com/lvslab/lvslab/dataplane/engine"
 	"github.com/lvslab/lvslab/topo"
 )
 
@@ -60,17 +57,7 @@ func (l *Lab) Exec(node, name string, args ...string) ([]byte, error) {
 
 // IPVSADM runs ipvsadm against the lab's director and returns what it
 // printed; a non-zero exit status is an error carrying ipvsadm's message.
-func (l *Lab) IPVSADM(args ...string) (string, error) {
-	if l.r.director == "" {
-		return "", errors.New("the lab has no director")
-	}
-	var out, errb bytes.Buffer
-	code, err := engine.Ipvsadm(l.r.director, args, nil, &out, &errb)
-	if err == nil && code != 0 {
-		err = fmt.Errorf("ipvsadm %s: exit status %d: %s", strings.Join(args, " "), code, strings.TrimSpace(errb.String()))
-	}
-	return out.String(), err
-}
+func (l *Lab) IPVSADM(args ...string) (string, error) { return l.r.listing(args...) }
 
 // Close stops everything in the lab and destroys it; later calls return
 // the first call's result.

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -26,6 +27,7 @@ import (
 	"github.com/lvslab/lvslab/reports"
 	"github.com/lvslab/lvslab/reports/metrics"
 	"github.com/lvslab/lvslab/topo"
+	"github.com/lvslab/lvslab/topo/impair"
 )
 
 // RunOptions tune a run.
@@ -84,6 +86,11 @@ type run struct {
 	procs        []*exec.Cmd
 	mu           sync.Mutex
 	t0           time.Time
+
+	// delays are the link delays on now, delayStats what the ended ones
+	// counted, by fault.
+	delays     map[*Fault]*impair.Impairment
+	delayStats map[*Fault]impair.Stats
 }
 
 // Run builds the scenario's lab, runs its timeline, and returns the report;
@@ -111,26 +118,29 @@ func (l *Lab) RunTimeline(ctx context.Context) (*reports.Report, error) {
 	rep.Description = strings.TrimSpace(s.Description)
 	rep.Environment = environment(l.features)
 	rep.Manifest = r.manifest(l.features)
-	phases, faults, err := r.timeline(ctx)
+	results, faults, err := r.timeline(ctx)
 	if err != nil {
 		return nil, err
 	}
-	for i, ph := range phases {
-		if err := rep.AddLoad(ph.phase, ph.res); err != nil {
+	events, err := r.healthEvents(ctx)
+	if err != nil {
+		return nil, err
+	}
+	for i, res := range results {
+		if res == nil {
+			continue // the phase never ran
+		}
+		if err := rep.AddLoad(r.reportPhase(i, events), res); err != nil {
 			return nil, fmt.Errorf("load phase %d: %w", i+1, err)
 		}
 	}
 	if rep.Load != nil {
 		rep.DurationS = rep.Load.DurationS
 	}
-	events, err := r.healthEvents(ctx)
-	if err != nil {
-		return nil, err
-	}
 	rep.Faults = faults
 	for i := range rep.Faults {
 		f := &rep.Faults[i]
-		f.Detail = strings.Join(append([]string{errorsDuring(rep, *f)}, r.detection(f, events)...), "; ")
+		f.Detail = strings.Join(slices.Concat([]string{errorsDuring(rep, *f)}, r.linkEffect(rep, i), r.detection(f, events)), "; ")
 		r.recovery(rep, i)
 	}
 	rep.Health = healthSummary(events, r.s.healthSpecs(r.dests))
@@ -145,6 +155,9 @@ func (l *Lab) RunTimeline(ctx context.Context) (*reports.Report, error) {
 		}
 	}
 	if rep.Services, err = r.services(); err != nil {
+		return rep, err
+	}
+	if rep.Director, err = r.directorStats(); err != nil {
 		return rep, err
 	}
 	for _, text := range s.Expect {
@@ -213,7 +226,7 @@ func (r *run) start() error {
 		if kind == "" {
 			kind = "http"
 		}
-		args := []string{"--listen", fmt.Sprintf("0.0.0.0:%d", sv.Port), "--kind", kind, "--id", n.Name,
+		args := []string{"--listen", fmt.Sprintf("0.0.0.0:%d", sv.Ports[0]), "--ports", portList(sv.Ports[1:]), "--kind", kind, "--id", n.Name,
 			"--response-bytes", fmt.Sprint(sv.ResponseBytes), "--service-time", sv.ServiceTime,
 			"--max-concurrency", fmt.Sprint(sv.MaxConcurrency), "--max-queue", fmt.Sprint(sv.MaxQueue)}
 		a, err := r.in.StartAgent(n.Name, RealServerAgent, args...)
@@ -262,60 +275,81 @@ func (r *run) healthEvents(ctx context.Context) ([]HealthEvent, error) {
 }
 
 // serverOf is what a real server node runs: its server block, or a
-// built-in server of its first service's protocol and port.
+// built-in server of its first service's protocol. Ports holds every port
+// it listens on: the block's port or ports, or by default every port its
+// services send to.
 func (r *run) serverOf(n Node) *Server {
 	var sv Server
 	if n.Server != nil {
 		sv = *n.Server
 	}
-	for _, s := range r.in.Lab.Services {
+	if sv.Port != 0 {
+		sv.Ports = []int{sv.Port}
+	}
+	given := len(sv.Ports) > 0
+	marks := r.s.markRules()
+	for i, s := range r.in.Lab.Services {
+		var mark *markRule
+		if i < len(marks) {
+			mark = marks[i]
+		}
 		for _, d := range s.Dests {
 			if d.Node != n.Name {
 				continue
 			}
-			if sv.Port == 0 {
-				sv.Port = int(d.Port)
+			ports := []int{int(d.Port)}
+			if d.Port == 0 && mark != nil {
+				ports = mark.portList() // a fwmark service's keep the client's port
 			}
-			if sv.Kind == "" && s.Protocol == "udp" {
+			for _, p := range ports {
+				if !given && p != 0 && !slices.Contains(sv.Ports, p) {
+					sv.Ports = append(sv.Ports, p)
+				}
+			}
+			if sv.Kind == "" && (s.Protocol == "udp" || mark != nil && mark.protocol == "udp") {
 				sv.Kind = "udp"
 			}
 		}
 	}
-	if sv.Port == 0 && sv.Kind != "command" {
+	if len(sv.Ports) == 0 && sv.Kind != "command" {
 		return nil // serves nothing
 	}
 	return &sv
 }
 
-type phaseResult struct {
-	phase reports.Phase
-	res   *metrics.Result
+// portList writes ports as the realserver agent's --ports takes them.
+func portList(ports []int) string {
+	s := make([]string, len(ports))
+	for i, p := range ports {
+		s[i] = strconv.Itoa(p)
+	}
+	return strings.Join(s, ",")
 }
 
-// timeline runs the load phases and the faults, each at its time from t0.
-func (r *run) timeline(ctx context.Context) ([]phaseResult, []reports.Fault, error) {
+// timeline runs the load phases and the faults, each at its time from t0,
+// and returns each phase's result (nil for a phase that never ran).
+func (r *run) timeline(ctx context.Context) ([]*metrics.Result, []reports.Fault, error) {
 	starts, end := r.s.PhaseStarts(r.opt.Scale)
 	type job struct {
-		node  string
-		cfg   loadgen.Config
+		loadJob
 		phase int
 	}
 	var jobs []job
 	loaders := r.loaders
 	for i := range r.s.Load {
-		cfgs, err := r.loadConfigs(i)
+		ljs, err := r.loadJobs(i)
 		if err != nil {
 			return nil, nil, err
 		}
-		for node, cfg := range cfgs {
-			if loaders[node] == nil {
-				a, err := r.in.StartAgent(node, LoadAgent)
+		for _, lj := range ljs {
+			if loaders[lj.node] == nil {
+				a, err := r.in.StartAgent(lj.node, LoadAgent)
 				if err != nil {
-					return nil, nil, fmt.Errorf("starting the load generator on %s: %w", node, err)
+					return nil, nil, fmt.Errorf("starting the load generator on %s: %w", lj.node, err)
 				}
-				loaders[node] = a
+				loaders[lj.node] = a
 			}
-			jobs = append(jobs, job{node, cfg, i})
+			jobs = append(jobs, job{lj, i})
 		}
 	}
 	parent := ctx
@@ -374,14 +408,7 @@ func (r *run) timeline(ctx context.Context) ([]phaseResult, []reports.Fault, err
 	if err := parent.Err(); err != nil {
 		return nil, nil, err
 	}
-	var out []phaseResult
-	for i, res := range results {
-		if res == nil {
-			continue
-		}
-		out = append(out, phaseResult{r.reportPhase(i), res})
-	}
-	return out, faults, nil
+	return results, faults, nil
 }
 
 func rateText(c loadgen.Config) string {
@@ -402,8 +429,17 @@ func sleepUntil(ctx context.Context, t time.Time) bool {
 	}
 }
 
-// loadConfigs is phase i's load generator configuration per client node.
-func (r *run) loadConfigs(i int) (map[string]loadgen.Config, error) {
+// loadJob is one load generator run of a phase: one client node sending
+// to one target.
+type loadJob struct {
+	node string
+	cfg  loadgen.Config
+}
+
+// loadJobs are phase i's load generator runs: one per client node and
+// target, the phase's rate split evenly over them (its concurrency is
+// each one's).
+func (r *run) loadJobs(i int) ([]loadJob, error) {
 	p := &r.s.Load[i]
 	froms := p.Froms()
 	if len(froms) == 0 {
@@ -417,16 +453,16 @@ func (r *run) loadConfigs(i int) (map[string]loadgen.Config, error) {
 	if len(froms) == 0 {
 		return nil, fmt.Errorf("load phase %q: the lab has no client node", p.Name)
 	}
-	target, kind, err := r.target(p)
-	if err != nil {
-		return nil, err
+	targets, _ := p.Targets() // checked by Parse
+	if len(targets) == 0 {
+		targets = []netip.AddrPort{r.s.defaultTarget(r.in.Lab)}
 	}
-	cfg := loadgen.Config{Target: target, Kind: kind, Concurrency: p.Concurrency, Duration: p.DurationOf(r.opt.Scale),
+	cfg := loadgen.Config{Concurrency: p.Concurrency, Duration: p.DurationOf(r.opt.Scale),
 		KeepAlive: p.NewConnectionPerRequest != nil && !*p.NewConnectionPerRequest, RequestBytes: p.RequestBytes,
 		Path: p.Path, Seed: r.opt.Seed + uint64(i), Workers: min(2, runtime.GOMAXPROCS(0))}
 	if p.Rate != "" {
 		rate, _ := loadgen.ParseRate(p.Rate)
-		cfg.Rate = rate / float64(len(froms))
+		cfg.Rate = rate / float64(len(froms)*len(targets))
 	}
 	if p.Arrival == "poisson" {
 		cfg.Arrival = loadgen.Poisson
@@ -434,61 +470,67 @@ func (r *run) loadConfigs(i int) (map[string]loadgen.Config, error) {
 	if p.Timeout != "" {
 		cfg.Timeout, _ = duration(p.Timeout, 0)
 	}
-	out := map[string]loadgen.Config{}
+	var out []loadJob
 	for _, from := range froms {
-		c := cfg
-		for _, n := range r.s.Nodes {
-			if n.Name == from && n.SourceAddresses != "" {
-				c.Sources, _ = parseAddressList(n.SourceAddresses)
+		for j, target := range targets {
+			c := cfg
+			c.Target = target
+			c.Seed += uint64(j) << 32
+			var err error
+			if c.Kind, err = r.kindFor(p, target); err != nil {
+				return nil, err
 			}
+			for _, n := range r.s.Nodes {
+				if n.Name == from && n.SourceAddresses != "" {
+					c.Sources, _ = parseAddressList(n.SourceAddresses)
+				}
+			}
+			if err := c.Check(); err != nil {
+				return nil, fmt.Errorf("load phase %q: %w", p.Name, err)
+			}
+			out = append(out, loadJob{from, c})
 		}
-		if err := c.Check(); err != nil {
-			return nil, fmt.Errorf("load phase %q: %w", p.Name, err)
-		}
-		out[from] = c
 	}
 	return out, nil
 }
 
-// target is the phase's target, the first service by default, with the
-// kind of load its protocol takes.
-func (r *run) target(p *Phase) (netip.AddrPort, wire.Kind, error) {
-	var ap netip.AddrPort
-	proto := "tcp"
-	if p.Target != "" {
-		ap, _ = netip.ParseAddrPort(p.Target)
+// kindFor is the kind of load the phase sends to target: its own, or the
+// one the target service's protocol takes.
+func (r *run) kindFor(p *Phase, target netip.AddrPort) (wire.Kind, error) {
+	kind := p.Kind
+	if kind == "" {
+		proto := "tcp"
 		for i, s := range r.in.Lab.Services {
-			if r.s.aims(r.in.Lab, i, ap) && s.Protocol == "udp" {
+			if r.s.aims(r.in.Lab, i, target) && s.Protocol == "udp" {
 				proto = "udp"
 			}
 		}
-	} else {
-		ap, proto = r.s.defaultTarget(r.in.Lab), r.in.Lab.Services[0].Protocol
-	}
-	kind := p.Kind
-	if kind == "" {
 		kind = defaultKind(proto)
 	}
-	k, err := wire.ParseKind(kind)
-	return ap, k, err
+	return wire.ParseKind(kind)
 }
 
 // reportPhase describes phase i for the report, with the weights of the
-// target service's real servers by node name (their responses' names).
-func (r *run) reportPhase(i int) reports.Phase {
+// target services' real servers by node name (their responses' names) at
+// the phase's start; events are the health checker's.
+func (r *run) reportPhase(i int, events []HealthEvent) reports.Phase {
 	p := &r.s.Load[i]
-	cfgs, _ := r.loadConfigs(i)
-	var cfg loadgen.Config
-	for _, c := range cfgs {
-		cfg = c
+	jobs, _ := r.loadJobs(i)
+	var targets []string
+	weights := map[string]float64{}
+	rate := 0.0
+	for _, j := range jobs {
+		rate += j.cfg.Rate
+		t := j.cfg.Target.String()
+		if slices.Contains(targets, t) {
+			continue
+		}
+		targets = append(targets, t)
+		maps.Copy(weights, r.weightsAt(j.cfg.Target, r.phaseStart(i), events))
 	}
-	weights := r.weightsAt(cfg.Target, r.phaseStart(i))
-	name := p.Name
-	if name == "" {
-		name = fmt.Sprintf("phase %d", i+1)
-	}
-	return reports.Phase{Name: name, From: strings.Join(p.Froms(), ","), Target: cfg.Target.String(), Kind: cfg.Kind.String(),
-		Rate: cfg.Rate * float64(len(cfgs)), Poisson: cfg.Arrival == loadgen.Poisson, Concurrency: cfg.Concurrency,
+	cfg := jobs[0].cfg
+	return reports.Phase{Name: p.NameOf(i), From: strings.Join(p.Froms(), ","), Target: strings.Join(targets, ","), Kind: cfg.Kind.String(),
+		Rate: rate, Poisson: cfg.Arrival == loadgen.Poisson, Concurrency: cfg.Concurrency,
 		KeepAlive: cfg.KeepAlive, Sources: len(cfg.Sources), Duration: cfg.Duration, Weights: weights}
 }
 
@@ -499,45 +541,79 @@ func (r *run) phaseStart(i int) time.Duration {
 
 // weightsAt is the weight of each real server of the service at target by
 // node name, as the table stands at time at: the scenario's weights, with
-// the table faults (weight, add, remove) that came before applied.
-func (r *run) weightsAt(target netip.AddrPort, at time.Duration) map[string]float64 {
+// what changed the table before applied in turn: the table faults (weight,
+// add, remove) and the health checker's events (a server down is weight 0
+// when quiescent, else out; the sorry server is in only while every real
+// server is down).
+func (r *run) weightsAt(target netip.AddrPort, at time.Duration, events []HealthEvent) map[string]float64 {
 	in := map[string]bool{}
-	weight := map[string]int{}
+	weight, initial := map[string]int{}, map[string]int{}
+	type change struct {
+		at    time.Duration
+		apply func()
+	}
+	var changes []change
 	for i, s := range r.in.Lab.Services {
 		if !r.s.aims(r.in.Lab, i, target) {
 			continue
 		}
+		quiescent := true
+		if i < len(r.s.Services) {
+			if hc := r.s.Services[i].HealthCheck; hc != nil && hc.Quiescent != nil {
+				quiescent = *hc.Quiescent
+			}
+		}
 		for j, d := range s.Dests {
 			// The ipvsadm block's real servers follow the structured ones.
-			standby := i < len(r.s.Services) && j < len(r.s.Services[i].RealServers) && r.s.Services[i].RealServers[j].Standby
-			in[d.Node], weight[d.Node] = !standby, d.Weight
+			var rs RealServer
+			if i < len(r.s.Services) && j < len(r.s.Services[i].RealServers) {
+				rs = r.s.Services[i].RealServers[j]
+			}
+			in[d.Node], weight[d.Node], initial[d.Node] = !rs.Standby, d.Weight, d.Weight
+		}
+		key := serviceKeyArgs(s)
+		for _, e := range events {
+			t := e.At.Sub(r.t0)
+			if e.Service != key || t > at {
+				continue
+			}
+			n := e.Node
+			changes = append(changes, change{t, func() {
+				switch {
+				case e.Sorry:
+					in[n], weight[n] = e.Up, sorryWeight
+				case quiescent && e.Up:
+					weight[n] = initial[n]
+				case quiescent:
+					weight[n] = 0
+				default:
+					in[n] = e.Up
+				}
+			}})
 		}
 	}
-	type change struct {
-		at time.Duration
-		f  *Fault
-	}
-	var changes []change
 	for i := range r.s.Faults {
 		f := &r.s.Faults[i]
+		act, node, _ := f.Action()
 		if t, _ := r.s.FaultTimes(f, r.opt.Scale); t <= at {
-			changes = append(changes, change{t, f})
+			changes = append(changes, change{t, func() {
+				if _, ok := in[node]; !ok {
+					return
+				}
+				switch act {
+				case Add:
+					in[node] = true
+				case Remove:
+					in[node] = false
+				case Weight:
+					weight[node] = f.Weight.Value
+				}
+			}})
 		}
 	}
 	slices.SortStableFunc(changes, func(a, b change) int { return cmp.Compare(a.at, b.at) })
 	for _, c := range changes {
-		act, node, _ := c.f.Action()
-		if _, ok := in[node]; !ok {
-			continue
-		}
-		switch act {
-		case Add:
-			in[node] = true
-		case Remove:
-			in[node] = false
-		case Weight:
-			weight[node] = c.f.Weight.Value
-		}
+		c.apply()
 	}
 	out := map[string]float64{}
 	for node, ok := range in {
@@ -553,45 +629,39 @@ func (r *run) weightsAt(target netip.AddrPort, at time.Duration) map[string]floa
 const estimatorSettle = 3 * time.Second
 
 // services reads the director's counters (ipvsadm -L -n --stats --exact)
-// into the report's services.
+// into the report's services: the structured ones, then those only the
+// ipvsadm block declares. Each destination is named by the real server
+// node that owns its address, with the weight and forwarding method the
+// scenario gave it.
 func (r *run) services() ([]reports.Service, error) {
 	if r.director == "" {
 		return nil, nil
 	}
-	var out, errb bytes.Buffer
-	code, err := engine.Ipvsadm(r.director, []string{"-L", "-n", "--stats", "--exact"}, nil, &out, &errb)
-	if err == nil && code != 0 {
-		err = fmt.Errorf("ipvsadm -L -n --stats: %s", strings.TrimSpace(errb.String()))
-	}
+	stats, err := r.listing("-L", "-n", "--stats", "--exact")
 	if err != nil {
 		return nil, fmt.Errorf("reading the director's counters: %w", err)
 	}
-	stats := parseStats(out.String())
-	byAddr := map[string]Destination{}
-	for _, ds := range r.dests {
-		for _, d := range ds {
-			server := d.Server
-			if a, err := netip.ParseAddr(server); err == nil {
-				server = netip.AddrPortFrom(a, 0).String() // a port-0 or fwmark service's, as listed
-			}
-			byAddr[d.Service+" "+server] = d
-		}
+	table, err := r.listing("-S", "-n")
+	if err != nil {
+		return nil, fmt.Errorf("reading the director's table: %w", err)
 	}
+	counters, scheds := parseStats(stats), parseSchedulers(table)
 	var svcs []reports.Service
-	for i, s := range r.s.Services {
-		ls := r.in.Lab.Services[i]
+	for i, ls := range r.in.Lab.Services {
 		key := serviceKeyArgs(ls)
-		st := stats[key]
+		st := counters[key]
 		if st == nil {
 			st = &svcStats{}
 		}
 		var rss []reports.RealServer
 		for _, d := range st.dests {
-			rs := reports.RealServer{Node: byAddr[key+" "+d.addr].Node, Address: d.addr, Connections: d.c[0],
+			rs := reports.RealServer{Address: d.addr.String(), Connections: d.c[0],
 				InPackets: d.c[1], OutPackets: d.c[2], InBytes: d.c[3], OutBytes: d.c[4]}
-			if dd, ok := byAddr[key+" "+d.addr]; ok {
-				rs.Forward = map[string]string{"-m": "nat", "-g": "dr", "-i": "tun"}[dd.Method]
-				rs.Weight = dd.Weight
+			rs.Node = realServerAt(r.in.Lab, d.addr.Addr())
+			for _, ld := range ls.Dests {
+				if ld.Node == rs.Node && ld.Port == d.addr.Port() {
+					rs.Forward, rs.Weight = string(ld.Forward), ld.Weight
+				}
 			}
 			rss = append(rss, rs)
 		}
@@ -599,9 +669,50 @@ func (r *run) services() ([]reports.Service, error) {
 		if ls.FWMark != 0 {
 			proto = "fwmark"
 		}
-		svcs = append(svcs, reports.NewService(s.VIP.String(), proto, s.SchedulerOf(), rss))
+		vip, sched := netip.AddrPortFrom(ls.VIP, ls.Port).String(), scheds[key]
+		switch {
+		case i < len(r.s.Services):
+			vip, sched = r.s.Services[i].VIP.String(), r.s.Services[i].SchedulerOf()
+		case ls.FWMark != 0 && ls.VIP.IsValid():
+			vip = ls.VIP.String()
+		case ls.FWMark != 0:
+			vip = ""
+		}
+		svc := reports.NewService(vip, proto, sched, rss)
+		svc.FWMark = ls.FWMark
+		svcs = append(svcs, svc)
 	}
 	return svcs, nil
+}
+
+// listing runs ipvsadm against the (first) director and returns what it
+// printed; a non-zero exit status is an error carrying ipvsadm's message.
+func (r *run) listing(args ...string) (string, error) {
+	if r.director == "" {
+		return "", errors.New("the lab has no director")
+	}
+	var out, errb bytes.Buffer
+	code, err := engine.Ipvsadm(r.director, args, nil, &out, &errb)
+	if err == nil && code != 0 {
+		err = fmt.Errorf("ipvsadm %s: exit status %d: %s", strings.Join(args, " "), code, strings.TrimSpace(errb.String()))
+	}
+	return out.String(), err
+}
+
+// parseSchedulers reads each service's scheduler from `ipvsadm -S -n`,
+// keyed like serviceKeyArgs.
+func parseSchedulers(s string) map[string]string {
+	out := map[string]string{}
+	for line := range strings.SplitSeq(s, "\n") {
+		rest, ok := strings.CutPrefix(line, "-A ")
+		if !ok {
+			continue
+		}
+		key, opts, _ := strings.Cut(rest, " -s ")
+		sched, _, _ := strings.Cut(opts, " ")
+		out[key] = sched
+	}
+	return out
 }
 
 func serviceKeyArgs(s topo.Service) string {
@@ -621,7 +732,7 @@ type svcStats struct {
 }
 
 type destStats struct {
-	addr string
+	addr netip.AddrPort
 	c    [5]uint64 // conns, inpkts, outpkts, inbytes, outbytes
 }
 
@@ -648,8 +759,8 @@ func parseStats(s string) map[string]*svcStats {
 		if p, isSvc := flag[f[0]]; isSvc {
 			cur = &svcStats{}
 			out[p+" "+f[1]] = cur
-		} else if f[0] == "->" && cur != nil {
-			cur.dests = append(cur.dests, destStats{f[1], c})
+		} else if ap, err := netip.ParseAddrPort(f[1]); err == nil && f[0] == "->" && cur != nil {
+			cur.dests = append(cur.dests, destStats{ap, c})
 		}
 	}
 	return out
@@ -658,7 +769,7 @@ func parseStats(s string) map[string]*svcStats {
 // environment is what the report says about the machine.
 func environment(f topo.Features) map[string]string {
 	yes := map[bool]string{true: "present", false: "absent"}
-	return map[string]string{"packet_io": "afpacket", "ipip": f.Decap(), "netem": yes[f.Netem], "tbf": yes[f.TBF],
+	return map[string]string{"packet_io": "afpacket", "ipip": f.Decap(), "netem": yes[f.Netem], "delay": f.DelayMechanism(), "tbf": yes[f.TBF],
 		"kernel_ipvs": yes[f.IPVS], "kernel": f.Kernel, "go": runtime.Version()}
 }
 
@@ -682,6 +793,9 @@ func fallbacks(f topo.Features) string {
 	}
 	if !f.IPIP {
 		fb = append(fb, "userspace IPIP decapsulation (no ipip driver)")
+	}
+	if !f.Netem {
+		fb = append(fb, "userspace link delay line (no netem)")
 	}
 	if len(fb) == 0 {
 		return "none"

@@ -72,7 +72,9 @@ func TestExamplesRunGreen(t *testing.T) {
 			assert.True(t, rep.Passed)
 			require.NotNil(t, rep.Load)
 			assert.NotZero(t, rep.Load.Requests)
-			assert.Len(t, rep.Services, len(s.Services))
+			lab, err := s.BuildLab()
+			require.NoError(t, err)
+			assert.Len(t, rep.Services, len(lab.Services), "the structured services and the ipvsadm block's")
 			assert.Len(t, rep.Faults, len(s.Faults))
 			assert.NotEmpty(t, rep.Manifest["lab"])
 			for _, f := range rep.Faults {
@@ -356,6 +358,11 @@ faults:
 	assert.Zero(t, back.Errors, "%v", back.ErrorsByClass)
 	assert.Zero(t, conns(back, "sorry"), "out again once rs1 is back")
 	assert.Equal(t, back.Requests, conns(back, "rs1"))
+	// The weight shares follow the table at each phase's start: the sorry
+	// server counts only while it is in, a quiescent server weighs 0.
+	assert.Equal(t, map[string]float64{"rs1": 1, "rs2": 1}, weightsOf(before))
+	assert.Equal(t, map[string]float64{"sorry": 1}, weightsOf(down))
+	assert.Equal(t, map[string]float64{"rs1": 1}, weightsOf(back))
 	assert.Equal(t, []reports.Health{
 		{Node: "rs1", Service: "-t 192.168.1.110:80", Downs: 1, Flaps: 1, Up: true},
 		{Node: "rs2", Service: "-t 192.168.1.110:80", Downs: 1, Up: false},
@@ -365,7 +372,8 @@ faults:
 }
 
 // TestBlockOnlyDR runs a DR service that only the ipvsadm block declares:
-// its real servers answer because they got the DR setup (VIP on lo).
+// its real servers answer because they got the DR setup (VIP on lo), and
+// the report lists the service with its real servers, weights and shares.
 func TestBlockOnlyDR(t *testing.T) {
 	needLabs(t)
 	s, err := Parse("blockdr.yaml", []byte(`name: blockdr
@@ -391,5 +399,107 @@ load:
 	assert.NotZero(t, p.Requests)
 	assert.Zero(t, p.Errors, "%v", p.ErrorsByClass)
 	assert.Len(t, p.Realservers, 2)
+	require.Len(t, rep.Services, 1)
+	svc := rep.Services[0]
+	assert.Equal(t, []string{"192.168.1.110:80", "tcp", "rr"}, []string{svc.VIP, svc.Protocol, svc.Scheduler})
+	require.Len(t, svc.Realservers, 2)
+	var conns uint64
+	for i, want := range []struct {
+		node, addr string
+		weight     int
+		share      float64
+	}{{"rs1", "192.168.1.2:80", 1, 0.25}, {"rs2", "192.168.1.3:80", 3, 0.75}} {
+		rs := svc.Realservers[i]
+		assert.Equal(t, want.node, rs.Node)
+		assert.Equal(t, want.addr, rs.Address)
+		assert.Equal(t, "dr", rs.Forward)
+		assert.Equal(t, want.weight, rs.Weight)
+		assert.Equal(t, want.share, rs.WeightShare)
+		conns += rs.Connections
+	}
+	assert.Equal(t, p.Requests, conns, "the director counted every connection the client made")
+	assert.NotZero(t, svc.Fairness.Jain)
+	requireNothingLeft(t, runDir, rep.Manifest["lab"])
+}
+
+// TestServerOnSeveralPorts runs an all-ports persistent service whose real
+// servers listen on two ports: a phase to each port is served without
+// errors, by the one real server the client sticks to, and a default
+// server listens on every port its services send to.
+func TestServerOnSeveralPorts(t *testing.T) {
+	needLabs(t)
+	s, err := Parse("ports.yaml", []byte("name: ports\n"+labFront+`  - {name: rs1, role: realserver, interfaces: [{network: internal, address: 10.1.1.2}], server: {ports: [80, 443]}}
+  - {name: rs2, role: realserver, interfaces: [{network: internal, address: 10.1.1.3}], server: {ports: [80, 443]}}
+  - {name: rs3, role: realserver, interfaces: [{network: internal, address: 10.1.1.4}]}
+services:
+  - vip: 192.168.1.110:0
+    scheduler: rr
+    persistence: {timeout: 60s}
+    realservers: [{node: rs1, forward: nat}, {node: rs2, forward: nat}]
+  - vip: 192.168.1.111:80
+    realservers: [{node: rs3, forward: nat}]
+  - vip: 192.168.1.111:8080
+    realservers: [{node: rs3, forward: nat}]
+load:
+  - {name: http, target: 192.168.1.110:80, rate: 50/s, duration: 500ms, timeout: 500ms}
+  - {name: https, target: 192.168.1.110:443, rate: 50/s, duration: 500ms, timeout: 500ms}
+  - {name: rs3 8080, target: 192.168.1.111:8080, rate: 50/s, duration: 500ms, timeout: 500ms}
+`))
+	require.NoError(t, err)
+	runDir := t.TempDir()
+	rep, err := s.Run(context.Background(), RunOptions{Scale: 1, RunDir: runDir})
+	require.NoError(t, err)
+	require.Len(t, rep.Phases, 3)
+	for _, p := range rep.Phases {
+		assert.NotZero(t, p.Requests, p.Name)
+		assert.Zero(t, p.Errors, "%s: %v", p.Name, p.ErrorsByClass)
+	}
+	serving := func(l reports.Load) []string {
+		var ids []string
+		for _, sl := range l.Realservers {
+			if sl.Connections > 0 {
+				ids = append(ids, sl.ID)
+			}
+		}
+		return ids
+	}
+	require.Len(t, serving(rep.Phases[0]), 1)
+	assert.Equal(t, serving(rep.Phases[0]), serving(rep.Phases[1]), "one template per client address, whatever the port")
+	assert.Equal(t, []string{"rs3"}, serving(rep.Phases[2]))
+	requireNothingLeft(t, runDir, rep.Manifest["lab"])
+}
+
+// TestHealthCheckDigest checks the body's MD5 (keepalived's HTTP_GET
+// digest): rs2 answers 200 with another body, fails the check and is set
+// quiescent, so the load reaches rs1 only.
+func TestHealthCheckDigest(t *testing.T) {
+	needLabs(t)
+	s, err := Parse("digest.yaml", []byte("name: digest\n"+labFront+`  - {name: rs1, role: realserver, interfaces: [{network: internal, address: 10.1.1.2}], server: {response_bytes: 100}}
+  - {name: rs2, role: realserver, interfaces: [{network: internal, address: 10.1.1.3}], server: {response_bytes: 200}}
+services:
+  - vip: 192.168.1.110:80
+    scheduler: rr
+    realservers: [{node: rs1, forward: nat}, {node: rs2, forward: nat}]
+    # md5 of the built-in server's 100-byte body ("x" × 100), any case
+    health_check: {kind: http, path: /, status: 200, digest: AED563ECAFB4BCC5654C597A421547B2, interval: 100ms, timeout: 200ms}
+load:
+  - {name: checked, rate: 50/s, duration: 1s, timeout: 500ms, at: 1s}
+`))
+	require.NoError(t, err)
+	runDir := t.TempDir()
+	rep, err := s.Run(context.Background(), RunOptions{Scale: 1, RunDir: runDir})
+	require.NoError(t, err)
+	require.NotNil(t, rep.Load)
+	assert.Zero(t, rep.Load.Errors, "%v", rep.Load.ErrorsByClass)
+	for _, sl := range rep.Load.Realservers {
+		if sl.ID == "rs2" {
+			assert.Zero(t, sl.Connections, "rs2 is quiescent")
+		}
+	}
+	assert.Equal(t, []reports.Health{
+		{Node: "rs1", Service: "-t 192.168.1.110:80", Up: true},
+		{Node: "rs2", Service: "-t 192.168.1.110:80", Downs: 1, Up: false},
+	}, rep.Health)
+	assert.Equal(t, map[string]float64{"rs1": 1}, weightsOf(*rep.Load), "quiescent before the phase: weight 0")
 	requireNothingLeft(t, runDir, rep.Manifest["lab"])
 }

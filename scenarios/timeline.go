@@ -1,6 +1,7 @@
 package scenarios
 
 import (
+	"errors"
 	"fmt"
 	"net/netip"
 	"regexp"
@@ -29,8 +30,13 @@ type Timeline struct {
 
 // Server is what a real server node runs.
 type Server struct {
-	Kind           string `yaml:"kind"` // http (default) | tcp | udp | command
-	Port           int    `yaml:"port"` // default: the port its services send to
+	Kind string `yaml:"kind"` // http (default) | tcp | udp | command
+	// Port, or Ports for several, is where the server listens; by default
+	// every port its services send to. One server serves all of them (one
+	// identity, capacity and failure mode): the real server of a port-0
+	// or fwmark service, which gets each client's own destination port.
+	Port           int    `yaml:"port"`
+	Ports          []int  `yaml:"ports"`
 	ResponseBytes  int    `yaml:"response_bytes"`
 	ServiceTime    string `yaml:"service_time"` // 2ms, uniform:1ms-3ms, exp:2ms
 	MaxConcurrency int    `yaml:"max_concurrency"`
@@ -47,10 +53,13 @@ type Persistence struct {
 // HealthCheck is how the director checks a service's real servers
 // (keepalived's semantics).
 type HealthCheck struct {
-	Kind      string `yaml:"kind"` // tcp | http | command
-	Port      int    `yaml:"port"` // default: the real server's port
-	Path      string `yaml:"path"`
-	Status    int    `yaml:"status"`
+	Kind   string `yaml:"kind"` // tcp | http | command
+	Port   int    `yaml:"port"` // default: the real server's port
+	Path   string `yaml:"path"`
+	Status int    `yaml:"status"`
+	// Digest is the MD5 of the body an http check expects, 32 hex digits
+	// (keepalived's HTTP_GET url digest; genhash prints it).
+	Digest    string `yaml:"digest"`
 	Command   string `yaml:"command"`
 	Interval  string `yaml:"interval"`
 	Timeout   string `yaml:"timeout"`
@@ -65,11 +74,14 @@ type HealthCheck struct {
 
 // Phase is one load phase.
 type Phase struct {
-	Name        string `yaml:"name"`
-	From        string `yaml:"from"`   // client node(s), comma-separated
-	Target      string `yaml:"target"` // VIP:port; default the first service
-	Kind        string `yaml:"kind"`   // http | tcp | udp; default from the target service
-	Rate        string `yaml:"rate"`   // open loop: 2000/s
+	Name string `yaml:"name"`
+	From string `yaml:"from"` // client node(s), comma-separated
+	// Target is VIP:PORT, or several: ports after the first reuse the
+	// address before them (192.168.1.110:80,443 or
+	// 192.168.1.110:80,192.168.1.111:80); default the first service.
+	Target      string `yaml:"target"`
+	Kind        string `yaml:"kind"` // http | tcp | udp; default from the target service
+	Rate        string `yaml:"rate"` // open loop: 2000/s
 	Arrival     string `yaml:"arrival"`
 	Concurrency int    `yaml:"concurrency"`
 	// NewConnectionPerRequest is the default: LVS schedules connections.
@@ -97,14 +109,21 @@ type Fault struct {
 	Weight  *WeightFault `yaml:"weight"`
 	Add     string       `yaml:"add"`    // a standby real server joins its services
 	Remove  string       `yaml:"remove"` // a real server leaves its services
-	Link    string       `yaml:"link"`   // a node's links: down, loss or rate
+	Link    string       `yaml:"link"`   // a node's links: down, or loss, rate and delay
 
 	Down bool   `yaml:"down"` // link: carrier off
 	Loss string `yaml:"loss"` // link: 5% of packets dropped both ways (nftables)
 	Rate string `yaml:"rate"` // link: egress limited to 10mbit (tbf)
 
-	Delay  string `yaml:"delay"`  // slow
-	Status int    `yaml:"status"` // error
+	// Delay is how long a slow server waits before it answers, or, on a
+	// link, how long each packet takes longer to cross it, each way
+	// (netem, or lvslab's userspace delay line).
+	Delay string `yaml:"delay"`
+	// Jitter spreads a link's delay uniformly over delay ± jitter; the
+	// link does not reorder packets unless Reorder says it may.
+	Jitter  string `yaml:"jitter"`
+	Reorder bool   `yaml:"reorder"`
+	Status  int    `yaml:"status"` // error
 }
 
 // WeightFault changes a real server's weight in every service it serves.
@@ -213,6 +232,17 @@ func (s *Scenario) checkTimeline() Errors {
 		if sv.Port < 0 || sv.Port > 65535 {
 			bad(path+".port", obj, "port %d is outside 1–65535", sv.Port)
 		}
+		if sv.Port != 0 && len(sv.Ports) > 0 {
+			bad(path+".ports", obj, "give port or ports, not both")
+		}
+		for j, p := range sv.Ports {
+			switch {
+			case p < 1 || p > 65535:
+				bad(fmt.Sprintf("%s.ports[%d]", path, j), obj, "port %d is outside 1–65535", p)
+			case slices.Contains(sv.Ports[:j], p):
+				bad(fmt.Sprintf("%s.ports[%d]", path, j), obj, "port %d is listed twice", p)
+			}
+		}
 		if sv.ResponseBytes < 0 || (sv.Kind == "udp" && sv.ResponseBytes > realserver.MaxUDPResponse) {
 			bad(path+".response_bytes", obj, "response_bytes %d is outside 0–%d", sv.ResponseBytes, realserver.MaxUDPResponse)
 		}
@@ -246,6 +276,17 @@ func (s *Scenario) checkTimeline() Errors {
 					bad(hpath+"."+d.key, obj, "%s %q: %v", d.key, d.v, err)
 				}
 			}
+			if hc.Digest != "" && !md5Hex.MatchString(hc.Digest) {
+				bad(hpath+".digest", obj, "digest %q is not an MD5 digest (32 hex digits)", hc.Digest)
+			}
+			for _, f := range []struct {
+				key string
+				set bool
+			}{{"path", hc.Path != ""}, {"status", hc.Status != 0}, {"digest", hc.Digest != ""}} {
+				if f.set && hc.Kind != "http" {
+					bad(hpath+"."+f.key, obj, "%s belongs to kind: http", f.key)
+				}
+			}
 			if hc.Kind == "command" && strings.TrimSpace(hc.Command) == "" {
 				bad(hpath+".command", obj, "health check kind command needs the command to run")
 			}
@@ -277,8 +318,8 @@ func (s *Scenario) checkTimeline() Errors {
 			}
 		}
 		if p.Target != "" {
-			if ap, err := netip.ParseAddrPort(p.Target); err != nil || !ap.Addr().Is4() || ap.Port() == 0 {
-				bad(path+".target", obj, "target %q is not an address and port like 192.168.1.110:80", p.Target)
+			if _, err := p.Targets(); err != nil {
+				bad(path+".target", obj, "%v", err)
 			}
 		} else if len(s.Services) == 0 {
 			bad(path, obj, "needs a target (the scenario has no services)")
@@ -333,8 +374,14 @@ func (s *Scenario) checkTimeline() Errors {
 		if f.For != "" && slices.Contains([]FaultAction{Restore, Weight, Add, Remove}, act) {
 			bad(path+".for", obj, "%s has no for: (give the opposite fault its own time)", act)
 		}
-		if f.Delay != "" && act != Slow {
-			bad(path+".delay", obj, "delay belongs to slow")
+		if f.Delay != "" && act != Slow && act != Link {
+			bad(path+".delay", obj, "delay belongs to slow (a server's answer) or link (the node's links)")
+		}
+		if f.Jitter != "" && act != Link {
+			bad(path+".jitter", obj, "jitter belongs to a link's delay")
+		}
+		if f.Reorder && act != Link {
+			bad(path+".reorder", obj, "reorder belongs to a link's delay")
 		}
 		if act == Slow {
 			if d, err := duration(f.Delay, 0); err != nil || d <= 0 {
@@ -366,8 +413,13 @@ func (s *Scenario) checkTimeline() Errors {
 		}
 	}
 	for i, text := range s.Expect {
-		if _, err := ParseExpectation(text); err != nil {
-			bad(fmt.Sprintf("expect[%d]", i), fmt.Sprintf("expectation %q", text), "%v", err)
+		path, obj := fmt.Sprintf("expect[%d]", i), fmt.Sprintf("expectation %q", text)
+		e, err := ParseExpectation(text)
+		switch {
+		case err != nil:
+			bad(path, obj, "%v", err)
+		case e.Phase != "" && !slices.Contains(s.phaseNames(), e.Phase):
+			bad(path, obj, "no load phase is called %q", e.Phase)
 		}
 	}
 	return es
@@ -382,36 +434,43 @@ func (s *Scenario) checkKinds() Errors {
 	}
 	var es Errors
 	for i, p := range s.Load {
-		svc := -1
-		if p.Target == "" && len(lab.Services) > 0 {
-			svc = 0
-		} else if ap, err := netip.ParseAddrPort(p.Target); err == nil {
+		targets, err := p.Targets()
+		if err != nil {
+			continue
+		}
+		if len(targets) == 0 && len(lab.Services) > 0 {
+			targets = []netip.AddrPort{s.defaultTarget(lab)}
+		}
+		var named []string // each real server once, though several targets reach it
+		for _, ap := range targets {
+			svc := -1
 			for j := range lab.Services {
 				if s.aims(lab, j, ap) {
 					svc = j
 					break
 				}
 			}
-		}
-		if svc < 0 {
-			continue
-		}
-		kind := p.Kind
-		if kind == "" {
-			kind = defaultKind(lab.Services[svc].Protocol)
-		}
-		for _, rs := range s.Services[svc].RealServers {
-			for _, n := range s.Nodes {
-				if n.Name != rs.Node {
-					continue
-				}
-				sk := defaultKind(lab.Services[svc].Protocol)
-				if n.Server != nil && n.Server.Kind != "" {
-					sk = n.Server.Kind
-				}
-				if sk != kind && sk != "command" {
-					es = append(es, s.src.errorAt(fmt.Sprintf("load[%d]", i), fmt.Sprintf("load phase %q", p.Name),
-						fmt.Sprintf("sends %s requests, but real server %q serves %s (give it server: {kind: %s})", kind, n.Name, sk, kind)))
+			if svc < 0 || svc >= len(s.Services) {
+				continue
+			}
+			kind := p.Kind
+			if kind == "" {
+				kind = defaultKind(lab.Services[svc].Protocol)
+			}
+			for _, rs := range s.Services[svc].RealServers {
+				for _, n := range s.Nodes {
+					if n.Name != rs.Node || slices.Contains(named, n.Name) {
+						continue
+					}
+					sk := defaultKind(lab.Services[svc].Protocol)
+					if n.Server != nil && n.Server.Kind != "" {
+						sk = n.Server.Kind
+					}
+					if sk != kind && sk != "command" {
+						named = append(named, n.Name)
+						es = append(es, s.src.errorAt(fmt.Sprintf("load[%d]", i), fmt.Sprintf("load phase %q", p.Name),
+							fmt.Sprintf("sends %s requests, but real server %q serves %s (give it server: {kind: %s})", kind, n.Name, sk, kind)))
+					}
 				}
 			}
 		}
@@ -427,22 +486,30 @@ func defaultKind(protocol string) string {
 	return "http"
 }
 
+var md5Hex = regexp.MustCompile(`^[0-9a-fA-F]{32}$`)
+
 var rateRE = regexp.MustCompile(`^[0-9]+(\.[0-9]+)?(bit|kbit|mbit|gbit)$`)
 
-// checkLink checks a link fault: exactly one of down, loss and rate.
+// checkLink checks a link fault: down alone, or any of loss, rate and
+// delay (with its jitter).
 func (s *Scenario) checkLink(path, obj string, f *Fault) Errors {
 	var es Errors
 	bad := func(p, format string, args ...any) {
 		es = append(es, s.src.errorAt(p, obj, fmt.Sprintf(format, args...)))
 	}
-	n := 0
-	for _, set := range []bool{f.Down, f.Loss != "", f.Rate != ""} {
-		if set {
-			n++
-		}
+	impaired := f.Loss != "" || f.Rate != "" || f.Delay != "" || f.Jitter != "" || f.Reorder
+	if f.Down == impaired {
+		bad(path, "link takes down: true, or any of loss: 5%%, rate: 10mbit and delay: 20ms (with jitter: 5ms)")
 	}
-	if n != 1 {
-		bad(path, "link takes one of down: true, loss: 5%% or rate: 10mbit")
+	if f.Delay != "" || f.Jitter != "" || f.Reorder {
+		_, err := f.LinkDelay()
+		var le *linkDelayError
+		switch {
+		case errors.As(err, &le):
+			bad(path+"."+le.key, "%v", le.msg)
+		case err != nil:
+			bad(path, "%v", err)
+		}
 	}
 	if f.Loss != "" {
 		if _, err := lossPercent(f.Loss); err != nil {
@@ -455,6 +522,47 @@ func (s *Scenario) checkLink(path, obj string, f *Fault) Errors {
 	return es
 }
 
+// LinkDelay is what a link fault's delay and jitter ask of the link.
+type LinkDelay struct {
+	Delay, Jitter time.Duration
+	Reorder       bool
+}
+
+type linkDelayError struct{ key, msg string }
+
+func (e *linkDelayError) Error() string { return e.msg }
+
+// LinkDelay reads the fault's delay and jitter as a link's (zero when the
+// fault delays nothing). Jitter needs a delay at least as long: a packet
+// cannot leave before it arrived.
+func (f *Fault) LinkDelay() (LinkDelay, error) {
+	var d LinkDelay
+	var err error
+	if f.Delay == "" {
+		switch {
+		case f.Jitter != "":
+			return d, &linkDelayError{"jitter", "jitter needs a delay (delay: 20ms, jitter: 5ms)"}
+		case f.Reorder:
+			return d, &linkDelayError{"reorder", "reorder needs a delay with jitter (delay: 20ms, jitter: 5ms)"}
+		}
+		return d, nil
+	}
+	if d.Delay, err = duration(f.Delay, 0); err != nil {
+		return d, &linkDelayError{"delay", fmt.Sprintf("delay %q: %v", f.Delay, err)}
+	}
+	if d.Jitter, err = duration(f.Jitter, 0); err != nil {
+		return d, &linkDelayError{"jitter", fmt.Sprintf("jitter %q: %v", f.Jitter, err)}
+	}
+	if d.Jitter > d.Delay {
+		return d, &linkDelayError{"jitter", fmt.Sprintf("jitter %s exceeds the delay %s (a packet cannot leave before it arrived)", d.Jitter, d.Delay)}
+	}
+	if f.Reorder && d.Jitter == 0 {
+		return d, &linkDelayError{"reorder", "reorder needs jitter: with one delay for all, no packet overtakes another"}
+	}
+	d.Reorder = f.Reorder
+	return d, nil
+}
+
 // lossPercent reads "5%" as 5.
 func lossPercent(s string) (int, error) {
 	v, ok := strings.CutSuffix(s, "%")
@@ -463,6 +571,52 @@ func lossPercent(s string) (int, error) {
 		return 0, fmt.Errorf("want a whole percentage 1%%–100%%")
 	}
 	return n, nil
+}
+
+// phaseNames are the load phases' names as the report gives them: an
+// unnamed phase is "phase N".
+func (s *Scenario) phaseNames() []string {
+	names := make([]string, len(s.Load))
+	for i, p := range s.Load {
+		names[i] = p.NameOf(i)
+	}
+	return names
+}
+
+// NameOf is the name of phase i in the report.
+func (p *Phase) NameOf(i int) string {
+	if p.Name == "" {
+		return fmt.Sprintf("phase %d", i+1)
+	}
+	return p.Name
+}
+
+// Targets reads the phase's target list (none when it names none): each
+// comma-separated entry is ADDRESS:PORT, or a PORT on the address before it.
+func (p *Phase) Targets() ([]netip.AddrPort, error) {
+	if p.Target == "" {
+		return nil, nil
+	}
+	var out []netip.AddrPort
+	var addr netip.Addr
+	for item := range strings.SplitSeq(p.Target, ",") {
+		item = strings.TrimSpace(item)
+		ap, err := netip.ParseAddrPort(item)
+		if err != nil && addr.IsValid() {
+			if port, perr := strconv.ParseUint(item, 10, 16); perr == nil {
+				ap, err = netip.AddrPortFrom(addr, uint16(port)), nil
+			}
+		}
+		switch {
+		case err != nil || !ap.Addr().Is4() || ap.Port() == 0:
+			return nil, fmt.Errorf("target %q is not an address and port like 192.168.1.110:80 (or several: 192.168.1.110:80,443)", p.Target)
+		case slices.Contains(out, ap):
+			return nil, fmt.Errorf("target %q names %s twice", p.Target, ap)
+		}
+		addr = ap.Addr()
+		out = append(out, ap)
+	}
+	return out, nil
 }
 
 // Froms lists the phase's client nodes.

@@ -1,6 +1,10 @@
 package scenarios
 
 import (
+	"context"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -20,6 +24,27 @@ services:
       - {node: rs1, forward: nat, weight: 2}
       - {node: rs2, forward: nat, standby: true}
 `
+
+func TestLinkDelayCombinesWithLossAndRate(t *testing.T) {
+	s, err := Parse("t.yaml", []byte(natLab+`faults:
+  - {at: 5s, link: rs1, delay: 20ms, jitter: 5ms, for: 10s}
+  - {at: 1s, link: client, delay: 1ms, loss: 5%, rate: 10mbit}
+  - {at: 2s, link: rs2, delay: 0s}
+  - {at: 3s, link: rs2, delay: 10ms, jitter: 9ms, reorder: true}
+`))
+	require.NoError(t, err)
+	d, err := s.Faults[0].LinkDelay()
+	require.NoError(t, err)
+	assert.Equal(t, LinkDelay{Delay: 20 * time.Millisecond, Jitter: 5 * time.Millisecond}, d)
+	_, length := s.FaultTimes(&s.Faults[0], 0.5)
+	assert.Equal(t, 5*time.Second, length, "for: scales, the delay does not")
+	d, err = s.Faults[1].LinkDelay()
+	require.NoError(t, err)
+	assert.Equal(t, LinkDelay{Delay: time.Millisecond}, d)
+	d, err = s.Faults[3].LinkDelay()
+	require.NoError(t, err)
+	assert.Equal(t, LinkDelay{Delay: 10 * time.Millisecond, Jitter: 9 * time.Millisecond, Reorder: true}, d)
+}
 
 func TestTimelineParses(t *testing.T) {
 	s, err := Parse("t.yaml", []byte(natLab+`load:
@@ -59,6 +84,9 @@ func TestBrokenTimelines(t *testing.T) {
   - {name: a, from: rs1, rate: fast, duration: 10}
   - {from: ghost, kind: quic, target: 192.168.1.110}
   - {name: c, arrival: bursty, concurrency: 2, timeout: -1s}
+  - {name: d, rate: 1/s, target: "443,192.168.1.110:80"}
+  - {name: e, rate: 1/s, target: "192.168.1.110:80,0"}
+  - {name: f, rate: 1/s, target: "192.168.1.110:80,80"}
 `,
 		want: []string{
 			`b.yaml:21:21: load phase "a": node "rs1" is a realserver, not a client`,
@@ -67,9 +95,12 @@ func TestBrokenTimelines(t *testing.T) {
 			`b.yaml:22:5: load phase 2: needs rate (open loop, 2000/s) or concurrency (closed loop)`,
 			`b.yaml:22:12: load phase 2: client "ghost" is not a node`,
 			`b.yaml:22:25: load phase 2: unknown kind "quic" (want http, tcp or udp)`,
-			`b.yaml:22:39: load phase 2: target "192.168.1.110" is not an address and port like 192.168.1.110:80`,
+			`b.yaml:22:39: load phase 2: target "192.168.1.110" is not an address and port like 192.168.1.110:80 (or several: 192.168.1.110:80,443)`,
 			`b.yaml:23:24: load phase "c": arrival "bursty" is not constant or poisson`,
 			`b.yaml:23:57: load phase "c": timeout "-1s": is negative`,
+			`b.yaml:24:34: load phase "d": target "443,192.168.1.110:80" is not an address and port like 192.168.1.110:80 (or several: 192.168.1.110:80,443)`,
+			`b.yaml:25:34: load phase "e": target "192.168.1.110:80,0" is not an address and port like 192.168.1.110:80 (or several: 192.168.1.110:80,443)`,
+			`b.yaml:26:34: load phase "f": target "192.168.1.110:80,80" names 192.168.1.110:80 twice`,
 		},
 	}, {
 		name: "faults",
@@ -94,6 +125,30 @@ func TestBrokenTimelines(t *testing.T) {
 			`b.yaml:27:19: fault add director: node "director" is a director, not a realserver`,
 		},
 	}, {
+		name: "link delays",
+		src: natLab + `faults:
+  - {at: 1s, link: rs1, jitter: 5ms}
+  - {at: 1s, link: rs1, delay: soon, jitter: -1ms}
+  - {at: 1s, link: rs1, delay: 5ms, jitter: 10ms}
+  - {at: 1s, link: rs1, down: true, delay: 20ms}
+  - {at: 1s, hang: rs1, delay: 20ms, jitter: 5ms}
+  - {at: 1s, slow: rs1, jitter: 5ms}
+  - {at: 1s, link: rs1, delay: 5ms, reorder: true}
+  - {at: 1s, hang: rs1, reorder: true}
+`,
+		want: []string{
+			`b.yaml:21:33: fault link rs1: jitter needs a delay (delay: 20ms, jitter: 5ms)`,
+			`b.yaml:22:32: fault link rs1: delay "soon": not a duration like 10s or 500ms`,
+			`b.yaml:23:45: fault link rs1: jitter 10ms exceeds the delay 5ms (a packet cannot leave before it arrived)`,
+			`b.yaml:24:5: fault link rs1: link takes down: true, or any of loss: 5%, rate: 10mbit and delay: 20ms (with jitter: 5ms)`,
+			`b.yaml:25:32: fault hang rs1: delay belongs to slow (a server's answer) or link (the node's links)`,
+			`b.yaml:25:46: fault hang rs1: jitter belongs to a link's delay`,
+			`b.yaml:26:5: fault slow rs1: slow needs a delay like 200ms`,
+			`b.yaml:26:33: fault slow rs1: jitter belongs to a link's delay`,
+			`b.yaml:27:46: fault link rs1: reorder needs jitter: with one delay for all, no packet overtakes another`,
+			`b.yaml:28:34: fault hang rs1: reorder belongs to a link's delay`,
+		},
+	}, {
 		name: "expectations, servers, services",
 		src: strings.Replace(natLab, "scheduler: wlc", "scheduler: wlc\n    persistence: {timeout: 1.5s, netmask: 255.0.255.0}\n    health_check: {kind: ping, interval: often}", 1) + `expect:
   - latency < 5ms
@@ -102,18 +157,34 @@ func TestBrokenTimelines(t *testing.T) {
   - errors < 1% please
   - recovered rs2 < 3s
   - recovered(rs2) < soon
+  - p99 < 50ms during
+  - recovered(rs2) < 3s during steady
+  - p99 < 50ms during cool
 `,
 		want: []string{
 			`b.yaml:17:28: service 192.168.1.110:80: persistence timeout "1.5s": must be whole seconds, at least 1s`,
 			`b.yaml:17:43: service 192.168.1.110:80: persistence netmask "255.0.255.0" is not a netmask like 255.255.255.0`,
 			`b.yaml:18:26: service 192.168.1.110:80: health check kind "ping" is not one of tcp, http, command`,
 			`b.yaml:18:42: service 192.168.1.110:80: interval "often": not a duration like 10s or 500ms`,
-			`b.yaml:23:5: expectation "latency < 5ms": unknown metric "latency" (known: errors, error_rate, requests, throughput_rps, throughput_bps, p50, p90, p99, p999, max, mean, jain, weighted_jain, max_share_error, share(RS), weight_share(RS), connections(RS), detected(RS), recovered(RS))`,
+			`b.yaml:23:5: expectation "latency < 5ms": unknown metric "latency" (known: errors, error_rate, requests, throughput_rps, throughput_bps, p50, p90, p99, p999, max, mean, jain, weighted_jain, max_share_error, share(RS), weight_share(RS), connections(RS), persistence_violations, servers_per_client, detected(RS), recovered(RS))`,
 			`b.yaml:24:5: expectation "p99 < fast": "fast" is not a duration like 50ms`,
 			`b.yaml:25:5: expectation "share(rs1) within 5% of": "within" reads: A within TOLERANCE of B`,
 			`b.yaml:26:5: expectation "errors < 1% please": "1% please" is not a number`,
 			`b.yaml:27:5: expectation "recovered rs2 < 3s": recovered needs a real server: recovered(rs1)`,
 			`b.yaml:28:5: expectation "recovered(rs2) < soon": "soon" is not a duration like 50ms`,
+			`b.yaml:29:5: expectation "p99 < 50ms during": "during" needs a load phase's name: p99 < 50ms during steady`,
+			`b.yaml:30:5: expectation "recovered(rs2) < 3s during steady": recovered(rs2) is about faults, not a load phase: it takes no during`,
+			`b.yaml:31:5: expectation "p99 < 50ms during cool": no load phase is called "cool"`,
+		},
+	}, {
+		name: "health check digests",
+		src: natLab + `  - {vip: 192.168.1.111:80, realservers: [{node: rs1, forward: nat}], health_check: {kind: http, digest: d41d8cd98f00b204}}
+  - {vip: 192.168.1.112:80, realservers: [{node: rs1, forward: nat}], health_check: {kind: tcp, digest: d41d8cd98f00b204e9800998ecf8427e, path: /}}
+`,
+		want: []string{
+			`b.yaml:20:106: service 192.168.1.111:80: digest "d41d8cd98f00b204" is not an MD5 digest (32 hex digits)`,
+			`b.yaml:21:105: service 192.168.1.112:80: digest belongs to kind: http`,
+			`b.yaml:21:145: service 192.168.1.112:80: path belongs to kind: http`,
 		},
 	}, {
 		name: "sorry servers",
@@ -134,6 +205,14 @@ func TestBrokenTimelines(t *testing.T) {
 			`b.yaml:12:104: node "rs1": server kind "smtp" is not one of http, tcp, udp, command`,
 			`b.yaml:12:124: node "rs1": service time "soon": want a non-negative duration such as 2ms`,
 			`b.yaml:12:136: node "rs1": port 70000 is outside 1–65535`,
+		},
+	}, {
+		name: "server ports",
+		src:  strings.Replace(natLab, "server: {kind: http, service_time: 1ms}", "server: {port: 80, ports: [80, 0, 443, 443]}", 1),
+		want: []string{
+			`b.yaml:12:115: node "rs1": give port or ports, not both`,
+			`b.yaml:12:120: node "rs1": port 0 is outside 1–65535`,
+			`b.yaml:12:128: node "rs1": port 443 is listed twice`,
 		},
 	}, {
 		name: "load the servers do not speak",
@@ -157,7 +236,10 @@ func TestExpectations(t *testing.T) {
 	r := reports.New("x")
 	r.Load = &reports.Load{Requests: 1000, Errors: 5, ErrorRate: 0.005, ThroughputRPS: 99.5,
 		LatencyMS: reports.Latency{P99: 12.5}, Fairness: &reports.Fairness{Jain: 0.97},
-		Realservers: []reports.ServerLoad{{ID: "rs1", Connections: 600, Share: 0.6, WeightShare: 0.5}}}
+		Realservers: []reports.ServerLoad{{ID: "rs1", Connections: 600, Share: 0.6, WeightShare: 0.5}},
+		Clients:     &reports.Clients{Addresses: 4, PersistenceViolations: 1, MaxServersPerClient: 2}}
+	r.Phases = []reports.Load{{Name: "warm", LatencyMS: reports.Latency{P99: 80}, Errors: 5},
+		{Name: "steady", LatencyMS: reports.Latency{P99: 9}, Clients: &reports.Clients{Addresses: 4, MaxServersPerClient: 1}}}
 	detected, fast, slow := 0.4, 0.5, 2.5
 	r.Faults = []reports.Fault{{AtS: 1, Action: "kill", Target: "rs2", RecoveredAfterS: &fast},
 		{AtS: 2, Action: "hang", Target: "rs2", DetectedAfterS: &detected, RecoveredAfterS: &slow},
@@ -180,6 +262,13 @@ func TestExpectations(t *testing.T) {
 		{"detected(rs2) < 1s", true, 400},
 		{"recovered(rs2) < 3s", true, 2500},
 		{"recovered(rs2) < 2s", false, 2500},
+		{"persistence_violations == 0", false, 1},
+		{"servers_per_client <= 2", true, 2},
+		{"p99 < 50ms during steady", true, 9},
+		{"p99 < 50ms during warm", false, 80},
+		{"errors == 0 during steady", true, 0},
+		{"persistence_violations == 0 during steady", true, 0},
+		{"servers_per_client == 1 during steady", true, 1},
 	} {
 		e, err := ParseExpectation(tc.text)
 		require.NoError(t, err, tc.text)
@@ -193,8 +282,10 @@ func TestExpectations(t *testing.T) {
 	assert.False(t, got.Passed)
 	assert.Equal(t, `no real server "rs9" served this run`, got.Detail)
 	for text, why := range map[string]string{
-		"recovered(rs3) < 3s": "the errors after the kill of rs3 at 4s never stopped",
-		"recovered(rs1) < 3s": "no fault on rs1",
+		"recovered(rs3) < 3s":                     "the errors after the kill of rs3 at 4s never stopped",
+		"recovered(rs1) < 3s":                     "no fault on rs1",
+		"p99 < 50ms during cool":                  `load phase "cool" measured nothing`,
+		"persistence_violations == 0 during warm": "no connection came from a client source address (give the client source_addresses)",
 	} {
 		e, err := ParseExpectation(text)
 		require.NoError(t, err)
@@ -241,7 +332,8 @@ func TestHealthSummary(t *testing.T) {
 }
 
 func FuzzExpectation(f *testing.F) {
-	for _, s := range []string{"errors < 1%", "share(rs1) within 0.05 of weight_share(rs1)", "p99 < 50ms", "jain>0.9", "recovered(rs2) < 3s"} {
+	for _, s := range []string{"errors < 1%", "share(rs1) within 0.05 of weight_share(rs1)", "p99 < 50ms", "jain>0.9", "recovered(rs2) < 3s",
+		"p99 < 50ms during steady", "persistence_violations == 0"} {
 		f.Add(s)
 	}
 	r := reports.New("x")
@@ -251,6 +343,28 @@ func FuzzExpectation(f *testing.F) {
 			e.Evaluate(r)
 		}
 	})
+}
+
+// TestHTTPCheckDigest: an http check compares the MD5 of the body, as
+// keepalived's HTTP_GET digest does, after the status.
+func TestHTTPCheckDigest(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/gone" {
+			w.WriteHeader(http.StatusServiceUnavailable)
+		}
+		io.WriteString(w, "hello")
+	}))
+	defer srv.Close()
+	addr := strings.TrimPrefix(srv.URL, "http://")
+	const hello = "5d41402abc4b2a76b9719d911017c592" // md5("hello")
+	spec := func(path, digest string) checkSpec {
+		return checkSpec{Kind: "http", Addr: addr, Path: path, Status: 200, Digest: digest, Timeout: 5 * time.Second}
+	}
+	assert.NoError(t, check(context.Background(), spec("/", hello)))
+	assert.NoError(t, check(context.Background(), spec("/", "")), "no digest: any body")
+	assert.EqualError(t, check(context.Background(), spec("/", "d41d8cd98f00b204e9800998ecf8427e")),
+		"body digest 5d41402abc4b2a76b9719d911017c592, want d41d8cd98f00b204e9800998ecf8427e")
+	assert.EqualError(t, check(context.Background(), spec("/gone", hello)), "status 503, want 200")
 }
 
 func TestHealthStateRiseFall(t *testing.T) {

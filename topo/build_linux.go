@@ -323,7 +323,7 @@ func onLockedThread(fn func() error) error {
 
 func (in *Instance) buildFabric() error {
 	return onLockedThread(func() error {
-		h, err := in.newNetNS(fabricNode)
+		h, err := in.newNetNS(FabricNode)
 		if err != nil {
 			return err
 		}
@@ -400,7 +400,7 @@ func (in *Instance) buildNode(i int, fab *vethMaker) error {
 	for j, ifc := range n.Interfaces {
 		nw := in.Lab.Network(ifc.Network)
 		idx := nodeIfIndex(j)
-		if err := fab.addVeth(fmt.Sprintf("%s%x.%d", in.ID, i, j), fabricIfIndex(i, j), in.bridges[nw.Name], nw.MTUOf(), IfName(j), idx, int(h.Fd())); err != nil {
+		if err := fab.addVeth(in.fabricIfName(i, j), fabricIfIndex(i, j), in.bridges[nw.Name], nw.MTUOf(), IfName(j), idx, int(h.Fd())); err != nil {
 			return fmt.Errorf("%s: veth into network %q: %w", IfName(j), nw.Name, err)
 		}
 		in.veths.Add(1)
@@ -472,9 +472,13 @@ func (in *Instance) setupDecap(nh *netlink.Handle, nsfd int, ifnames []string) e
 	return dropInbound(nsfd, ifnames, true)
 }
 
-// NetNS returns the namespace of node, for code that opens sockets or
-// netlink handles in it. It stays owned by the Instance.
+// NetNS returns the namespace of node (FabricNode: the lab's fabric), for
+// code that opens sockets or netlink handles in it. It stays owned by the
+// Instance.
 func (in *Instance) NetNS(node string) (ns.NetNS, error) {
+	if node == FabricNode && in.fabric != nil {
+		return in.fabric, nil
+	}
 	for i, n := range in.Lab.Nodes {
 		if n.Name == node && in.nodes[i] != nil {
 			return in.nodes[i], nil

@@ -64,7 +64,7 @@ func (in *Instance) teardown() error {
 		}
 	}
 	note(killInNamespaces(inos))
-	fabricPin := filepath.Join(in.Dir, "netns", fabricNode)
+	fabricPin := filepath.Join(in.Dir, "netns", FabricNode)
 	for _, p := range in.pins {
 		if p != fabricPin {
 			note(unpin(p))

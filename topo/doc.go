@@ -30,13 +30,18 @@
 // records the process, so teardown stops it even after the runner died. An
 // agent may serve a control socket (Env.Listen, Agent.Dial) in the lab's run
 // folder (mode 0700). Test binaries call agent.MainIfAgent in TestMain.
+// FabricNode names the fabric for StartAgent, Do and NetNS: a link
+// impairment (topo/impair) splices a relay in between a node's fabric port
+// (FabricPorts) and its bridge there.
 //
 // # The director's kernel
 //
 // In every director, table netdev "lvslab" (DropTable) drops, at ingress of
 // every interface, the IPv4 packets of its virtual services: set "services"
 // (DropServices: address . protocol . port) and set "allports" (DropAllPorts:
-// address . protocol, the port-0 services). Netdev ingress runs after the
+// address . protocol, the port-0 services), and every IP fragment to a
+// service's address and protocol (set "fragments", DropFrags: the
+// dataplane reassembles them). Netdev ingress runs after the
 // packet taps: an AF_PACKET socket bound to ETH_P_ALL sees each packet, the
 // kernel never handles one the dataplane took (no RST, no ICMP); the rest of
 // the traffic to a VIP gets the director's own answers (echo replies, RSTs).

@@ -3,6 +3,7 @@ package topo
 import (
 	"fmt"
 	"net/netip"
+	"slices"
 	"sync"
 
 	"github.com/google/nftables"
@@ -24,14 +25,23 @@ import (
 // ICMP port unreachable). ARP is not touched: the director answers ARP for
 // the VIP as in the classic setups. A dataplane keeps the sets in step with
 // its services at run time with AddDropServices and DelDropServices.
+//
+// IP fragments carry no ports after the first, so a third set, "fragments"
+// (ipv4_addr . inet_proto), holds the address and protocol of every
+// service: fragments of such packets are dropped whatever their offset, as
+// the dataplane reassembles them itself (the kernel would otherwise queue
+// the later fragments for reassembly and time them out). Fragmented
+// datagrams to a port of that address and protocol without a service are
+// the dataplane's too (it drops them; the kernel would answer).
 
 // nftMu serialises the nftables batches that create sets (see dropInbound).
 var nftMu sync.Mutex
 
 const (
 	DropTable    = "lvslab"
-	DropServices = "services" // ipv4_addr . inet_proto . inet_service
-	DropAllPorts = "allports" // ipv4_addr . inet_proto: port-0 services
+	DropServices = "services"  // ipv4_addr . inet_proto . inet_service
+	DropAllPorts = "allports"  // ipv4_addr . inet_proto: port-0 services
+	DropFrags    = "fragments" // ipv4_addr . inet_proto: every service's, for IP fragments
 )
 
 // DropService is a virtual service whose packets the director's kernel must
@@ -72,7 +82,8 @@ func dropInbound(nsfd int, ifnames []string, ipip bool) error {
 	t := c.AddTable(&nftables.Table{Family: nftables.TableFamilyNetdev, Name: DropTable})
 	services := &nftables.Set{Table: t, Name: DropServices, KeyType: servicesType, Concatenation: true}
 	allPorts := &nftables.Set{Table: t, Name: DropAllPorts, KeyType: allPortsType, Concatenation: true}
-	for _, set := range []*nftables.Set{services, allPorts} {
+	frags := &nftables.Set{Table: t, Name: DropFrags, KeyType: allPortsType, Concatenation: true}
+	for _, set := range []*nftables.Set{services, allPorts, frags} {
 		if err := c.AddSet(set, nil); err != nil {
 			return err
 		}
@@ -101,6 +112,14 @@ func dropInbound(nsfd int, ifnames []string, ipip bool) error {
 			&expr.Lookup{SourceRegister: regAddr, SetName: services.Name, SetID: services.ID},
 			&expr.Verdict{Kind: expr.VerdictDrop},
 		)})
+		// MF set or a fragment offset: any fragment.
+		c.AddRule(&nftables.Rule{Table: t, Chain: ch, Exprs: slices.Concat(addrProto, []expr.Any{
+			&expr.Payload{DestRegister: regPort, Base: expr.PayloadBaseNetworkHeader, Offset: 6, Len: 2},
+			&expr.Bitwise{SourceRegister: regPort, DestRegister: regPort, Len: 2, Mask: []byte{0x3f, 0xff}, Xor: []byte{0, 0}},
+			&expr.Cmp{Op: expr.CmpOpNeq, Register: regPort, Data: []byte{0, 0}},
+			&expr.Lookup{SourceRegister: regAddr, SetName: frags.Name, SetID: frags.ID},
+			&expr.Verdict{Kind: expr.VerdictDrop},
+		})})
 		if ipip {
 			c.AddRule(&nftables.Rule{Table: t, Chain: ch, Exprs: append(append([]expr.Any{}, isIPv4...),
 				&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: 9, Len: 1},
@@ -127,12 +146,13 @@ func DelDropServices(nsfd int, svcs ...DropService) error {
 }
 
 func editDropSets(nsfd int, svcs []DropService, add bool) error {
-	var services, allPorts []nftables.SetElement
+	var services, allPorts, frags []nftables.SetElement
 	for _, s := range svcs {
 		if !s.Addr.Is4() {
 			return fmt.Errorf("drop service %s (protocol %d): the drop sets hold IPv4 services only", netip.AddrPortFrom(s.Addr, s.Port), s.Proto)
 		}
-		key := append(s.Addr.AsSlice(), s.Proto, 0, 0, 0)
+		key := addrProtoKey(s.Addr, s.Proto)
+		frags = append(frags, nftables.SetElement{Key: key})
 		if s.Port == 0 {
 			allPorts = append(allPorts, nftables.SetElement{Key: key})
 		} else {
@@ -148,22 +168,73 @@ func editDropSets(nsfd int, svcs []DropService, add bool) error {
 		return err
 	}
 	t := &nftables.Table{Family: nftables.TableFamilyNetdev, Name: DropTable}
+	sets := map[string]*nftables.Set{}
+	for _, name := range []string{DropServices, DropAllPorts, DropFrags} {
+		if sets[name], err = c.GetSetByName(t, name); err != nil {
+			return fmt.Errorf("no service drop set here (not a director of a built lab?): %w", err)
+		}
+	}
 	for name, els := range map[string][]nftables.SetElement{DropServices: services, DropAllPorts: allPorts} {
 		if len(els) == 0 {
 			continue
 		}
-		set, err := c.GetSetByName(t, name)
-		if err != nil {
-			return fmt.Errorf("no service drop set here (not a director of a built lab?): %w", err)
-		}
 		if add {
-			err = c.SetAddElements(set, els)
+			err = c.SetAddElements(sets[name], els)
 		} else {
-			err = c.SetDeleteElements(set, els)
+			err = c.SetDeleteElements(sets[name], els)
 		}
 		if err != nil {
 			return err
 		}
 	}
+	if add {
+		if err := c.SetAddElements(sets[DropFrags], frags); err != nil {
+			return err
+		}
+		return c.Flush()
+	}
+	if err := c.Flush(); err != nil {
+		return err
+	}
+	// An address and protocol leaves the fragments set with its last
+	// service.
+	frags, err = unusedAddrProtos(c, sets, frags)
+	if err != nil || len(frags) == 0 {
+		return err
+	}
+	if err := c.SetDeleteElements(sets[DropFrags], frags); err != nil {
+		return err
+	}
 	return c.Flush()
+}
+
+// addrProtoKey is the key of an address and protocol in a concatenated set
+// (each part in a 4-byte register).
+func addrProtoKey(a netip.Addr, proto uint8) []byte {
+	return append(a.AsSlice(), proto, 0, 0, 0)
+}
+
+// unusedAddrProtos returns those of the fragments set's elements els that
+// no service of the services and allports sets has any more.
+func unusedAddrProtos(c *nftables.Conn, sets map[string]*nftables.Set, els []nftables.SetElement) ([]nftables.SetElement, error) {
+	used := map[string]bool{}
+	for _, name := range []string{DropServices, DropAllPorts} {
+		have, err := c.GetSetElements(sets[name])
+		if err != nil {
+			return nil, err
+		}
+		for _, h := range have {
+			if len(h.Key) >= 8 {
+				used[string(h.Key[:8])] = true
+			}
+		}
+	}
+	var unused []nftables.SetElement
+	for _, e := range els {
+		if !used[string(e.Key)] {
+			used[string(e.Key)] = true // once
+			unused = append(unused, e)
+		}
+	}
+	return unused, nil
 }

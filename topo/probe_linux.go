@@ -50,6 +50,16 @@ func (f Features) String() string {
 		word(f.IPVS), word(f.IPIP), word(f.Netem), word(f.TBF), word(f.XDP), word(f.NFTables), f.Kernel)
 }
 
+// DelayMechanism names what delays a link for a delay or jitter fault:
+// "netem" (a qdisc on both ends of each of the node's veth pairs) or
+// "userspace" (topo/impair's relay, spliced into the fabric).
+func (f Features) DelayMechanism() string {
+	if f.Netem {
+		return "netem"
+	}
+	return "userspace"
+}
+
 // Decap names how TUN real servers decapsulate: "kernel" or "userspace".
 func (f Features) Decap() string {
 	if f.IPIP {
@@ -153,7 +163,7 @@ func (f Features) Describe() string {
 	fmt.Fprintf(&b, "kernel    %s\n", f.Kernel)
 	line("ipvs", f.IPVS, "kernel IPVS exists; lvslab still runs its own director", "lvslab's userspace director")
 	line("ipip", f.IPIP, "TUN real servers decapsulate with the kernel's tunl0", "TUN real servers run lvslab's userspace decapsulator (AF_PACKET in, TUN out)")
-	line("netem", f.Netem, "delay, jitter and loss faults use netem", "delay and jitter faults need a userspace impairment")
+	line("netem", f.Netem, "delay and jitter faults use netem", "delay and jitter faults use lvslab's userspace delay line (a relay in the lab's fabric)")
 	line("tbf", f.TBF, "rate faults use tbf", "rate faults are unavailable")
 	line("xdp", f.XDP, "the dataplane may steal packets with XDP", "the dataplane uses AF_PACKET")
 	line("nftables", f.NFTables, "directors drop VIP traffic in netdev ingress after the taps", "directors cannot keep their kernel off VIP traffic")

@@ -37,8 +37,10 @@ func RunDir() string {
 // runner killed at any point leaves a log that names everything to remove.
 const ownerLog = "owner.log"
 
-// fabricNode names the namespace that holds the lab's bridges in the registry.
-const fabricNode = "~fabric"
+// FabricNode names the namespace that holds the lab's bridges: in the
+// registry, and for NetNS, Do and StartAgent (a link impairment's relay runs
+// there). No node can take the name: node names cannot start with "~".
+const FabricNode = "~fabric"
 
 // record is one line of the ownership log.
 type record struct {
@@ -206,7 +208,7 @@ func readLab(dir string) (*LabInfo, error) {
 		}
 	}
 	for _, name := range order {
-		if name == fabricNode {
+		if name == FabricNode {
 			info.fabric = *nodes[name]
 			continue
 		}

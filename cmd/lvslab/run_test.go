@@ -10,6 +10,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -108,4 +109,64 @@ func TestBrokenScenarioBuildsNothing(t *testing.T) {
 	text, err := run(t, runDir, "validate", "quickstart")
 	require.NoError(t, err, text)
 	assert.Contains(t, text, "quickstart: ok (5 nodes, 1 services, 1 load phases, 1 faults, 5 expectations)")
+}
+
+// TestRunSIGKILLThenDestroyAll kills `lvslab run` at each step it reports
+// (building the lab, starting the director and the servers, during the
+// load, reading the counters), then proves `destroy --all` leaves nothing:
+// an empty registry and run folder, no pinned namespace, no process in a
+// lab namespace, and no link or nftables table of the lab's in the root
+// namespace.
+func TestRunSIGKILLThenDestroyAll(t *testing.T) {
+	bin := lvslab(t)
+	for _, point := range []struct {
+		name, line string
+		after      time.Duration
+	}{
+		{"during the build", "building lab", 150 * time.Millisecond},
+		{"starting the servers", "ipvsadm rules loaded", 0},
+		{"before the timeline", "real servers serving", 0},
+		{"during the load", "timeline starts", 300 * time.Millisecond},
+		{"reading the counters", "done:", 0},
+	} {
+		t.Run(point.name, func(t *testing.T) {
+			runDir := t.TempDir()
+			cmd := exec.Command(bin, "run", "quickstart", "--out", t.TempDir())
+			cmd.Env = append(os.Environ(), "LVSLAB_RUN_DIR="+runDir, "LVSLAB_DURATION_SCALE=0.1")
+			stdout, err := cmd.StdoutPipe()
+			require.NoError(t, err)
+			require.NoError(t, cmd.Start())
+			sc := bufio.NewScanner(stdout)
+			seen := false
+			for !seen && sc.Scan() {
+				seen = strings.Contains(sc.Text(), point.line)
+			}
+			require.True(t, seen, "the run never printed %q", point.line)
+			time.Sleep(point.after)
+			require.NoError(t, cmd.Process.Signal(syscall.SIGKILL))
+			go func() {
+				for sc.Scan() {
+				}
+			}()
+			assert.Equal(t, -1, procExit(cmd.Wait()), "killed")
+
+			labs, err := topo.List(runDir)
+			require.NoError(t, err)
+			require.Len(t, labs, 1, "the killed run left its lab for destroy --all")
+			id := labs[0].ID
+			inos := owned(t, runDir)
+			out, err := run(t, runDir, "destroy", "--all")
+			require.NoError(t, err, out)
+			labs, err = topo.List(runDir)
+			require.NoError(t, err)
+			assert.Empty(t, labs, "registry")
+			assertNothingLeft(t, runDir, inos)
+			links, err := exec.Command("ip", "-o", "link", "show").Output()
+			require.NoError(t, err)
+			assert.NotContains(t, string(links), id, "a link of the lab in the root namespace")
+			tables, err := exec.Command("nft", "list", "tables").Output()
+			require.NoError(t, err)
+			assert.NotContains(t, string(tables), id, "an nftables table of the lab in the root namespace")
+		})
+	}
 }

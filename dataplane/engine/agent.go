@@ -37,10 +37,11 @@ func runAgent(ctx context.Context, env *agent.Env, args []string) error {
 	fs.Var(&rules, "rule", "an ipvsadm-restore line (-A …, -a …); repeatable")
 	batch := fs.Int("batch", 64, "frames per read and write")
 	workers := fs.Int("workers", 1, "packet goroutines sharing the core")
+	fragTimeout := fs.Duration("frag-timeout", 0, "how long fragments wait for their datagram's rest (ipfrag_time; 30s)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	e, err := Start(Config{Batch: *batch, Workers: *workers, Services: keepKernelOff})
+	e, err := Start(Config{Batch: *batch, Workers: *workers, Services: keepKernelOff, FragTimeout: *fragTimeout})
 	if err != nil {
 		return err
 	}

@@ -3,23 +3,36 @@ package engine
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
 	"slices"
 )
 
-// Request is one ipvsadm run sent over a director's control socket.
+// Request is one request sent over a director's control socket: an
+// ipvsadm run (Kind empty, as every client before the kinds sent it) or the
+// engine's statistics (Kind "stats").
 type Request struct {
+	Kind  string   `json:"kind,omitempty"`
 	Args  []string `json:"args"`
 	Stdin []byte   `json:"stdin,omitempty"`
 }
 
-// Response is what the run printed and its exit status.
+// Request kinds.
+const (
+	KindIpvsadm = ""
+	KindStats   = "stats"
+)
+
+// Response is what an ipvsadm run printed and its exit status, or the
+// statistics asked for.
 type Response struct {
 	Stdout []byte `json:"stdout"`
 	Stderr []byte `json:"stderr"`
 	Status int    `json:"status"`
+	Stats  *Stats `json:"stats,omitempty"`
+	Error  string `json:"error,omitempty"` // a request the director does not know
 }
 
 // Serve answers requests on l, one per connection, until l is closed.
@@ -39,9 +52,19 @@ func (e *Engine) serveConn(c net.Conn) {
 	if err := json.NewDecoder(c).Decode(&req); err != nil {
 		return
 	}
-	var out, errb bytes.Buffer
-	code := e.Ipvsadm(req.Args, bytes.NewReader(req.Stdin), &out, &errb)
-	json.NewEncoder(c).Encode(Response{Stdout: out.Bytes(), Stderr: errb.Bytes(), Status: code})
+	var resp Response
+	switch req.Kind {
+	case KindIpvsadm:
+		var out, errb bytes.Buffer
+		resp.Status = e.Ipvsadm(req.Args, bytes.NewReader(req.Stdin), &out, &errb)
+		resp.Stdout, resp.Stderr = out.Bytes(), errb.Bytes()
+	case KindStats:
+		s := e.Stats()
+		resp.Stats = &s
+	default:
+		resp.Error = fmt.Sprintf("unknown request kind %q", req.Kind)
+	}
+	json.NewEncoder(c).Encode(resp)
 }
 
 // readsStdin reports whether ipvsadm args read standard input (-R).
@@ -61,19 +84,44 @@ func Ipvsadm(socket string, args []string, stdin io.Reader, stdout, stderr io.Wr
 		}
 		req.Stdin = b
 	}
-	c, err := net.Dial("unix", socket)
+	resp, err := call(socket, req)
 	if err != nil {
-		return 0, fmt.Errorf("director control socket: %w", err)
-	}
-	defer c.Close()
-	if err := json.NewEncoder(c).Encode(req); err != nil {
 		return 0, err
-	}
-	var resp Response
-	if err := json.NewDecoder(c).Decode(&resp); err != nil {
-		return 0, fmt.Errorf("director control socket: %w", err)
 	}
 	stderr.Write(resp.Stderr)
 	stdout.Write(resp.Stdout)
 	return resp.Status, nil
+}
+
+// ReadStats asks the director whose control socket is socket for its
+// engine's statistics.
+func ReadStats(socket string) (Stats, error) {
+	resp, err := call(socket, Request{Kind: KindStats})
+	if err != nil {
+		return Stats{}, err
+	}
+	if resp.Stats == nil {
+		return Stats{}, errors.New("director control socket: no statistics in the answer (an older director?)")
+	}
+	return *resp.Stats, nil
+}
+
+// call sends one request and reads its response.
+func call(socket string, req Request) (Response, error) {
+	var resp Response
+	c, err := net.Dial("unix", socket)
+	if err != nil {
+		return resp, fmt.Errorf("director control socket: %w", err)
+	}
+	defer c.Close()
+	if err := json.NewEncoder(c).Encode(req); err != nil {
+		return resp, err
+	}
+	if err := json.NewDecoder(c).Decode(&resp); err != nil {
+		return resp, fmt.Errorf("director control socket: %w", err)
+	}
+	if resp.Error != "" {
+		return resp, fmt.Errorf("director control socket: %s", resp.Error)
+	}
+	return resp, nil
 }

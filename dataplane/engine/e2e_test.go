@@ -210,8 +210,8 @@ func destRows(listing, service string) map[string][]string {
 	return rows
 }
 
-func testMode(t *testing.T, example, sched string) {
-	lb := startLab(t, example, sched)
+func testMode(t *testing.T, example, sched string, agentFlags ...string) {
+	lb := startLab(t, example, sched, agentFlags...)
 	const n = 9
 	for _, c := range []struct {
 		network string
@@ -557,6 +557,14 @@ func TestOnePacket(t *testing.T) {
 func TestNAT(t *testing.T) { testMode(t, "nat", "wrr") }
 func TestDR(t *testing.T)  { testMode(t, "dr", "rr") }
 func TestTUN(t *testing.T) { testMode(t, "tun", "wrr") }
+
+// TestTwoWorkers runs each forwarding method with two packet workers in
+// fanout groups steered by the client (packetio.Steering).
+func TestTwoWorkers(t *testing.T) {
+	for _, example := range []string{"nat", "dr", "tun"} {
+		t.Run(example, func(t *testing.T) { testMode(t, example, "rr", "--workers", "2") })
+	}
+}
 
 func namespaceInodes(t testing.TB, in *topo.Instance) []uint64 {
 	var inos []uint64

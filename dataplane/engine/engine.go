@@ -28,14 +28,15 @@ import (
 	"io"
 	"net"
 	"net/netip"
-	"runtime"
 	"slices"
 	"sync"
 	"time"
 
 	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
 
 	"github.com/lvslab/lvslab/dataplane"
+	"github.com/lvslab/lvslab/dataplane/defrag"
 	"github.com/lvslab/lvslab/dataplane/header"
 	"github.com/lvslab/lvslab/dataplane/ipvsadm"
 	"github.com/lvslab/lvslab/dataplane/packetio"
@@ -51,10 +52,14 @@ type Config struct {
 	// Batch is the largest number of frames read or written at once.
 	Batch int
 	// Workers is the number of packet goroutines, each with its own socket
-	// on every interface in a fanout group (a flow's packets in one
-	// direction always meet the same worker, so none is reordered). They
-	// share the core through the engine's lock; 1 when zero.
+	// on every interface in a fanout group steered by the client's endpoint
+	// (packetio.Classifier): both directions of a connection meet the same
+	// worker, and none of a flow's packets is reordered. They share the
+	// core through the engine's lock; 1 when zero.
 	Workers int
+	// Ring receives through a TPACKET_V2 ring per socket (no copy and no
+	// system call per batch read) instead of recvmmsg.
+	Ring bool
 	// Profile is the kernel bookkeeping profile of the core.
 	Profile scheduler.Profile
 	// Tick is how often the core's clock advances without traffic
@@ -65,6 +70,9 @@ type Config struct {
 	// kernel's drop sets equal to them, so the director's own stack answers
 	// every other packet to a virtual address.
 	Services func(added, removed []dataplane.ServiceKey)
+	// FragTimeout is how long a datagram's fragments wait for the rest
+	// (net.ipv4.ipfrag_time); 30 s when zero.
+	FragTimeout time.Duration
 }
 
 // Counters are the engine's own counters (the core keeps IPVS's).
@@ -78,7 +86,9 @@ type Counters struct {
 	Segmented  uint64           // GSO packets split for a tunnel
 	Dropped    uint64           // VIP packets the core dropped or did not take
 	NoRoute    uint64           // packets without a route or a resolved next hop
-	Unsendable uint64           // packets a transmitter refused (fragmentation, UDP GSO in a tunnel)
+	Unsendable uint64           // packets a transmitter refused (UDP GSO in a tunnel, over 64 fragments)
+	Fragmented uint64           // packets sent in fragments (reassembled datagrams, non-DF packets over the MTU)
+	Defrag     defrag.Counters  // the reassembly of received fragments
 	Queued     uint64           // packets of firewall-mark services read from the netfilter queue
 	QueueErrs  uint64           // verdicts the kernel did not take
 	Socket     []packetio.Stats // per interface, summed over the workers
@@ -86,23 +96,28 @@ type Counters struct {
 
 // Engine is a running director.
 type Engine struct {
-	cfg     Config
-	mu      sync.Mutex // guards everything below, and the core
-	core    *dataplane.Director
-	ctl     *dataplane.Control
-	vips    map[netip.Addr]bool // addresses of the services in keys
-	keys    map[dataplane.ServiceKey]bool
-	marks   []uint32   // of the fwmark services, sorted
-	fwm     *markQueue // the fwmark services' path, from the first one on
-	markMu  sync.Mutex // serialises syncMarks
-	hops    *nexthops
-	ifs     []*iface
-	cnt     Counters
-	ipID    uint16
-	workers []*batch
-	stop    chan struct{}
-	wg      sync.WaitGroup
-	errs    []error // each packet loop's, after it ends
+	cfg      Config
+	mu       sync.Mutex // guards everything below, and the core
+	core     *dataplane.Director
+	ctl      *dataplane.Control
+	vips     map[netip.Addr]bool  // addresses of the services in keys
+	natSrcs  map[netip.Addr]bool  // masquerading destinations ever configured
+	cls      *packetio.Classifier // the sockets' filter and fanout program: their view of vips and natSrcs
+	keys     map[dataplane.ServiceKey]bool
+	marks    []uint32            // of the fwmark services, sorted
+	markVIPs map[netip.Addr]bool // addresses fwmark services took connections to (the classifier has them)
+	fwm      *markQueue          // the fwmark services' path, from the first one on
+	markMu   sync.Mutex          // serialises syncMarks
+	hops     *nexthops
+	ifs      []*iface
+	cnt      Counters
+	ipID     uint16
+	frag     fragments
+	sockets  []unix.TpacketStats // the kernel's packet socket statistics per interface, summed (reading resets them)
+	workers  []*batch
+	stop     chan struct{}
+	wg       sync.WaitGroup
+	errs     []error // each packet loop's, after it ends
 }
 
 // iface is one interface the director forwards on.
@@ -113,6 +128,11 @@ type iface struct {
 	mac   header.MAC
 	mtu   int
 }
+
+// ringFrames is the number of slots of a receive ring: room for two
+// batches, 8.7 MB of kernel memory per socket (each slot holds a 64 KB GSO
+// packet).
+const ringFrames = 128
 
 // fanoutID is the first fanout group id of the engine's workers (one group
 // per interface), unique in the director's namespace.
@@ -132,13 +152,16 @@ func Start(cfg Config) (*Engine, error) {
 		cfg.Workers = 1
 	}
 	now := time.Now()
-	e := &Engine{cfg: cfg, core: dataplane.New(cfg.Profile, now), vips: map[netip.Addr]bool{}, keys: map[dataplane.ServiceKey]bool{}, stop: make(chan struct{})}
+	e := &Engine{cfg: cfg, core: dataplane.New(cfg.Profile, now), vips: map[netip.Addr]bool{}, natSrcs: map[netip.Addr]bool{}, keys: map[dataplane.ServiceKey]bool{}, stop: make(chan struct{})}
 	e.ctl = e.core.Control(time.Now)
 	var err error
 	if e.hops, err = newNexthops(); err != nil {
 		return nil, err
 	}
-	if err := e.open(); err != nil {
+	if err = e.open(); err == nil {
+		err = e.frag.openSender()
+	}
+	if err != nil {
 		e.closeSockets()
 		e.hops.close()
 		return nil, err
@@ -148,7 +171,6 @@ func Start(cfg Config) (*Engine, error) {
 	for i, w := range e.workers {
 		go func() {
 			defer e.wg.Done()
-			runtime.LockOSThread()
 			e.errs[i] = e.loop(w)
 		}()
 	}
@@ -190,18 +212,29 @@ func (e *Engine) open() error {
 		copy(ifc.mac[:], ni.HardwareAddr)
 		e.ifs = append(e.ifs, ifc)
 	}
+	// Each socket passes only what the engine forwards: the replies of
+	// DR and TUN real servers, which the director's kernel routes, are not
+	// copied to the engine only to be ignored.
+	var err error
+	if e.cls, err = packetio.NewClassifier(); err != nil {
+		return fmt.Errorf("engine: %w", err)
+	}
 	for range e.cfg.Workers {
 		w := newBatch(e.cfg.Batch, len(e.ifs))
 		e.workers = append(e.workers, w)
 		fds := make([]int, len(e.ifs))
 		for i, ifc := range e.ifs {
-			c := packetio.Config{Vnet: true, QdiscBypass: true, BufferBytes: 4 << 20}
+			c := packetio.Config{Vnet: true, QdiscBypass: true, BufferBytes: 4 << 20, Filter: e.cls}
 			if e.cfg.Workers > 1 {
-				// The hash of the source endpoint: the same for every
-				// packet of a flow's direction.
-				c.Fanout = &packetio.Fanout{ID: uint16(fanoutID + i), Side: packetio.ClientSide, Workers: e.cfg.Workers}
+				c.Fanout = &packetio.Fanout{ID: uint16(fanoutID + i), Steering: e.cls, Workers: e.cfg.Workers}
 			}
-			s, err := packetio.Open(ifc.index, e.cfg.Batch, c)
+			var s packetio.Socket
+			if e.cfg.Ring {
+				c.RingFrames = ringFrames
+				s, err = packetio.OpenRing(ifc.index, e.cfg.Batch, c)
+			} else {
+				s, err = packetio.Open(ifc.index, e.cfg.Batch, c)
+			}
 			if err != nil {
 				return fmt.Errorf("engine: interface %s: %w", ifc.name, err)
 			}
@@ -216,7 +249,11 @@ func (e *Engine) open() error {
 	return nil
 }
 
+// closeSockets closes what open opened.
 func (e *Engine) closeSockets() {
+	if e.cls != nil {
+		e.cls.Close()
+	}
 	for _, w := range e.workers {
 		if w.poller != nil {
 			w.poller.Close()
@@ -239,6 +276,7 @@ func (e *Engine) Close() error {
 	errs := []error{e.closeMarks()}
 	e.closeSockets()
 	e.hops.close()
+	e.frag.close()
 	for i, err := range e.errs {
 		if err != nil && !errors.Is(err, packetio.ErrStopped) {
 			errs = append(errs, fmt.Errorf("worker %d: %w", i, err))
@@ -262,6 +300,7 @@ func (e *Engine) tick() {
 		case now := <-t.C:
 			e.mu.Lock()
 			e.core.Advance(now)
+			e.expireFragments(now)
 			e.mu.Unlock()
 			if n%refreshTicks == 0 {
 				e.hops.refresh()
@@ -276,7 +315,13 @@ func (e *Engine) tick() {
 func (e *Engine) Ipvsadm(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	e.mu.Lock()
 	code := ipvsadm.Run(e.ctl, args, stdin, stdout, stderr)
+	vips := e.vips
 	added, removed, dests := e.syncServices(time.Now())
+	if err := e.syncClassifier(vips); err != nil {
+		// The table changed all the same; the sockets may not see the
+		// address's packets (a full map): say so.
+		fmt.Fprintf(stderr, "lvslab: %v\n", err)
+	}
 	e.mu.Unlock()
 	if e.cfg.Services != nil && (len(added) > 0 || len(removed) > 0) {
 		e.cfg.Services(added, removed)
@@ -321,11 +366,43 @@ func (e *Engine) syncServices(now time.Time) (added, removed []dataplane.Service
 	return added, removed, dests
 }
 
+// syncClassifier brings the classifier's virtual addresses from old to
+// e.vips, and adds the masquerading destinations it does not have yet.
+func (e *Engine) syncClassifier(old map[netip.Addr]bool) error {
+	if e.cls == nil {
+		return nil
+	}
+	var nat []netip.Addr
+	for _, s := range e.core.Services(time.Now()) {
+		for _, d := range s.Dests {
+			if a := d.Config.Addr; d.Config.Method == dataplane.MethodMasq && !e.natSrcs[a] {
+				e.natSrcs[a] = true
+				nat = append(nat, a)
+			}
+		}
+	}
+	var added, removed []netip.Addr
+	for a := range e.vips {
+		if !old[a] {
+			added = append(added, a)
+		}
+	}
+	for a := range old {
+		if !e.vips[a] && !e.markVIPs[a] {
+			removed = append(removed, a)
+		}
+	}
+	return errors.Join(e.cls.SetVIPs(added, removed), e.cls.AddNATSources(nat))
+}
+
 // Counters returns a copy of the engine's counters.
 func (e *Engine) Counters() Counters {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	c := e.cnt
+	if e.frag.table != nil {
+		c.Defrag = e.frag.table.Counters()
+	}
 	c.Socket = make([]packetio.Stats, len(e.ifs))
 	for _, w := range e.workers {
 		for i, s := range w.sockStats {

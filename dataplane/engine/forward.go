@@ -24,7 +24,7 @@ const maxSegments = 64
 // batch is a worker: its sockets (one per interface, in Engine.ifs order),
 // send queues and working memory, allocated once.
 type batch struct {
-	socks     []*packetio.AFPacket
+	socks     []packetio.Socket
 	sockStats []packetio.Stats // the sockets' counters as of the last batch (under the lock)
 	poller    *packetio.Poller
 	out       [][]packetio.Packet // per interface
@@ -37,7 +37,7 @@ type batch struct {
 
 func newBatch(n, ifaces int) *batch {
 	b := &batch{rx: packetio.NewBatch(n), outs: make([][]byte, maxSegments), lens: make([]int, maxSegments),
-		socks: make([]*packetio.AFPacket, ifaces), sockStats: make([]packetio.Stats, ifaces), out: make([][]packetio.Packet, ifaces)}
+		socks: make([]packetio.Socket, ifaces), sockStats: make([]packetio.Stats, ifaces), out: make([][]packetio.Packet, ifaces)}
 	for i := range b.out {
 		b.out[i] = make([]packetio.Packet, 0, n)
 	}
@@ -71,7 +71,7 @@ func (e *Engine) loop(b *batch) error {
 				now := time.Now()
 				e.mu.Lock()
 				for i, s := range b.socks {
-					b.sockStats[i] = s.Stats
+					b.sockStats[i] = s.Counters()
 				}
 				e.cnt.Frames += uint64(n)
 				for k := range b.rx[:n] {
@@ -157,6 +157,10 @@ func (e *Engine) handle(b *batch, in *iface, pk *packetio.Packet, now time.Time)
 	var p parse.Packet
 	r := parse.Frame(frame, vnet, &p)
 	e.cnt.Reasons.Add(r)
+	if r == parse.Fragment {
+		e.defragment(b, in, pk, &p, now)
+		return
+	}
 	if r != parse.OK || p.Kind == parse.KindOther {
 		return
 	}
@@ -251,9 +255,9 @@ func (e *Engine) transmit(b *batch, in *iface, pk *packetio.Packet, p *parse.Pac
 		e.cnt.Replies++
 		e.queue(b, in, packetio.Packet{Buf: reply, Off: packetio.Headroom, Len: n})
 		return
-	case xmit.Forward:
+	case xmit.Forward, xmit.Fragment: // send fragments what does not fit
 	default:
-		e.cnt.Unsendable++ // no fragmentation on this path yet
+		e.cnt.Unsendable++
 		return
 	}
 	vnet = pk.VnetHdr()
@@ -272,7 +276,7 @@ func (e *Engine) transmit(b *batch, in *iface, pk *packetio.Packet, p *parse.Pac
 		return
 	}
 	e.cnt.In++
-	e.queue(b, out, *pk)
+	e.send(b, out, pk, p.L3Off, hp.MTU)
 }
 
 // encapsulate sends the packet in IPIP to h, splitting a GSO packet into
@@ -285,7 +289,7 @@ func (e *Engine) encapsulate(b *batch, out *iface, pk *packetio.Packet, p *parse
 		off, n := t.Encapsulate(pk.Buf, pk.Off, pk.Len, vnet, p, e.ipID)
 		pk.Off, pk.Len = off, n
 		xmit.SetLink(pk.Frame(), out.mac, h.mac)
-		e.queue(b, out, *pk)
+		e.send(b, out, pk, p.L3Off, routeMTU(h, out))
 		return
 	}
 	if p.Proto != header.ProtocolTCP {

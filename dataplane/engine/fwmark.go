@@ -58,6 +58,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"net/netip"
 	"os"
 	"slices"
 	"sync"
@@ -370,12 +371,38 @@ func (e *Engine) queued(b *batch, pkt []byte, ifindex int, hw []byte, mark uint3
 	e.cnt.Queued++
 	switch {
 	case p.Kind == parse.KindTransport:
-		took = e.inbound(b, in, pk, &p, mark, now) != dataplane.Accept
+		vip := p.Dst // before a NAT rewrite
+		act := e.inbound(b, in, pk, &p, mark, now)
+		took = act != dataplane.Accept
+		if act == dataplane.Forward {
+			e.learnMarkVIP(vip)
+		}
 	case p.Kind == parse.KindICMPError && !p.Tunneled:
 		took = e.inboundICMP(b, pk, &p, now)
 	}
 	e.mu.Unlock()
 	return took
+}
+
+// learnMarkVIP records vip as an address a fwmark service took a
+// connection to, and has the sockets' filter pass its packets: the rest of
+// the connection comes by the tap path. It runs under e.mu, before the
+// forwarded packet is sent, so the filter passes its answer's successor.
+// The addresses stay (their connections outlive the service), up to the
+// filter map's size.
+func (e *Engine) learnMarkVIP(vip netip.Addr) {
+	if e.markVIPs[vip] {
+		return
+	}
+	if e.markVIPs == nil {
+		e.markVIPs = map[netip.Addr]bool{}
+	}
+	e.markVIPs[vip] = true
+	if e.cls != nil && !e.vips[vip] {
+		if err := e.cls.SetVIPs([]netip.Addr{vip}, nil); err != nil {
+			fmt.Fprintf(os.Stderr, "director: fwmark VIP %s: %v\n", vip, err)
+		}
+	}
 }
 
 // markedTap is the tap path's part of the fwmark services' traffic, with

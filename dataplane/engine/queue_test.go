@@ -52,6 +52,7 @@ func TestQueuePath(t *testing.T) {
 	require.Len(t, out[1], 1)
 	assert.Equal(t, relink(headertest.TCP(want), internalMAC, rs1MAC), out[1][0])
 	assert.Equal(t, uint64(1), e.cnt.Queued)
+	assert.Equal(t, map[netip.Addr]bool{markVIP: true}, e.markVIPs, "the virtual address learnt, not the real server's")
 
 	// Its reply comes by the tap, to the client's MAC the queue path learnt.
 	synack := headertest.Spec{Src: rs1, Dst: clientAddr, SrcPort: 443, DstPort: 40000, TCPFlags: header.TCPFlagSYN | header.TCPFlagACK, DF: true}

@@ -49,7 +49,7 @@ func (e *Engine) sendTo(b *batch, pk *packetio.Packet, dst netip.Addr, now time.
 		return false
 	}
 	xmit.SetLink(pk.Frame(), out.mac, h.mac)
-	e.queue(b, out, *pk)
+	e.send(b, out, pk, header.EthernetSize, routeMTU(h, out))
 	return true
 }
 

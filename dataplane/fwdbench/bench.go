@@ -20,7 +20,7 @@ import (
 // Config sets what Run offers each dataplane.
 type Config struct {
 	Seconds  int `json:"seconds"`   // per measurement
-	Workers  int `json:"workers"`   // the static forwarder's threads
+	Workers  int `json:"workers"`   // the userspace forwarders' packet threads
 	UDPLen   int `json:"udp_len"`   // UDP payload bytes of the packet-rate runs
 	FixedPPS int `json:"fixed_pps"` // the fixed sub-saturation UDP load
 	// Rounds interleaves the dataplanes this many times (A B C A B C …)

@@ -48,7 +48,7 @@ type Active struct {
 }
 
 // Start sets the director up as dataplane name (workers: userspace
-// forwarder threads).
+// forwarder threads, of the engine or the static forwarder).
 func (l *Lab) Start(name string, workers int, observe func(int, packetio.Side, netip.AddrPort)) (*Active, error) {
 	a := &Active{Name: name, lab: l, Target: l.VIP}
 	var err error
@@ -70,7 +70,7 @@ func (l *Lab) Start(name string, workers int, observe func(int, packetio.Side, n
 		if a.off, err = kernelOff(l.Director, DirClientIf, DirServerIf); err != nil {
 			break
 		}
-		a.eng, err = l.startEngine("-m")
+		a.eng, err = l.startEngine("-m", workers)
 	case LvslabDR, LvslabTUN:
 		// Direct routing and tunnelling: the kernel never sees VIP traffic
 		// (dropped on the client side) but routes the real server's
@@ -91,13 +91,13 @@ func (l *Lab) Start(name string, workers int, observe func(int, packetio.Side, n
 			break
 		}
 		if name == LvslabDR {
-			a.eng, err = l.startEngine("-g")
+			a.eng, err = l.startEngine("-g", workers)
 			break
 		}
 		if a.decap, err = l.startDecap(); err != nil {
 			break
 		}
-		a.eng, err = l.startEngine("-i")
+		a.eng, err = l.startEngine("-i", workers)
 	case StaticNAT, StaticRing, StaticDR:
 		if err = Sysctl(l.Director, "net.ipv4.ip_forward", "0"); err != nil {
 			break

@@ -40,11 +40,12 @@ func (l *Lab) engineRules(method string) string {
 }
 
 // startEngine runs the director (dataplane/engine) in the lab's director
-// namespace on both of its interfaces, with the lab's virtual services.
-func (l *Lab) startEngine(method string) (*engine.Engine, error) {
+// namespace on both of its interfaces, with the lab's virtual services and
+// workers packet workers.
+func (l *Lab) startEngine(method string, workers int) (*engine.Engine, error) {
 	var e *engine.Engine
 	err := inNetns(l.Director, func() (err error) {
-		e, err = engine.Start(engine.Config{Interfaces: []string{DirClientIf, DirServerIf}})
+		e, err = engine.Start(engine.Config{Interfaces: []string{DirClientIf, DirServerIf}, Workers: workers})
 		return err
 	})
 	if err != nil {

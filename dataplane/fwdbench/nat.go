@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
-	"runtime"
 	"sync"
 
 	"github.com/containernetworking/plugins/pkg/ns"
@@ -124,7 +123,6 @@ func StartNAT(cfg NATConfig) (*NAT, error) {
 		n.wg.Add(1)
 		go func() {
 			defer n.wg.Done()
-			runtime.LockOSThread()
 			w.err = w.loop()
 		}()
 	}

@@ -21,6 +21,9 @@ type Config struct {
 	// Fanout joins a fanout group, so that several sockets (one per
 	// worker) share the interface's traffic.
 	Fanout *Fanout
+	// Filter, if set, passes the socket only what its classifier says a
+	// director forwards (Classifier.Filter).
+	Filter *Classifier
 	// BufferBytes sets SO_RCVBUF and SO_SNDBUF (with the FORCE variants);
 	// 0 keeps the defaults.
 	BufferBytes int
@@ -109,6 +112,11 @@ func (s *AFPacket) setup(ifindex int, cfg Config, ring func() error) error {
 	}
 	if ring != nil {
 		if err := ring(); err != nil {
+			return err
+		}
+	}
+	if cfg.Filter != nil {
+		if err := attachFilter(s.fd, cfg.Filter); err != nil {
 			return err
 		}
 	}
@@ -242,8 +250,13 @@ func (s *AFPacket) waitWritable() error {
 	}
 }
 
+// mmsg calls recvmmsg or sendmmsg with MSG_DONTWAIT as a raw system call:
+// it never blocks, and the runtime's entersyscall/exitsyscall pair would
+// cost more than it saves (a send that runs the receiver's softirq long
+// enough makes sysmon hand the worker's P to another thread, which the
+// worker must then take back).
 func mmsg(trap uintptr, fd int, hdrs []unix.Mmsghdr, flags int) (int, error) {
-	r, _, e := unix.Syscall6(trap, uintptr(fd), uintptr(unsafe.Pointer(&hdrs[0])), uintptr(len(hdrs)), uintptr(flags), 0, 0)
+	r, _, e := unix.RawSyscall6(trap, uintptr(fd), uintptr(unsafe.Pointer(&hdrs[0])), uintptr(len(hdrs)), uintptr(flags), 0, 0)
 	if e != 0 {
 		return 0, e
 	}

@@ -26,10 +26,15 @@ const (
 // classic BPF program instead that hashes the client's address and port —
 // the source on the client side, the destination on the server side — and
 // both directions of a connection meet in the same worker.
+//
+// When one interface faces both ends (or the caller does not know which),
+// Steering replaces Side: its eBPF program tells the ends apart by the
+// virtual addresses (Classifier).
 type Fanout struct {
-	ID      uint16 // group id, unique in the network namespace
-	Side    Side
-	Workers int
+	ID       uint16 // group id, unique in the network namespace
+	Side     Side
+	Steering *Classifier // if set, the group runs its steering program instead of the Side program
+	Workers  int
 }
 
 // Classic BPF opcodes (linux/filter.h) the program uses.
@@ -97,6 +102,9 @@ func (f *Fanout) program() []unix.SockFilter {
 }
 
 func (f *Fanout) join(fd int) error {
+	if f.Steering != nil {
+		return joinSteering(fd, f.ID, f.Steering)
+	}
 	// A fanout group replaces the socket's own hook, so PACKET_IGNORE_OUTGOING
 	// must be repeated as the group's flag.
 	arg := int(f.ID) | (unix.PACKET_FANOUT_CBPF|unix.PACKET_FANOUT_FLAG_IGNORE_OUTGOING)<<16

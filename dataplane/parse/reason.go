@@ -50,10 +50,10 @@ func (r Reason) String() string {
 }
 
 // Drop reports whether the kernel drops such a packet before or in IPVS.
-// Fragments are dropped here because this director does not reassemble
-// (the kernel's defrag would); NotIP, UnknownProtocol and ICMPQuoteGarbage
-// are passed to the local stack by the kernel.
-func (r Reason) Drop() bool { return r >= Fragment }
+// NotIP, UnknownProtocol and ICMPQuoteGarbage are passed to the local stack
+// by the kernel; a Fragment goes to reassembly first (nf_defrag, package
+// defrag for IPv4; this director drops IPv6 fragments).
+func (r Reason) Drop() bool { return r > Fragment }
 
 // Counters counts frames by reason. One worker owns one Counters; sum them
 // for a report.

@@ -203,3 +203,80 @@ func TestUDPAnswersFromTheAddressItWasAskedAt(t *testing.T) {
 	assert.Equal(t, uint32(42), p.Seq())
 	assert.Equal(t, "rs7", string(p.ID()))
 }
+
+// TestSeveralPortsAreOneServer serves two ports: each answers with the
+// server's name, a refuse closes both and a restore opens both again, and
+// the capacity is the server's, not a port's.
+func TestSeveralPortsAreOneServer(t *testing.T) {
+	s := listen(t, Config{Kind: wire.HTTP, ID: "rs1", Ports: []uint16{0}, MaxConcurrency: 1, MaxQueue: 1})
+	addrs := s.Addrs()
+	require.Len(t, addrs, 2)
+	require.NotEqual(t, addrs[0].Port(), addrs[1].Port())
+	assert.Equal(t, addrs[0], s.Addr())
+	getAt := func(ap netip.AddrPort) (int, error) {
+		c := http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+		resp, err := c.Get("http://" + ap.String() + "/")
+		if err != nil {
+			return 0, err
+		}
+		defer resp.Body.Close()
+		assert.Equal(t, "rs1", resp.Header.Get(wire.ServerHeader))
+		return resp.StatusCode, nil
+	}
+	for _, ap := range addrs {
+		code, err := getAt(ap)
+		require.NoError(t, err, ap)
+		assert.Equal(t, 200, code, ap)
+	}
+
+	require.NoError(t, s.SetFault(Fault{Mode: Refuse}))
+	for _, ap := range addrs {
+		_, err := net.Dial("tcp", ap.String())
+		assert.ErrorContains(t, err, "refused", ap)
+	}
+	require.NoError(t, s.SetFault(Fault{}))
+	assert.Equal(t, addrs, s.Addrs(), "the same addresses again")
+
+	// One slot and one queue place for both ports: a slow request on
+	// each port fills them, a third on either port is turned away.
+	require.NoError(t, s.SetFault(Fault{Mode: Slow, Delay: 300 * time.Millisecond}))
+	codes := make(chan int, 3)
+	for _, ap := range []netip.AddrPort{addrs[0], addrs[1], addrs[1]} {
+		go func() {
+			code, _ := getAt(ap)
+			codes <- code
+		}()
+	}
+	got := map[int]int{}
+	for range 3 {
+		got[<-codes]++
+	}
+	assert.Equal(t, map[int]int{200: 2, 503: 1}, got)
+	assert.Equal(t, uint64(2+2), s.Stats().Responses)
+}
+
+// TestSeveralUDPPorts answers datagrams on each port with the server's name.
+func TestSeveralUDPPorts(t *testing.T) {
+	s := listen(t, Config{Kind: wire.UDP, ID: "rs2", Ports: []uint16{0}})
+	for _, ap := range s.Addrs() {
+		c, err := net.DialUDP("udp", nil, net.UDPAddrFromAddrPort(ap))
+		require.NoError(t, err)
+		req := make([]byte, wire.RequestLen)
+		wire.PutRequest(req, wire.RequestLen, 0, 7)
+		_, err = c.Write(req)
+		require.NoError(t, err)
+		require.NoError(t, c.SetReadDeadline(time.Now().Add(5*time.Second)))
+		buf := make([]byte, 2048)
+		n, err := c.Read(buf)
+		c.Close()
+		require.NoError(t, err, ap)
+		assert.Equal(t, "rs2", string(wire.Prefix(buf[:n]).ID()), ap)
+	}
+}
+
+func TestAPortInUseOpensNothing(t *testing.T) {
+	s := listen(t, Config{Kind: wire.TCP, ID: "rs1"})
+	taken := s.Addr()
+	_, err := Listen(Config{Listen: netip.MustParseAddrPort("127.0.0.1:0"), Ports: []uint16{taken.Port()}, Kind: wire.TCP, ID: "rs2"})
+	assert.ErrorContains(t, err, "address already in use")
+}

@@ -20,6 +20,7 @@ import (
 	"net/http"
 	"net/netip"
 	"net/textproto"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -31,8 +32,13 @@ import (
 // Config describes a real server.
 type Config struct {
 	Listen netip.AddrPort
-	Kind   wire.Kind
-	ID     string // the name responses carry (at most wire.MaxIDLen bytes over tcp/udp)
+	// Ports are further ports the server listens on, on Listen's address
+	// (0: one the kernel chooses). It stays one server across them, with
+	// one identity, capacity and failure mode, as the real server behind a
+	// port-0 (all ports) or fwmark service is one machine.
+	Ports []uint16
+	Kind  wire.Kind
+	ID    string // the name responses carry (at most wire.MaxIDLen bytes over tcp/udp)
 
 	// ResponseBytes is the body size of an HTTP response, or the whole
 	// response (prefix included, at least wire.PrefixLen) over tcp and udp.
@@ -106,10 +112,10 @@ type Server struct {
 	hdrNoBody  []string
 	httpServer *http.Server
 
-	mu       sync.Mutex // guards the listening socket and conns
-	addr     netip.AddrPort
-	ln       *net.TCPListener
-	pc       *net.UDPConn
+	mu       sync.Mutex // guards the listening sockets and conns
+	addrs    []netip.AddrPort
+	lns      []*net.TCPListener
+	pcs      []*net.UDPConn
 	conns    map[net.Conn]struct{}
 	closed   bool
 	serveErr error
@@ -157,37 +163,54 @@ func Listen(cfg Config) (*Server, error) {
 			},
 		}
 	}
+	addrs := []netip.AddrPort{cfg.Listen}
+	for _, p := range cfg.Ports {
+		addrs = append(addrs, netip.AddrPortFrom(cfg.Listen.Addr(), p))
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if err := s.listenLocked(cfg.Listen); err != nil {
+	if err := s.listenLocked(addrs); err != nil {
 		return nil, err
 	}
 	return s, nil
 }
 
-// listenLocked opens the socket on ap and starts its serving goroutine.
-func (s *Server) listenLocked(ap netip.AddrPort) error {
+// listenLocked opens a socket on each of addrs and starts their serving
+// goroutines; on error none stays open.
+func (s *Server) listenLocked(addrs []netip.AddrPort) error {
+	s.addrs = nil
+	for _, ap := range addrs {
+		if err := s.listenOneLocked(ap); err != nil {
+			s.closeListenersLocked()
+			s.addrs = addrs
+			return fmt.Errorf("realserver %s: %w", s.cfg.ID, err)
+		}
+	}
+	return nil
+}
+
+func (s *Server) listenOneLocked(ap netip.AddrPort) error {
 	if s.cfg.Kind == wire.UDP {
 		pc, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(ap))
 		if err != nil {
-			return fmt.Errorf("realserver %s: %w", s.cfg.ID, err)
+			return err
 		}
 		sock, err := newUDPSocket(pc)
 		if err != nil {
 			pc.Close()
-			return fmt.Errorf("realserver %s: %w", s.cfg.ID, err)
+			return err
 		}
-		s.pc = pc
-		s.addr = pc.LocalAddr().(*net.UDPAddr).AddrPort()
+		s.pcs = append(s.pcs, pc)
+		s.addrs = append(s.addrs, pc.LocalAddr().(*net.UDPAddr).AddrPort())
 		s.wg.Go(func() { s.serveUDP(sock) })
 		return nil
 	}
 	ln, err := net.ListenTCP("tcp", net.TCPAddrFromAddrPort(ap))
 	if err != nil {
-		return fmt.Errorf("realserver %s: %w", s.cfg.ID, err)
+		return err
 	}
-	s.ln = ln
-	s.addr = ln.Addr().(*net.TCPAddr).AddrPort()
+	s.lns = append(s.lns, ln)
+	s.addrs = append(s.addrs, ln.Addr().(*net.TCPAddr).AddrPort())
 	if s.cfg.Kind == wire.HTTP {
 		s.wg.Go(func() { s.httpServer.Serve(ln) })
 	} else {
@@ -196,23 +219,32 @@ func (s *Server) listenLocked(ap netip.AddrPort) error {
 	return nil
 }
 
-// closeListenerLocked closes the listening socket (a Refuse fault, Close).
-func (s *Server) closeListenerLocked() {
-	if s.ln != nil {
-		s.ln.Close()
-		s.ln = nil
+// closeListenersLocked closes the listening sockets (a Refuse fault,
+// Close); the addresses stay, to open them again.
+func (s *Server) closeListenersLocked() {
+	for _, ln := range s.lns {
+		ln.Close()
 	}
-	if s.pc != nil {
-		s.pc.Close()
-		s.pc = nil
+	for _, pc := range s.pcs {
+		pc.Close()
 	}
+	s.lns, s.pcs = nil, nil
 }
 
-// Addr is the address the server listens on (with the port the kernel chose for port 0).
+// Addr is the address the server listens on (with the port the kernel
+// chose for port 0); the first of Addrs.
 func (s *Server) Addr() netip.AddrPort {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.addr
+	return s.addrs[0]
+}
+
+// Addrs are the addresses the server listens on: Listen's, then one per
+// further port of Config.Ports.
+func (s *Server) Addrs() []netip.AddrPort {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.addrs)
 }
 
 // ID is the server's name.
@@ -240,12 +272,12 @@ func (s *Server) SetFault(f Fault) error {
 	if s.closed {
 		return fmt.Errorf("realserver %s: closed", s.cfg.ID)
 	}
-	listening := s.ln != nil || s.pc != nil
+	listening := len(s.lns)+len(s.pcs) > 0
 	switch {
 	case f.Mode == Refuse && listening:
-		s.closeListenerLocked()
+		s.closeListenersLocked()
 	case f.Mode != Refuse && !listening:
-		if err := s.listenLocked(s.addr); err != nil {
+		if err := s.listenLocked(s.addrs); err != nil {
 			return err
 		}
 	}
@@ -274,7 +306,7 @@ func (s *Server) Close() error {
 	}
 	s.closed = true
 	close(s.done)
-	s.closeListenerLocked()
+	s.closeListenersLocked()
 	for c := range s.conns {
 		c.Close()
 	}

@@ -3,6 +3,7 @@ package metrics
 import (
 	"encoding/json"
 	"fmt"
+	"net/netip"
 	"time"
 
 	hdrhistogram "github.com/HdrHistogram/hdrhistogram-go"
@@ -11,17 +12,18 @@ import (
 // resultJSON is the transport form of a Result (between an agent and the
 // runner). Histograms are HdrHistogram V2 compressed, base64 in JSON.
 type resultJSON struct {
-	Start         time.Time                `json:"start"`
-	IntervalNS    int64                    `json:"interval_ns"`
-	ElapsedNS     int64                    `json:"elapsed_ns"`
-	Scheduled     uint64                   `json:"scheduled"`
-	Sent          uint64                   `json:"sent"`
-	Outcomes      map[string]uint64        `json:"outcomes"`
-	BytesSent     uint64                   `json:"bytes_sent"`
-	BytesReceived uint64                   `json:"bytes_received"`
-	Latency       []byte                   `json:"latency_hdr"`
-	Servers       map[string]*ServerCounts `json:"servers"`
-	Series        []intervalJSON           `json:"series"`
+	Start         time.Time                        `json:"start"`
+	IntervalNS    int64                            `json:"interval_ns"`
+	ElapsedNS     int64                            `json:"elapsed_ns"`
+	Scheduled     uint64                           `json:"scheduled"`
+	Sent          uint64                           `json:"sent"`
+	Outcomes      map[string]uint64                `json:"outcomes"`
+	BytesSent     uint64                           `json:"bytes_sent"`
+	BytesReceived uint64                           `json:"bytes_received"`
+	Latency       []byte                           `json:"latency_hdr"`
+	Servers       map[string]*ServerCounts         `json:"servers"`
+	Clients       map[netip.Addr]map[string]uint64 `json:"clients,omitempty"`
+	Series        []intervalJSON                   `json:"series"`
 }
 
 type intervalJSON struct {
@@ -64,7 +66,7 @@ func (r *Result) MarshalJSON() ([]byte, error) {
 	w := resultJSON{
 		Start: r.Start, IntervalNS: int64(r.Interval), ElapsedNS: int64(r.Elapsed),
 		Scheduled: r.Scheduled, Sent: r.Sent, Outcomes: outcomesJSON(&r.Outcomes),
-		BytesSent: r.BytesSent, BytesReceived: r.BytesReceived, Latency: lat, Servers: r.Servers,
+		BytesSent: r.BytesSent, BytesReceived: r.BytesReceived, Latency: lat, Servers: r.Servers, Clients: r.Clients,
 		Series: make([]intervalJSON, len(r.Series)),
 	}
 	for i := range r.Series {
@@ -104,6 +106,11 @@ func (r *Result) UnmarshalJSON(b []byte) error {
 	for id, sc := range w.Servers {
 		if sc != nil {
 			out.server(id).add(*sc)
+		}
+	}
+	for a, m := range w.Clients {
+		for id, n := range m {
+			out.client(a)[id] += n
 		}
 	}
 	for i := range w.Series {

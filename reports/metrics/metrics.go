@@ -10,6 +10,7 @@ package metrics
 
 import (
 	"fmt"
+	"net/netip"
 	"time"
 
 	hdrhistogram "github.com/HdrHistogram/hdrhistogram-go"
@@ -118,7 +119,11 @@ type Result struct {
 	BytesReceived uint64
 	Latency       *hdrhistogram.Histogram // successful responses, µs from the intended send time
 	Servers       map[string]*ServerCounts
-	Series        []Interval
+	// Clients counts new connections per client source address and real
+	// server, for connections bound to a source address (a client's
+	// source_addresses): where persistence sent each client.
+	Clients map[netip.Addr]map[string]uint64
+	Series  []Interval
 }
 
 // NewResult returns an empty Result with time zero start.
@@ -184,7 +189,24 @@ func (r *Result) Merge(o *Result) error {
 	for id, sc := range o.Servers {
 		r.server(id).add(*sc)
 	}
+	for a, m := range o.Clients {
+		for id, n := range m {
+			r.client(a)[id] += n
+		}
+	}
 	return nil
+}
+
+func (r *Result) client(a netip.Addr) map[string]uint64 {
+	if r.Clients == nil {
+		r.Clients = map[netip.Addr]map[string]uint64{}
+	}
+	m := r.Clients[a]
+	if m == nil {
+		m = map[string]uint64{}
+		r.Clients[a] = m
+	}
+	return m
 }
 
 func (r *Result) server(id string) *ServerCounts {

@@ -2,6 +2,7 @@ package metrics
 
 import (
 	"encoding/json"
+	"net/netip"
 	"testing"
 	"time"
 
@@ -85,12 +86,57 @@ func TestResultJSONRoundTrip(t *testing.T) {
 	assert.Error(t, json.Unmarshal([]byte(`{"interval_ns":0}`), &back))
 }
 
+// TestClientsPerServer counts each bound client address's new
+// connections by the server that answered, through Merge and JSON.
+func TestClientsPerServer(t *testing.T) {
+	c1, c2 := netip.MustParseAddr("192.168.1.200"), netip.MustParseAddr("192.168.1.201")
+	a := NewRecorder(t0, time.Second)
+	for _, o := range []Outcome{
+		{Class: OK, Server: []byte("rs1"), NewConnection: true, Client: c1},
+		{Class: OK, Server: []byte("rs1"), NewConnection: false, Client: c1}, // a kept-alive request: no new connection
+		{Class: OK, Server: []byte("rs2"), NewConnection: true, Client: c2},
+		{Class: OK, Server: []byte("rs2"), NewConnection: true}, // no bound address
+		{Class: Refused, Client: c1},                            // nobody answered
+	} {
+		a.Record(&o)
+	}
+	ra := a.Finish(time.Second)
+	assert.Equal(t, map[netip.Addr]map[string]uint64{c1: {"rs1": 1}, c2: {"rs2": 1}}, ra.Clients)
+
+	b := NewRecorder(t0, time.Second)
+	b.Record(&Outcome{Class: OK, Server: []byte("rs3"), NewConnection: true, Client: c1})
+	rb := b.Finish(time.Second)
+	require.NoError(t, ra.Merge(rb))
+	want := map[netip.Addr]map[string]uint64{c1: {"rs1": 1, "rs3": 1}, c2: {"rs2": 1}}
+	assert.Equal(t, want, ra.Clients)
+
+	j, err := json.Marshal(ra)
+	require.NoError(t, err)
+	var back Result
+	require.NoError(t, json.Unmarshal(j, &back))
+	assert.Equal(t, want, back.Clients)
+}
+
 func BenchmarkRecord(b *testing.B) {
 	r := NewRecorder(t0, time.Second)
 	o := Outcome{Class: OK, Latency: 300 * time.Microsecond, Server: []byte("rs1"), NewConnection: true, Bytes: 100}
 	b.ReportAllocs()
 	for i := 0; b.Loop(); i++ {
 		o.At = time.Duration(i) * time.Microsecond
+		r.Record(&o)
+	}
+}
+
+// BenchmarkRecordClient records new connections of bound client
+// addresses: still no allocation once each client was seen.
+func BenchmarkRecordClient(b *testing.B) {
+	r := NewRecorder(t0, time.Second)
+	clients := []netip.Addr{netip.MustParseAddr("192.168.1.200"), netip.MustParseAddr("192.168.1.201")}
+	o := Outcome{Class: OK, Latency: 300 * time.Microsecond, Server: []byte("rs1"), NewConnection: true, Bytes: 100}
+	b.ReportAllocs()
+	for i := 0; b.Loop(); i++ {
+		o.At = time.Duration(i) * time.Microsecond
+		o.Client = clients[i%2]
 		r.Record(&o)
 	}
 }

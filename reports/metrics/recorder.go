@@ -2,6 +2,7 @@ package metrics
 
 import (
 	"maps"
+	"net/netip"
 	"time"
 )
 
@@ -13,6 +14,9 @@ type Outcome struct {
 	Server        []byte        // the real server's name from the response; nil when unknown
 	NewConnection bool          // the first response on its connection
 	Bytes         int           // response bytes received
+	// Client is the source address the connection was bound to; invalid
+	// when the generator left the choice to the kernel.
+	Client netip.Addr
 }
 
 // Recorder fills one Result from one goroutine. Record does not allocate
@@ -26,11 +30,18 @@ type Recorder struct {
 	// is folded into that interval's map when the series moves on.
 	cur   int
 	conns []uint64
+	// clients counts new connections per client address and server index.
+	clients map[clientServer]uint64
+}
+
+type clientServer struct {
+	client netip.Addr
+	server int
 }
 
 // NewRecorder starts an empty Result at start.
 func NewRecorder(start time.Time, interval time.Duration) *Recorder {
-	return &Recorder{res: NewResult(start, interval), ids: map[string]int{}}
+	return &Recorder{res: NewResult(start, interval), ids: map[string]int{}, clients: map[clientServer]uint64{}}
 }
 
 // Scheduled counts a request the arrival process asked for.
@@ -87,6 +98,9 @@ func (r *Recorder) Record(o *Outcome) {
 	if o.NewConnection {
 		sc.Connections++
 		r.conns[s]++
+		if o.Client.IsValid() {
+			r.clients[clientServer{o.Client, s}]++
+		}
 	}
 }
 
@@ -111,6 +125,9 @@ func (r *Recorder) Finish(elapsed time.Duration) *Result {
 	for s, name := range r.names {
 		sc := r.servers[s]
 		r.res.Servers[name] = &sc
+	}
+	for k, n := range r.clients {
+		r.res.client(k.client)[r.names[k.server]] += n
 	}
 	res := r.res
 	r.res = nil

@@ -17,11 +17,13 @@ import (
 	"fmt"
 	"os"
 	"sync/atomic"
+	"time"
 
 	"github.com/vishvananda/netlink"
 	"golang.org/x/net/bpf"
 	"golang.org/x/sys/unix"
 
+	"github.com/lvslab/lvslab/dataplane/defrag"
 	"github.com/lvslab/lvslab/topo/agent"
 )
 
@@ -65,7 +67,7 @@ const (
 
 // Stats counts what the decapsulator did.
 type Stats struct {
-	Received, Delivered, Malformed, Fragments, WriteErrors uint64
+	Received, Delivered, Malformed, Fragments, WriteErrors uint64 // Fragments: of outer packets, reassembled
 }
 
 // Decapsulator moves IPIP payloads from the node's links to its stack.
@@ -73,6 +75,9 @@ type Decapsulator struct {
 	pkt *os.File // AF_PACKET, non-blocking, on the runtime poller
 	tun int
 	buf []byte
+	// frags reassembles fragmented outer packets (a director fragments
+	// an IPIP packet larger than its route's MTU when DF is clear).
+	frags *defrag.Table
 
 	received, delivered, malformed, fragments, writeErrors atomic.Uint64
 }
@@ -83,7 +88,7 @@ func Open(name string) (*Decapsulator, error) {
 	if err != nil {
 		return nil, fmt.Errorf("tun %s: %w", name, err)
 	}
-	d := &Decapsulator{tun: tun, buf: make([]byte, bufLen)}
+	d := &Decapsulator{tun: tun, buf: make([]byte, bufLen), frags: defrag.New(defrag.Config{Queues: 16, Headroom: vnetHdrLen})}
 	link, err := netlink.LinkByName(name)
 	if err == nil {
 		err = netlink.LinkSetUp(link)
@@ -201,10 +206,13 @@ func (d *Decapsulator) Serve(ctx context.Context) error {
 		}
 		d.received.Add(1)
 		inner, err := Decap(d.buf[:n])
-		switch {
-		case errors.Is(err, ErrFragment):
+		if errors.Is(err, ErrFragment) {
 			d.fragments.Add(1)
-			continue
+			if inner, err = d.reassemble(n, time.Now()); inner == nil && err == nil {
+				continue // not whole yet
+			}
+		}
+		switch {
 		case err != nil:
 			d.malformed.Add(1)
 			continue
@@ -215,6 +223,22 @@ func (d *Decapsulator) Serve(ctx context.Context) error {
 		}
 		d.delivered.Add(1)
 	}
+}
+
+// reassemble queues the fragment of an outer packet in d.buf[:n] (its
+// header checked by Decap) and decapsulates the packet it completes, if it
+// does: the kernel reassembles an IPIP packet before ipip_rcv sees it.
+func (d *Decapsulator) reassemble(n int, now time.Time) ([]byte, error) {
+	frame := d.buf[vnetHdrLen:n]
+	total := int(binary.BigEndian.Uint16(frame[ethHdrLen+2:]))
+	d.frags.Expire(now, nil)
+	g, ok := d.frags.Add(frame, ethHdrLen, total, now)
+	if !ok {
+		return nil, nil
+	}
+	whole := g.Buf[g.Off-vnetHdrLen : g.Off+g.Len]
+	clear(whole[:vnetHdrLen]) // no offload state: the fragments had none
+	return Decap(whole)
 }
 
 // Stats returns the counters.
