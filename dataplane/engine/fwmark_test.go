@@ -50,8 +50,8 @@ type fwmarkLab struct {
 	dests []netip.Addr // in the order they were added
 }
 
-func startFWMarkLab(t testing.TB, example string) *fwmarkLab {
-	lb := startLab(t, example, "rr")
+func startFWMarkLab(t testing.TB, example string, agentFlags ...string) *fwmarkLab {
+	lb := startLab(t, example, "rr", agentFlags...)
 	method := map[string]string{"nat": "-m", "dr": "-g", "tun": "-i"}[example]
 	require.NotEmpty(t, method)
 
@@ -186,8 +186,8 @@ func (lb *lab) queueTable(t testing.TB) string {
 	return ""
 }
 
-func testFWMark(t *testing.T, example string) {
-	fl := startFWMarkLab(t, example)
+func testFWMark(t *testing.T, example string, agentFlags ...string) {
+	fl := startFWMarkLab(t, example, agentFlags...)
 	table := fl.queueTable(t)
 	require.NotEmpty(t, table, "the engine's queue table, with fwmark services")
 	assert.Contains(t, table, "elements = { 0x00000001, 0x00000002 }", "its set holds the services' marks")
@@ -283,6 +283,11 @@ func mapValues[K comparable, V any](m map[K]V) func(func(V) bool) {
 func TestFWMarkNAT(t *testing.T) { testFWMark(t, "nat") }
 func TestFWMarkDR(t *testing.T)  { testFWMark(t, "dr") }
 func TestFWMarkTUN(t *testing.T) { testFWMark(t, "tun") }
+
+// TestFWMarkWorkers: with two packet goroutines, the steering program
+// learns the fwmark VIPs too, so both directions of a NAT connection meet
+// one worker.
+func TestFWMarkWorkers(t *testing.T) { testFWMark(t, "nat", "--workers", "2") }
 
 // BenchmarkQueuePath compares the two ways a client's packet reaches the
 // engine in the DR lab, one request and its answer per op over one UDP
