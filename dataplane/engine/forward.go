@@ -175,7 +175,7 @@ func (e *Engine) handle(b *batch, in *iface, pk *packetio.Packet, now time.Time)
 		e.outbound(b, pk, &p, now)
 	case p.Tunneled:
 		e.tunnelError(b, pk, &p, now)
-	case toVIP:
+	case toVIP || e.markVIPs[p.Dst]:
 		e.inboundICMP(b, pk, &p, now)
 	default:
 		e.outboundICMP(b, pk, &p, now)

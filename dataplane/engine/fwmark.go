@@ -16,9 +16,9 @@ package engine
 //     own in the namespace: set "marks" holds the services' marks, and a
 //     prerouting chain at priority -140 (after mangle) takes every packet
 //     whose meta mark is in the set. A TCP SYN (no ACK, RST or FIN) and
-//     every other protocol's packet go to netfilter queue num; other marked
-//     TCP packets are dropped there, as the netdev drop does for address
-//     services. The queue statement is the xtables NFQUEUE target
+//     every UDP and SCTP packet go to netfilter queue num; other marked TCP
+//     packets are dropped there, as the netdev drop does for address
+//     services; other protocols go on (IPVS does not take them). The queue statement is the xtables NFQUEUE target
 //     (revision 3) through nft's compat expression: kernels without
 //     CONFIG_NFT_QUEUE (as here) have it, and kernels with it too. It
 //     carries the bypass flag: while no engine listens (one died without
@@ -33,18 +33,23 @@ package engine
 //     learnt as on the tap path), and hands it to the core with its mark,
 //     as In. The verdict follows the core: a packet the engine forwarded,
 //     rejected or dropped is dropped in the kernel; one the core does not
-//     take (no service for its mark, ICMP of no connection) is accepted and
-//     goes on to the director's stack — ip_vs_in's NF_ACCEPT.
+//     take (no service for its mark) is accepted and goes on to the
+//     director's stack — ip_vs_in's NF_ACCEPT.
 //   - The tap path (markedTap) takes the TCP packets after the SYN, GSO
 //     super-packets whole: a packet to no address-port service that is
 //     not a SYN is forwarded if the core holds its connection (after the
 //     NAT replies' lookup, for a packet to an address that is no VIP). SYNs
-//     and the other protocols' packets to a VIP it leaves to the queue.
+//     and the other protocols' packets to a VIP it leaves to the queue. The
+//     addresses the queue path took connections to are virtual addresses
+//     for the sockets' filter and steering (learnMarkVIP) and for ICMP:
+//     an error sent to one that quotes a connection is relayed by the tap
+//     path, marked or not (ip_vs_in_icmp needs no mark).
 //
-// Every packet is forwarded once: SYN, UDP, SCTP and ICMP by the queue
-// path only, later TCP packets by the tap path only (the kernel drops the
-// marked ones); the address-port services' packets, dropped at netdev
-// ingress, never reach the queue. What differs from the kernel: a marked
+// Every packet is forwarded once: SYN, UDP and SCTP by the queue path
+// only, later TCP packets and ICMP errors by the tap path only (the kernel
+// drops the marked TCP; it ignores an ICMP error to a local address no
+// socket of its own sent to); the address-port services' packets, dropped
+// at netdev ingress, never reach the queue. What differs from the kernel: a marked
 // TCP packet that belongs to no connection is dropped, where IPVS would
 // let the director's stack answer it with a RST, and with sloppy_tcp a
 // marked non-SYN packet does not start a connection.
@@ -302,7 +307,16 @@ func (q *markQueue) installTable(marks []uint32) error {
 	// The rest of TCP: the tap path's.
 	c.AddRule(&nftables.Rule{Table: t, Chain: ch, Exprs: marked(append(slices.Clone(isTCP),
 		&expr.Verdict{Kind: expr.VerdictDrop})...)})
-	c.AddRule(&nftables.Rule{Table: t, Chain: ch, Exprs: marked(queue)})
+	// UDP and SCTP: every packet may start a connection. Other protocols
+	// are not IPVS's: the related ICMP errors come by the tap path, the
+	// rest goes on to the director's stack.
+	for _, proto := range []byte{unix.IPPROTO_UDP, unix.IPPROTO_SCTP} {
+		c.AddRule(&nftables.Rule{Table: t, Chain: ch, Exprs: marked(
+			&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: 1},
+			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{proto}},
+			queue,
+		)})
+	}
 	return c.Flush()
 }
 
@@ -369,16 +383,13 @@ func (e *Engine) queued(b *batch, pkt []byte, ifindex int, hw []byte, mark uint3
 	took := false
 	e.mu.Lock()
 	e.cnt.Queued++
-	switch {
-	case p.Kind == parse.KindTransport:
+	if p.Kind == parse.KindTransport {
 		vip := p.Dst // before a NAT rewrite
 		act := e.inbound(b, in, pk, &p, mark, now)
 		took = act != dataplane.Accept
 		if act == dataplane.Forward {
 			e.learnMarkVIP(vip)
 		}
-	case p.Kind == parse.KindICMPError && !p.Tunneled:
-		took = e.inboundICMP(b, pk, &p, now)
 	}
 	e.mu.Unlock()
 	return took

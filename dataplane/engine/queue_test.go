@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gopacket/gopacket/layers"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -61,6 +62,19 @@ func TestQueuePath(t *testing.T) {
 	want.Src, want.TTL = markVIP, 63
 	require.Len(t, tapped[0], 1)
 	assert.Equal(t, relink(headertest.TCP(want), publicMAC, clientMAC), tapped[0][0])
+
+	// An ICMP error to that address about the reply the client got is the
+	// tap's, mark or not: relayed to the real server, rewritten to quote
+	// its own packet.
+	quoted := synack
+	quoted.Src, quoted.TTL = markVIP, 63
+	router := netip.MustParseAddr("192.168.1.253")
+	tapped = receive(e, b, 0, headertest.ICMPError(router, markVIP, 3, 4, 1400, headertest.TCP(quoted), 0))
+	require.Len(t, tapped[1], 1)
+	icmp := headertest.Decode(tapped[1][0])
+	ip := icmp.Layer(layers.LayerTypeIPv4).(*layers.IPv4)
+	assert.Equal(t, rs1.AsSlice(), []byte(ip.DstIP.To4()), "to the real server")
+	assert.Equal(t, uint64(1), e.cnt.ICMPIn)
 
 	other := syn
 	other.SrcPort = 40002

@@ -60,13 +60,13 @@ func quotedPacket(p *parse.Packet) dataplane.Packet {
 
 // inboundICMP relays an ICMP error sent to a virtual address about a packet
 // the director sent to a client (ip_vs_in_icmp) to the connection's real
-// server. It reports whether the error belonged to a connection.
-func (e *Engine) inboundICMP(b *batch, pk *packetio.Packet, p *parse.Packet, now time.Time) bool {
+// server.
+func (e *Engine) inboundICMP(b *batch, pk *packetio.Packet, p *parse.Packet, now time.Time) {
 	q := quotedPacket(p)
 	v := e.core.InRelated(&q, p.Len, now)
 	if v.Action != dataplane.Forward {
 		e.cnt.Dropped++
-		return false
+		return
 	}
 	rip := v.Dest.Addr()
 	frame := pk.Frame()
@@ -79,18 +79,17 @@ func (e *Engine) inboundICMP(b *batch, pk *packetio.Packet, p *parse.Packet, now
 		out := e.ifaceOf(h.ifindex)
 		if !ok || out == nil {
 			e.cnt.NoRoute++
-			return true
+			return
 		}
 		e.encapsulate(b, out, pk, p, h, rip)
 		e.cnt.ICMPIn++
-		return true
+		return
 	default:
-		return true
+		return
 	}
 	if e.sendTo(b, pk, rip, now) {
 		e.cnt.ICMPIn++
 	}
-	return true
 }
 
 // outboundICMP relays an ICMP error from a masqueraded real server (or the
