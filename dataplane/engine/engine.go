@@ -33,6 +33,7 @@ import (
 	"time"
 
 	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 
 	"github.com/lvslab/lvslab/dataplane"
@@ -108,6 +109,7 @@ type Engine struct {
 	markVIPs map[netip.Addr]bool // addresses fwmark services took connections to (the classifier has them)
 	fwm      *markQueue          // the fwmark services' path, from the first one on
 	markMu   sync.Mutex          // serialises syncMarks
+	ns       netns.NsHandle      // the namespace the engine runs in
 	hops     *nexthops
 	ifs      []*iface
 	cnt      Counters
@@ -160,6 +162,11 @@ func Start(cfg Config) (*Engine, error) {
 	}
 	if err = e.open(); err == nil {
 		err = e.frag.openSender()
+	}
+	if err == nil {
+		// The fwmark services' queue and table are set up later, from
+		// whatever namespace ipvsadm is called in: they go here.
+		e.ns, err = netns.Get()
 	}
 	if err != nil {
 		e.closeSockets()

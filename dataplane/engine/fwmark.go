@@ -65,6 +65,7 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
+	"runtime"
 	"slices"
 	"sync"
 	"time"
@@ -75,6 +76,7 @@ import (
 	"github.com/google/nftables/expr"
 	"github.com/google/nftables/xt"
 	"github.com/mdlayher/netlink"
+	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 
 	"github.com/lvslab/lvslab/dataplane"
@@ -104,6 +106,7 @@ var setMu sync.Mutex
 
 // markQueue is the engine's netfilter queue and the table that feeds it.
 type markQueue struct {
+	ns    int // the engine's namespace
 	num   uint16
 	table string
 	nf    *nfqueue.Nfqueue
@@ -152,17 +155,21 @@ func (e *Engine) syncMarks() error {
 
 // openQueue binds the first free queue number and starts reading it.
 func (e *Engine) openQueue() (*markQueue, error) {
-	b, err := e.sendOnlyBatch()
+	var b *batch
+	err := e.inNetns(func() (err error) {
+		b, err = e.sendOnlyBatch()
+		return err
+	})
 	if err != nil {
 		return nil, err
 	}
-	q := &markQueue{b: b}
+	q := &markQueue{b: b, ns: int(e.ns)}
 	ctx, stop := context.WithCancel(context.Background())
 	var errs []error
 	for i := range uint16(queueTries) {
 		q.num = firstQueue + i
 		q.nf, err = nfqueue.Open(&nfqueue.Config{
-			NfQueue: q.num, MaxPacketLen: 0xffff, MaxQueueLen: 4096,
+			NetNS: q.ns, NfQueue: q.num, MaxPacketLen: 0xffff, MaxQueueLen: 4096,
 			Copymode: nfqueue.NfQnlCopyPacket, AfFamily: unix.AF_INET, WriteTimeout: time.Second,
 		})
 		if err != nil {
@@ -261,7 +268,7 @@ func nfqInfo(num uint16) *xt.Unknown {
 // installTable (re)creates the engine's table with marks in its set, in
 // one transaction: the old table, if any, goes in the same batch.
 func (q *markQueue) installTable(marks []uint32) error {
-	c, err := nftables.New()
+	c, err := nftables.New(nftables.WithNetNSFd(q.ns))
 	if err != nil {
 		return err
 	}
@@ -321,7 +328,7 @@ func (q *markQueue) installTable(marks []uint32) error {
 }
 
 func (q *markQueue) deleteTable() error {
-	c, err := nftables.New()
+	c, err := nftables.New(nftables.WithNetNSFd(q.ns))
 	if err != nil {
 		return err
 	}
@@ -451,8 +458,32 @@ func (e *Engine) markedTap(b *batch, in *iface, pk *packetio.Packet, p *parse.Pa
 func (e *Engine) closeMarks() error {
 	e.markMu.Lock()
 	defer e.markMu.Unlock()
+	defer e.ns.Close()
 	if e.fwm == nil {
 		return nil
 	}
 	return e.fwm.close()
+}
+
+// inNetns runs fn on a thread in the engine's namespace: what it opens
+// stays there.
+func (e *Engine) inNetns(fn func() error) error {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	orig, err := netns.Get()
+	if err != nil {
+		return err
+	}
+	defer orig.Close()
+	if err := netns.Set(e.ns); err != nil {
+		return err
+	}
+	ferr := fn()
+	if err := netns.Set(orig); err != nil {
+		// The thread cannot go back: leave it locked, so that the runtime
+		// ends it with this goroutine.
+		runtime.LockOSThread()
+		return err
+	}
+	return ferr
 }

@@ -7,15 +7,18 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/google/nftables"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 
 	"github.com/lvslab/lvslab/dataplane/engine"
@@ -268,6 +271,25 @@ func testFWMark(t *testing.T, example string, agentFlags ...string) {
 	queues, err := fl.in.Output("director", "cat", "/proc/net/netfilter/nfnetlink_queue")
 	require.NoError(t, err)
 	assert.Empty(t, strings.TrimSpace(string(queues)), "no queue bound")
+	assert.NotContains(t, strings.Join(nftTables(t, -1), " "), engine.MarkTablePrefix, "nothing in the test's own namespace")
+}
+
+// nftTables lists the nftables tables of the namespace nsfd (negative:
+// the caller's).
+func nftTables(t testing.TB, nsfd int) []string {
+	var opts []nftables.ConnOption
+	if nsfd >= 0 {
+		opts = append(opts, nftables.WithNetNSFd(nsfd))
+	}
+	c, err := nftables.New(opts...)
+	require.NoError(t, err)
+	ts, err := c.ListTables()
+	require.NoError(t, err)
+	var names []string
+	for _, tb := range ts {
+		names = append(names, tb.Name)
+	}
+	return names
 }
 
 func mapValues[K comparable, V any](m map[K]V) func(func(V) bool) {
@@ -403,4 +425,44 @@ func BenchmarkBulkTCPFWMark(b *testing.B) {
 	_, err = io.Copy(io.Discard, c)
 	require.NoError(b, err)
 	c.Close()
+}
+
+// TestFWMarkStaysInItsNamespace: an engine run in a namespace of its own
+// and driven from the test's (as fwdbench does) sets up its fwmark queue
+// and table in its namespace, never in the caller's, and Close removes
+// them.
+func TestFWMarkStaysInItsNamespace(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to create a network namespace")
+	}
+	var e *engine.Engine
+	var ns netns.NsHandle
+	func() {
+		runtime.LockOSThread()
+		defer runtime.UnlockOSThread()
+		orig, err := netns.Get()
+		require.NoError(t, err)
+		defer orig.Close()
+		ns, err = netns.New() // and switched to
+		require.NoError(t, err)
+		defer func() { require.NoError(t, netns.Set(orig)) }()
+		veth := &netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: "lvsfwm0"}, PeerName: "lvsfwm1"}
+		require.NoError(t, netlink.LinkAdd(veth))
+		require.NoError(t, netlink.LinkSetUp(veth))
+		e, err = engine.Start(engine.Config{Interfaces: []string{"lvsfwm0"}})
+		require.NoError(t, err)
+	}()
+	t.Cleanup(func() { ns.Close() }) // the namespace goes with its last handle
+	tables := func(h netns.NsHandle) []string { return nftTables(t, int(h)) }
+	root, err := netns.Get()
+	require.NoError(t, err)
+	defer root.Close()
+
+	var stderr strings.Builder
+	require.Equal(t, 0, e.Ipvsadm([]string{"-A", "-f", "1", "-s", "rr"}, nil, io.Discard, &stderr))
+	require.Empty(t, stderr.String())
+	assert.Contains(t, strings.Join(tables(ns), " "), engine.MarkTablePrefix, "the table is in the engine's namespace")
+	assert.NotContains(t, strings.Join(tables(root), " "), engine.MarkTablePrefix, "and not in the caller's")
+	require.NoError(t, e.Close())
+	assert.NotContains(t, strings.Join(tables(ns), " "), engine.MarkTablePrefix, "Close removes it")
 }
