@@ -16,15 +16,15 @@ package engine
 //     own in the namespace: set "marks" holds the services' marks, and a
 //     prerouting chain at priority -140 (after mangle) takes every packet
 //     whose meta mark is in the set. A TCP SYN (no ACK, RST or FIN) and
-//     every UDP and SCTP packet go to netfilter queue num; other marked TCP
-//     packets are dropped there, as the netdev drop does for address
-//     services; other protocols go on (IPVS does not take them). The queue statement is the xtables NFQUEUE target
-//     (revision 3) through nft's compat expression: kernels without
-//     CONFIG_NFT_QUEUE (as here) have it, and kernels with it too. It
-//     carries the bypass flag: while no engine listens (one died without
-//     its Close) marked packets go on to the director's own stack, as on a
-//     kernel director whose fwmark service is gone — a RST, not a black
-//     hole.
+//     every UDP and SCTP packet go to netfilter queue num; the other marked
+//     TCP packets are dropped there, as the netdev drop does for address
+//     services; other protocols go on (IPVS does not take them). The queue
+//     statement is the xtables NFQUEUE target (revision 3) through nft's
+//     compat expression: kernels without CONFIG_NFT_QUEUE (as here) have
+//     it, and kernels with it too. It carries the bypass flag: while no
+//     engine listens (one died without its Close) a new connection's SYN
+//     goes on to the director's own stack, as on a kernel director whose
+//     fwmark service is gone — a RST, not a black hole.
 //   - The queue path (fromQueue) reads the queue (copy mode packet, no
 //     F_GSO: the kernel segments GSO packets and completes partial
 //     checksums before it queues, so a queued packet is one MTU-sized IP
@@ -49,10 +49,10 @@ package engine
 // only, later TCP packets and ICMP errors by the tap path only (the kernel
 // drops the marked TCP; it ignores an ICMP error to a local address no
 // socket of its own sent to); the address-port services' packets, dropped
-// at netdev ingress, never reach the queue. What differs from the kernel: a marked
-// TCP packet that belongs to no connection is dropped, where IPVS would
-// let the director's stack answer it with a RST, and with sloppy_tcp a
-// marked non-SYN packet does not start a connection.
+// at netdev ingress, never reach the queue. What differs from the kernel:
+// a marked TCP packet that belongs to no connection is dropped, where IPVS
+// would let the director's stack answer it with a RST, and with sloppy_tcp
+// a marked non-SYN packet does not start a connection.
 //
 // What it costs: the kernel copies each queued packet to the engine over
 // netlink and waits for a verdict, one at a time; see BenchmarkQueuePath
@@ -87,8 +87,8 @@ import (
 
 // Names and numbers of the queue path in the director's namespace.
 const (
-	// firstQueue is the first netfilter queue number an engine tries; the
-	// next ones are taken when another engine of the namespace holds it.
+	// firstQueue is the first netfilter queue number an engine tries; it
+	// takes the next one while another engine of the namespace holds it.
 	firstQueue = 0x4c10
 	queueTries = 16
 	// MarkTablePrefix starts the name of an engine's table (family inet),
@@ -165,7 +165,6 @@ func (e *Engine) openQueue() (*markQueue, error) {
 	}
 	q := &markQueue{b: b, ns: int(e.ns)}
 	ctx, stop := context.WithCancel(context.Background())
-	var errs []error
 	for i := range uint16(queueTries) {
 		q.num = firstQueue + i
 		q.nf, err = nfqueue.Open(&nfqueue.Config{
@@ -173,7 +172,6 @@ func (e *Engine) openQueue() (*markQueue, error) {
 			Copymode: nfqueue.NfQnlCopyPacket, AfFamily: unix.AF_INET, WriteTimeout: time.Second,
 		})
 		if err != nil {
-			errs = append(errs, err)
 			break
 		}
 		// Replies that did not fit the socket's buffer are dropped by the
@@ -194,15 +192,15 @@ func (e *Engine) openQueue() (*markQueue, error) {
 			q.table = fmt.Sprintf("%s%d", MarkTablePrefix, q.num)
 			return q, nil
 		}
-		errs = append(errs, err)
 		q.nf.Close()
-		if !errors.Is(err, unix.EBUSY) {
+		// Another socket holds the queue: EPERM (or EBUSY while it goes).
+		if !errors.Is(err, unix.EPERM) && !errors.Is(err, unix.EBUSY) {
 			break
 		}
 	}
 	stop()
 	closeBatch(b)
-	return nil, fmt.Errorf("netfilter queue: %w", errors.Join(errs...))
+	return nil, fmt.Errorf("netfilter queue %d: %w", q.num, err)
 }
 
 // sendOnlyBatch is a batch with a socket on every interface that sends and

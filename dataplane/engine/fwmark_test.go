@@ -461,8 +461,24 @@ func TestFWMarkStaysInItsNamespace(t *testing.T) {
 	var stderr strings.Builder
 	require.Equal(t, 0, e.Ipvsadm([]string{"-A", "-f", "1", "-s", "rr"}, nil, io.Discard, &stderr))
 	require.Empty(t, stderr.String())
-	assert.Contains(t, strings.Join(tables(ns), " "), engine.MarkTablePrefix, "the table is in the engine's namespace")
+	assert.Equal(t, []string{engine.MarkTablePrefix + "19472"}, tables(ns), "the table is in the engine's namespace")
 	assert.NotContains(t, strings.Join(tables(root), " "), engine.MarkTablePrefix, "and not in the caller's")
+
+	// A second engine in the namespace takes the next queue.
+	var e2 *engine.Engine
+	func() {
+		runtime.LockOSThread()
+		defer runtime.UnlockOSThread()
+		require.NoError(t, netns.Set(ns))
+		defer func() { require.NoError(t, netns.Set(root)) }()
+		e2, err = engine.Start(engine.Config{Interfaces: []string{"lvsfwm0"}})
+		require.NoError(t, err)
+	}()
+	require.Equal(t, 0, e2.Ipvsadm([]string{"-A", "-f", "2", "-s", "rr"}, nil, io.Discard, &stderr))
+	require.Empty(t, stderr.String())
+	assert.ElementsMatch(t, []string{engine.MarkTablePrefix + "19472", engine.MarkTablePrefix + "19473"}, tables(ns))
+
 	require.NoError(t, e.Close())
-	assert.NotContains(t, strings.Join(tables(ns), " "), engine.MarkTablePrefix, "Close removes it")
+	require.NoError(t, e2.Close())
+	assert.Empty(t, tables(ns), "Close removes them")
 }
