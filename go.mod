@@ -5,8 +5,8 @@ go 1.26.8
 require (
 	github.com/HdrHistogram/hdrhistogram-go v1.4.0
 	github.com/cilium/ebpf v0.22.0
-	github.com/florianl/go-nfqueue/v2 v2.1.0
 	github.com/containernetworking/plugins v1.9.1
+	github.com/florianl/go-nfqueue/v2 v2.1.0
 	github.com/goccy/go-yaml v1.19.2
 	github.com/google/nftables v0.3.0
 	github.com/gopacket/gopacket v1.7.7
