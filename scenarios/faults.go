@@ -3,6 +3,7 @@ package scenarios
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"math"
 	"slices"
@@ -337,15 +338,19 @@ func (r *run) link(node string, f *Fault, on bool) error {
 			cmds = append(cmds, []string{"nft", "delete", "table", "inet", faultTable})
 		}
 	}
+	var errs []error
 	for _, c := range cmds {
 		if out, err := r.in.Output(node, c[0], c[1:]...); err != nil {
-			return fmt.Errorf("%s: %v %s", strings.Join(c, " "), err, out)
+			errs = append(errs, fmt.Errorf("%s: %v %s", strings.Join(c, " "), err, out))
+			if on {
+				break
+			}
 		}
 	}
 	if !on && r.delays[f] != nil {
-		return r.stopDelay(f)
+		errs = append(errs, r.stopDelay(f))
 	}
-	return nil
+	return errors.Join(errs...)
 }
 
 // rateCommands set (or, with on false, remove) a rate limit on each of a
@@ -423,8 +428,12 @@ func (r *run) linkEffect(rep *reports.Report, i int) []string {
 		if !done && r.delays[f] != nil {
 			st = r.delays[f].Stats()
 		}
-		out = append(out, fmt.Sprintf("delay line: %d frames and %d dropped from %s, %d and %d dropped to it",
-			st.FromNode.Frames, st.FromNode.Dropped, f.Link, st.ToNode.Frames, st.ToNode.Dropped))
+		line := fmt.Sprintf("delay line: %d frames and %d dropped from %s, %d and %d dropped to it",
+			st.FromNode.Frames, st.FromNode.Dropped, f.Link, st.ToNode.Frames, st.ToNode.Dropped)
+		if st.CPUSeconds > 0 {
+			line += fmt.Sprintf(", %.2fs of CPU", st.CPUSeconds)
+		}
+		out = append(out, line)
 	}
 	return out
 }

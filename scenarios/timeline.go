@@ -390,6 +390,7 @@ func (s *Scenario) checkTimeline() Errors {
 		}
 		if act == Link {
 			es = append(es, s.checkLink(path, obj, &f)...)
+			es = append(es, s.checkDelayOverlap(path, obj, i)...)
 		} else if f.Down || f.Loss != "" || f.Rate != "" {
 			bad(path, obj, "down, loss and rate belong to link")
 		}
@@ -520,6 +521,31 @@ func (s *Scenario) checkLink(path, obj string, f *Fault) Errors {
 		bad(path+".rate", "rate %q is not a rate like 10mbit (bit, kbit, mbit, gbit)", f.Rate)
 	}
 	return es
+}
+
+// checkDelayOverlap refuses a link delay on a node whose links an earlier
+// fault still delays then: a node's links take one delay at a time.
+func (s *Scenario) checkDelayOverlap(path, obj string, i int) Errors {
+	valid := func(f *Fault) bool {
+		_, err := f.LinkDelay()
+		return f.Delay != "" && !f.Down && err == nil
+	}
+	f := &s.Faults[i]
+	if !valid(f) {
+		return nil // its own problem is reported
+	}
+	at, length := s.FaultTimes(f, 1)
+	for j := range i {
+		g := &s.Faults[j]
+		if g.Link != f.Link || !valid(g) {
+			continue
+		}
+		gAt, gLength := s.FaultTimes(g, 1)
+		if (gLength == 0 || at < gAt+gLength) && (length == 0 || gAt < at+length) {
+			return Errors{s.src.errorAt(path+".delay", obj, fmt.Sprintf("%s's links are still delayed by fault %d then (one delay at a time)", f.Link, j+1))}
+		}
+	}
+	return nil
 }
 
 // LinkDelay is what a link fault's delay and jitter ask of the link.

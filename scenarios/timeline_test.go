@@ -30,7 +30,7 @@ func TestLinkDelayCombinesWithLossAndRate(t *testing.T) {
   - {at: 5s, link: rs1, delay: 20ms, jitter: 5ms, for: 10s}
   - {at: 1s, link: client, delay: 1ms, loss: 5%, rate: 10mbit}
   - {at: 2s, link: rs2, delay: 0s}
-  - {at: 3s, link: rs2, delay: 10ms, jitter: 9ms, reorder: true}
+  - {at: 20s, link: rs1, delay: 10ms, jitter: 9ms, reorder: true}
 `))
 	require.NoError(t, err)
 	d, err := s.Faults[0].LinkDelay()
@@ -135,6 +135,9 @@ func TestBrokenTimelines(t *testing.T) {
   - {at: 1s, slow: rs1, jitter: 5ms}
   - {at: 1s, link: rs1, delay: 5ms, reorder: true}
   - {at: 1s, hang: rs1, reorder: true}
+  - {at: 10s, link: client, delay: 5ms, for: 2s}
+  - {at: 11s, link: client, delay: 5ms}
+  - {at: 12s, link: client, delay: 5ms, for: 1s}
 `,
 		want: []string{
 			`b.yaml:21:33: fault link rs1: jitter needs a delay (delay: 20ms, jitter: 5ms)`,
@@ -147,6 +150,8 @@ func TestBrokenTimelines(t *testing.T) {
 			`b.yaml:26:33: fault slow rs1: jitter belongs to a link's delay`,
 			`b.yaml:27:46: fault link rs1: reorder needs jitter: with one delay for all, no packet overtakes another`,
 			`b.yaml:28:34: fault hang rs1: reorder belongs to a link's delay`,
+			`b.yaml:30:36: fault link client: client's links are still delayed by fault 9 then (one delay at a time)`,
+			`b.yaml:31:36: fault link client: client's links are still delayed by fault 10 then (one delay at a time)`,
 		},
 	}, {
 		name: "expectations, servers, services",

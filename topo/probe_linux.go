@@ -16,15 +16,15 @@ import (
 // Features says which kernel features this machine has. Each is detected by
 // using it once in a scratch namespace, never assumed.
 type Features struct {
-	IPVS     bool // kernel IPVS (the ip_vs generic netlink family)
-	IPIP     bool // the ipip tunnel driver
-	Netem    bool // the netem qdisc (delay, loss, reordering)
-	TBF      bool // the tbf qdisc (rate limits)
-	XDP      bool // XDP programs on veth
-	NFTables bool // nftables, netdev family
-	Kernel   string
+	IPVS     bool   `json:"ipvs"`     // kernel IPVS (the ip_vs generic netlink family)
+	IPIP     bool   `json:"ipip"`     // the ipip tunnel driver
+	Netem    bool   `json:"netem"`    // the netem qdisc (delay, loss, reordering)
+	TBF      bool   `json:"tbf"`      // the tbf qdisc (rate limits)
+	XDP      bool   `json:"xdp"`      // XDP programs on veth
+	NFTables bool   `json:"nftables"` // nftables, netdev family
+	Kernel   string `json:"kernel"`
 	// Errors keeps why each absent feature is absent.
-	Errors map[string]string
+	Errors map[string]string `json:"errors,omitempty"`
 }
 
 var (

@@ -1,8 +1,13 @@
 package main
 
 import (
+	"bufio"
 	"encoding/json"
+	"io"
+	"net/http"
 	"os/exec"
+	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -38,6 +43,27 @@ func TestStatsOfALab(t *testing.T) {
 	for _, ifc := range s.Interfaces {
 		assert.NotEmpty(t, ifc.Name)
 	}
+
+	// --listen: Prometheus metrics from the root namespace, on loopback.
+	srv := exec.Command(lvslab(t), "stats", "--lab", "classic-nat", "--listen", "127.0.0.1:0")
+	srv.Env = append(srv.Environ(), "LVSLAB_RUN_DIR="+runDir)
+	stdout, err := srv.StdoutPipe()
+	require.NoError(t, err)
+	require.NoError(t, srv.Start())
+	defer func() {
+		srv.Process.Signal(syscall.SIGTERM)
+		assert.NoError(t, srv.Wait(), "stops cleanly when interrupted")
+	}()
+	line, err := bufio.NewReader(stdout).ReadString('\n')
+	require.NoError(t, err)
+	url := line[strings.Index(line, "http://"):]
+	resp, err := http.Get(strings.TrimSpace(url))
+	require.NoError(t, err)
+	body, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	require.NoError(t, err)
+	assert.Contains(t, string(body), `lvslab_director_up{director="director"} 1`)
+	assert.Contains(t, string(body), `lvslab_director_packets_total{counter="frames",director="director"}`)
 
 	_, err = run(t, runDir, "stats")
 	var ee *exec.ExitError

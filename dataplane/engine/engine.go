@@ -4,7 +4,10 @@
 // by the core (In, Out, InRelated, OutRelated), rewritten (xmit: NAT both
 // ways, DR by MAC rewrite, TUN by IPIP with the MTU rule) and sent on the
 // interface the route to their next hop leaves by, with link addresses from
-// the namespace's neighbour table (the kernel resolves on demand).
+// the namespace's neighbour table (the kernel resolves on demand). IPv4
+// fragments are reassembled before the core sees them and datagrams are
+// fragmented again on the way out, as nf_defrag and ip_fragment do
+// (fragments.go); Stats and the control socket show every counter.
 //
 // Only traffic to the virtual services and the replies of masqueraded
 // connections are the engine's: the director's own stack still answers ARP
@@ -87,7 +90,7 @@ type Counters struct {
 	Segmented  uint64           // GSO packets split for a tunnel
 	Dropped    uint64           // VIP packets the core dropped or did not take
 	NoRoute    uint64           // packets without a route or a resolved next hop
-	Unsendable uint64           // packets a transmitter refused (UDP GSO in a tunnel, over 64 fragments)
+	Unsendable uint64           // packets a transmitter refused (UDP GSO in a tunnel, more fragments than a worker has buffers)
 	Fragmented uint64           // packets sent in fragments (reassembled datagrams, non-DF packets over the MTU)
 	Defrag     defrag.Counters  // the reassembly of received fragments
 	Queued     uint64           // packets of firewall-mark services read from the netfilter queue

@@ -21,11 +21,15 @@ import (
 type fragments struct {
 	table   *defrag.Table // made at the first fragment (its memory is fixed: 4 MB)
 	maxSize int
-	// send hands an IPv4 packet to the director's own stack to route (a
+	// route hands an IPv4 packet to the director's own stack to route (a
 	// raw socket of its namespace); nil when there is none (tests).
-	send  func(ip []byte, dst netip.Addr) error
-	raw   int    // the raw socket, when send is set
+	route func(ip []byte, dst netip.Addr) error
+	raw   int    // the raw socket, when route is set
 	reply []byte // an ICMP error being built
+	// outs and lens are FragmentIPv4's working memory: views into a
+	// worker's spare buffers, as many as it has.
+	outs [][]byte
+	lens []int
 }
 
 // icmpFragTime is the code of ICMP time exceeded for a reassembly that
@@ -40,16 +44,16 @@ func (f *fragments) openSender() error {
 		return fmt.Errorf("engine: raw socket for ICMP: %w", err)
 	}
 	f.raw = fd
-	f.send = func(ip []byte, dst netip.Addr) error {
+	f.route = func(ip []byte, dst netip.Addr) error {
 		return unix.Sendto(fd, ip, 0, &unix.SockaddrInet4{Addr: dst.As4()})
 	}
 	return nil
 }
 
 func (f *fragments) close() {
-	if f.send != nil {
+	if f.route != nil {
 		unix.Close(f.raw)
-		f.send = nil
+		f.route = nil
 	}
 }
 
@@ -85,7 +89,7 @@ func (e *Engine) expireFragments(now time.Time) {
 	}
 	e.frag.table.Expire(now, func(first []byte, l3 int) {
 		ip := header.IPv4(first[l3:])
-		if e.frag.send == nil || !e.vips[ip.Destination()] {
+		if e.frag.route == nil || !e.vips[ip.Destination()] {
 			return
 		}
 		if hl := ip.HeaderLength(); ip.Protocol() == header.ProtocolICMPv4 && len(ip) > hl && header.ICMPv4IsError(ip[hl]) {
@@ -97,7 +101,7 @@ func (e *Engine) expireFragments(now time.Time) {
 		p := parse.Packet{L3Off: l3, Len: len(ip)}
 		p.Src, p.Dst = ip.Source(), ip.Destination()
 		if n := xmit.ICMPError(e.frag.reply, first, &p, p.Dst, header.ICMPv4TimeExceeded, icmpFragTime, 0); n > 0 {
-			if e.frag.send(e.frag.reply[header.EthernetSize:n], p.Src) == nil {
+			if e.frag.route(e.frag.reply[header.EthernetSize:n], p.Src) == nil {
 				e.cnt.Replies++
 			}
 		}
@@ -125,24 +129,38 @@ func (e *Engine) send(b *batch, out *iface, pk *packetio.Packet, l3, mtu int) {
 	if e.frag.maxSize > 0 {
 		mtu = min(mtu, e.frag.maxSize)
 	}
-	if len(b.spare)-b.nspare < maxSegments {
+	hl := ip.HeaderLength()
+	chunk := (mtu - hl) &^ 7
+	if chunk <= 0 {
+		e.cnt.Unsendable++
+		return
+	}
+	k := (n - hl + chunk - 1) / chunk
+	if len(b.spare)-b.nspare < k {
 		e.flush(b)
 	}
-	bufs := b.spare[b.nspare : b.nspare+maxSegments]
-	for i := range b.outs {
-		b.outs[i] = bufs[i][packetio.Headroom:]
+	if len(b.spare) < k {
+		e.cnt.Unsendable++ // more pieces than a worker has buffers
+		return
+	}
+	if len(e.frag.outs) < len(b.spare) {
+		e.frag.outs, e.frag.lens = make([][]byte, len(b.spare)), make([]int, len(b.spare))
+	}
+	bufs := b.spare[b.nspare : b.nspare+k]
+	outs := e.frag.outs[:k]
+	for i := range outs {
+		outs[i] = bufs[i][packetio.Headroom:]
 	}
 	p := parse.Packet{L3Off: l3, Len: n}
 	p.Src = ip.Source()
-	k := xmit.FragmentIPv4(b.outs, b.lens, frame, &p, mtu)
-	if k == 0 {
-		e.cnt.Unsendable++ // more than maxSegments pieces
+	if xmit.FragmentIPv4(outs, e.frag.lens[:k], frame, &p, mtu) != k {
+		e.cnt.Unsendable++
 		return
 	}
 	b.nspare += k
 	e.cnt.Fragmented++
 	for i := range k {
-		e.queue(b, out, packetio.Packet{Buf: bufs[i], Off: packetio.Headroom, Len: b.lens[i]})
+		e.queue(b, out, packetio.Packet{Buf: bufs[i], Off: packetio.Headroom, Len: e.frag.lens[i]})
 	}
 }
 

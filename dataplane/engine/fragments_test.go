@@ -172,7 +172,7 @@ func TestLostFragment(t *testing.T) {
 		dst netip.Addr
 	}
 	var icmps []sent
-	e.frag.send = func(ip []byte, dst netip.Addr) error {
+	e.frag.route = func(ip []byte, dst netip.Addr) error {
 		icmps = append(icmps, sent{append([]byte(nil), ip...), dst})
 		return nil
 	}
@@ -257,4 +257,21 @@ func BenchmarkFragmentedNAT(b *testing.B) {
 	if e.cnt.In < uint64(b.N) {
 		b.Fatalf("forwarded %d of %d", e.cnt.In, b.N)
 	}
+}
+
+// TestManySmallFragments: a 40000-byte datagram leaving by a 576-byte MTU
+// takes 73 fragments, more than a GSO packet's segments; the worker's
+// spare buffers hold them all.
+func TestManySmallFragments(t *testing.T) {
+	e := testEngine(t)
+	e.ifs[1].mtu = 576
+	b := newBatch(128, 2) // send queues that hold them all: the test has no sockets to flush to
+	q := headertest.Spec{Src: clientAddr, Dst: tunVIP, SrcPort: 5353, DstPort: 53, Payload: payload(40000)}
+	out := receive(e, b, 0, headertest.UDP(q))
+	assert.Len(t, out[1], 73, "40028 bytes of IPIP payload in 552-byte pieces")
+	outer := ipOf(joined(t, out[1], 576))
+	want := q
+	want.TTL = 63
+	assert.Equal(t, ipOf(headertest.UDP(want)), outer[header.IPv4MinimumSize:])
+	assert.Zero(t, e.cnt.Unsendable)
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/containernetworking/plugins/pkg/ns"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"github.com/vishvananda/netlink"
 
 	"github.com/lvslab/lvslab/dataplane/header"
 	ht "github.com/lvslab/lvslab/dataplane/header/headertest"
@@ -53,8 +54,23 @@ func vethNS(t *testing.T) (ns.NetNS, int, int) {
 			return err
 		}
 		ib, err := net.InterfaceByName("lvsb")
+		if err != nil {
+			return err
+		}
 		a, b = ia.Index, ib.Index
-		return err
+		// A veth has carrier at once, but its qdisc is attached (and the
+		// operational state set) by linkwatch, up to a second later on a
+		// busy machine; until then every frame sent is dropped.
+		for _, name := range []string{"lvsa", "lvsb"} {
+			for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+				l, err := netlink.LinkByName(name)
+				if err == nil && l.Attrs().OperState == netlink.OperUp {
+					break
+				}
+				require.True(t, time.Now().Before(deadline), "%s never operationally up", name)
+			}
+		}
+		return nil
 	}))
 	return n, a, b
 }

@@ -230,6 +230,7 @@ func (s *Stats) add(o Stats) {
 	s.Socket.Truncated += o.Socket.Truncated
 	s.Socket.Outgoing += o.Socket.Outgoing
 	s.Socket.SendErrs += o.Socket.SendErrs
+	s.CPUSeconds += o.CPUSeconds
 }
 
 // relayGrace is how long a relay may take to send what waits and exit.

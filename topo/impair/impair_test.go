@@ -198,6 +198,7 @@ func testDelay(t *testing.T, f topo.Features) {
 		assert.Greater(t, stats.ToNode.Bytes, uint64(8<<20))
 		assert.Zero(t, stats.Socket.Truncated)
 		assert.Zero(t, stats.Socket.SendErrs)
+		assert.Positive(t, stats.CPUSeconds, "the relay's CPU time is known once it stopped")
 	}
 	assert.Equal(t, before, fabricLinks(t, in), "the restore leaves the fabric as built")
 	assertRelaysGone(t, in)
