@@ -188,3 +188,43 @@ ipvsadm: |
 	assert.Contains(t, e.Msg, "nft refused the ruleset: syntax error")
 	requireNothingLeft(t, runDir, "")
 }
+
+// TestBlockFWMarkWithOwnRules: an ipvsadm block's -f service runs on the
+// marking rules of the director's nftables field, as an operator's would
+// (here: the director's own address, port 8080, to NAT real servers).
+func TestBlockFWMarkWithOwnRules(t *testing.T) {
+	needLabs(t)
+	s, err := Parse("own.yaml", []byte(labFront+`    nftables: |
+      table ip operator {
+        chain pre {
+          type filter hook prerouting priority mangle; policy accept;
+          ip daddr 192.168.1.1 tcp dport 8080 meta mark set 7
+        }
+      }
+  - {name: rs1, role: realserver, interfaces: [{network: internal, address: 10.1.1.2}], server: {port: 8080}}
+  - {name: rs2, role: realserver, interfaces: [{network: internal, address: 10.1.1.3}], server: {port: 8080}}
+ipvsadm: |
+  -A -f 7 -s rr
+  -a -f 7 -r 10.1.1.2 -m
+  -a -f 7 -r 10.1.1.3 -m
+load:
+  - {name: marked, target: 192.168.1.1:8080, rate: 50/s, duration: 1s, timeout: 500ms}
+`))
+	require.NoError(t, err)
+	assert.Empty(t, s.Warnings(), "NAT real servers need no VIP")
+	runDir := t.TempDir()
+	rep, err := s.Run(context.Background(), RunOptions{Scale: 1, RunDir: runDir})
+	require.NoError(t, err)
+	require.NotNil(t, rep.Load)
+	assert.NotZero(t, rep.Load.Requests)
+	assert.Zero(t, rep.Load.Errors, "%v", rep.Load.ErrorsByClass)
+	require.Len(t, rep.Services, 1)
+	svc := rep.Services[0]
+	assert.Equal(t, uint32(7), svc.FWMark)
+	var conns uint64
+	for _, rs := range svc.Realservers {
+		conns += rs.Connections
+	}
+	assert.Equal(t, rep.Load.Requests, conns, "the director counted every connection the client made")
+	requireNothingLeft(t, runDir, rep.Manifest["lab"])
+}

@@ -60,9 +60,8 @@ func (s *Stats) Counters() map[string]uint64 {
 // reason: "parse.REASON" for malformed frames the kernel drops too,
 // "defrag.REASON" for fragments or datagrams reassembly gave up on,
 // "dropped", "no_route", "unsendable", "queue_errors" (verdicts the kernel
-// did not take), and "socket.IFACE" for frames the
-// kernel dropped before the engine could read them. Zero counts are left
-// out.
+// did not take), and "socket.IFACE" for frames the kernel dropped before
+// the engine could read them. Zero counts are left out.
 func (s *Stats) Drops() map[string]uint64 {
 	m := map[string]uint64{}
 	for name, n := range s.Parse {
