@@ -95,7 +95,7 @@ type conn struct {
 	off      int
 	seq      uint32
 	resp     response
-	client   netip.Addr // the source address the socket is bound to, if any
+	client   netip.AddrPort // the source address the socket is bound to, if any, with the target port
 }
 
 // deadline is a timeout entry; stale entries (gen moved on) are skipped.
@@ -553,7 +553,7 @@ func (w *worker) dial(i int32) error {
 			unix.SetsockoptInt(fd, unix.SOL_IP, unix.IP_BIND_ADDRESS_NO_PORT, 1)
 		}
 		err = unix.Bind(fd, w.srcs[w.srcAt])
-		w.conns[i].client = w.cfg.Sources[w.srcAt]
+		w.conns[i].client = netip.AddrPortFrom(w.cfg.Sources[w.srcAt], w.cfg.Target.Port())
 		w.srcAt = (w.srcAt + 1) % len(w.srcs)
 		if err != nil {
 			sysClose(fd)

@@ -210,8 +210,11 @@ func TestSourceAddressesInTurn(t *testing.T) {
 	defer mu.Unlock()
 	assert.Equal(t, map[netip.Addr]int{srcs[0]: 10, srcs[1]: 10, srcs[2]: 10, srcs[3]: 10}, seen, "each address in turn")
 	per := map[string]uint64{"rs1": 10}
-	assert.Equal(t, map[netip.Addr]map[string]uint64{srcs[0]: per, srcs[1]: per, srcs[2]: per, srcs[3]: per}, res.Clients,
-		"each client address's connections, by the real server that answered")
+	at := func(a netip.Addr) netip.AddrPort {
+		return netip.AddrPortFrom(a, netip.MustParseAddrPort(ln.Addr().String()).Port())
+	}
+	assert.Equal(t, map[netip.AddrPort]map[string]uint64{at(srcs[0]): per, at(srcs[1]): per, at(srcs[2]): per, at(srcs[3]): per}, res.Clients,
+		"each client address's connections, with the port they went to, by the real server that answered")
 }
 
 func TestClientRateLimitedServerQueues(t *testing.T) {

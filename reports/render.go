@@ -121,9 +121,9 @@ func WriteMarkdown(w io.Writer, r *Report) error {
 		if c := l.Clients; c != nil {
 			fmt.Fprintf(&b, "\n### Per client address\n\n%d client addresses, %d reached more than one real server (persistence violations), at most %d real servers per client.\n\n",
 				c.Addresses, c.PersistenceViolations, c.MaxServersPerClient)
-			b.WriteString("| client | connections by real server |\n|---|---|\n")
+			b.WriteString("| client | connections by real server | by port |\n|---|---|---|\n")
 			for _, pc := range c.PerClient {
-				fmt.Fprintf(&b, "| %s | %s |\n", pc.Address, serverCounts(pc.Realservers))
+				fmt.Fprintf(&b, "| %s | %s | %s |\n", pc.Address, serverCounts(pc.Realservers), portCounts(pc.ByPort))
 			}
 		}
 	}
@@ -187,6 +187,15 @@ func serverCounts(m map[string]uint64) string {
 		s[i] = fmt.Sprintf("%s %d", id, m[id])
 	}
 	return strings.Join(s, ", ")
+}
+
+// portCounts writes ":80 rs1 27; :443 rs1 27" in port order.
+func portCounts(m map[uint16]map[string]uint64) string {
+	var s []string
+	for _, p := range slices.Sorted(maps.Keys(m)) {
+		s = append(s, fmt.Sprintf(":%d %s", p, serverCounts(m[p])))
+	}
+	return strings.Join(s, "; ")
 }
 
 func writeFairness(b *strings.Builder, f *Fairness) {
@@ -258,6 +267,7 @@ var htmlTmpl = template.Must(template.New("report").Funcs(template.FuncMap{
 	"ukeys":  sortedKeys[uint64],
 	"opt":    optional,
 	"counts": serverCounts,
+	"ports":  portCounts,
 	"title":  serviceTitle,
 }).Parse(htmlTemplate))
 

@@ -103,10 +103,11 @@ type Clients struct {
 }
 
 // ClientLoad is one client address's new connections by the real server
-// that answered them.
+// that answered them, in all and by the port they went to.
 type ClientLoad struct {
-	Address     string            `json:"address"`
-	Realservers map[string]uint64 `json:"realservers"`
+	Address     string                       `json:"address"`
+	Realservers map[string]uint64            `json:"realservers"`
+	ByPort      map[uint16]map[string]uint64 `json:"by_port"`
 }
 
 // Latency are percentiles of successful responses, in milliseconds, from
@@ -279,29 +280,39 @@ func NewLoad(p Phase, res *metrics.Result) Load {
 	return l
 }
 
-// clientLoads sums up res.Clients; responses that named no real server
-// are left out.
+// clientLoads sums up res.Clients by client address; responses that
+// named no real server are left out.
 func clientLoads(res *metrics.Result) *Clients {
 	if len(res.Clients) == 0 {
 		return nil
 	}
-	c := &Clients{PerClient: []ClientLoad{}}
-	for _, a := range slices.SortedFunc(maps.Keys(res.Clients), netip.Addr.Compare) {
-		servers := map[string]uint64{}
-		for id, n := range res.Clients[a] {
-			if id != "" && n > 0 {
-				servers[id] = n
+	byAddr := map[netip.Addr]*ClientLoad{}
+	for ap, servers := range res.Clients {
+		for id, n := range servers {
+			if id == "" || n == 0 {
+				continue
 			}
+			cl := byAddr[ap.Addr()]
+			if cl == nil {
+				cl = &ClientLoad{Address: ap.Addr().String(), Realservers: map[string]uint64{}, ByPort: map[uint16]map[string]uint64{}}
+				byAddr[ap.Addr()] = cl
+			}
+			if cl.ByPort[ap.Port()] == nil {
+				cl.ByPort[ap.Port()] = map[string]uint64{}
+			}
+			cl.Realservers[id] += n
+			cl.ByPort[ap.Port()][id] += n
 		}
-		if len(servers) == 0 {
-			continue
-		}
+	}
+	c := &Clients{PerClient: []ClientLoad{}}
+	for _, a := range slices.SortedFunc(maps.Keys(byAddr), netip.Addr.Compare) {
+		cl := byAddr[a]
 		c.Addresses++
-		if len(servers) > 1 {
+		if len(cl.Realservers) > 1 {
 			c.PersistenceViolations++
 		}
-		c.MaxServersPerClient = max(c.MaxServersPerClient, len(servers))
-		c.PerClient = append(c.PerClient, ClientLoad{Address: a.String(), Realservers: servers})
+		c.MaxServersPerClient = max(c.MaxServersPerClient, len(cl.Realservers))
+		c.PerClient = append(c.PerClient, *cl)
 	}
 	return c
 }

@@ -208,21 +208,21 @@ func TestAllPhasesOfTwoServices(t *testing.T) {
 func TestClientsShowPersistence(t *testing.T) {
 	start := time.Date(2026, 11, 21, 12, 0, 0, 0, time.UTC)
 	rec := metrics.NewRecorder(start, time.Second)
-	c := func(s string) netip.Addr { return netip.MustParseAddr(s) }
+	c := func(s string) netip.AddrPort { return netip.MustParseAddrPort(s) }
 	for _, o := range []struct {
 		client, server string
-	}{{"192.168.1.201", "rs1"}, {"192.168.1.200", "rs2"}, {"192.168.1.200", "rs2"}, {"192.168.1.202", "rs1"}, {"192.168.1.202", "rs10"}, {"192.168.1.203", ""}} {
+	}{{"192.168.1.201:80", "rs1"}, {"192.168.1.200:80", "rs2"}, {"192.168.1.200:443", "rs2"}, {"192.168.1.202:80", "rs1"}, {"192.168.1.202:443", "rs10"}, {"192.168.1.203:80", ""}} {
 		rec.Record(&metrics.Outcome{Class: metrics.OK, Server: []byte(o.server), NewConnection: true, Bytes: 10, Client: c(o.client)})
 	}
 	r := New("sticky")
 	require.NoError(t, r.AddLoad(Phase{Name: "p", Duration: time.Second}, rec.Finish(time.Second)))
 	assert.Equal(t, &Clients{Addresses: 3, PersistenceViolations: 1, MaxServersPerClient: 2, PerClient: []ClientLoad{
-		{Address: "192.168.1.200", Realservers: map[string]uint64{"rs2": 2}},
-		{Address: "192.168.1.201", Realservers: map[string]uint64{"rs1": 1}},
-		{Address: "192.168.1.202", Realservers: map[string]uint64{"rs1": 1, "rs10": 1}},
+		{Address: "192.168.1.200", Realservers: map[string]uint64{"rs2": 2}, ByPort: map[uint16]map[string]uint64{80: {"rs2": 1}, 443: {"rs2": 1}}},
+		{Address: "192.168.1.201", Realservers: map[string]uint64{"rs1": 1}, ByPort: map[uint16]map[string]uint64{80: {"rs1": 1}}},
+		{Address: "192.168.1.202", Realservers: map[string]uint64{"rs1": 1, "rs10": 1}, ByPort: map[uint16]map[string]uint64{80: {"rs1": 1}, 443: {"rs10": 1}}},
 	}}, r.Load.Clients, "a response that named nobody counts for no client")
 	var md bytes.Buffer
 	require.NoError(t, WriteMarkdown(&md, r))
 	assert.Contains(t, md.String(), "3 client addresses, 1 reached more than one real server")
-	assert.Contains(t, md.String(), "| 192.168.1.202 | rs1 1, rs10 1 |")
+	assert.Contains(t, md.String(), "| 192.168.1.202 | rs1 1, rs10 1 | :80 rs1 1; :443 rs10 1 |")
 }

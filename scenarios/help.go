@@ -35,9 +35,9 @@ load[]                  phases, in order unless at: places them: name, from (cli
                         alone reusing the address before it: "192.168.1.110:80,443"; default the
                         first service; the rate is split evenly over clients and targets, the
                         concurrency is each one's), kind (http | tcp | udp), rate (2000/s: open loop)
-                        or concurrency (closed loop),
-                        arrival (constant | poisson), new_connection_per_request (default true),
-                        request_bytes, duration (default 10s), timeout, path, at
+                        or concurrency (closed loop), arrival (constant | poisson),
+                        new_connection_per_request (default true), request_bytes, duration (default
+                        10s), timeout, path, at
 faults[]                at (10s, or "phase NAME"), for (restore after), and one action:
                         kill | restore | hang | refuse | reset: NODE; slow: NODE with delay;
                         error: NODE with status; weight: {node, value}; add | remove: NODE;

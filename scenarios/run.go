@@ -144,14 +144,19 @@ func (l *Lab) RunTimeline(ctx context.Context) (*reports.Report, error) {
 		r.recovery(rep, i)
 	}
 	rep.Health = healthSummary(events, r.s.healthSpecs(r.dests))
-	// ipvsadm shows the counters the 2 s estimator last folded (spec §9.1),
-	// and the director's clock ticks every second: wait for a fold that
-	// covers the end of the load, as kipvs's waitstats does.
+	// ipvsadm shows the counters the 2 s estimator last folded (spec §9.1):
+	// wait for the fold that covers the end of the load, as kipvs's
+	// waitstats does (at most one estimator period).
 	if r.director != "" {
+		folded := make(chan error, 1)
+		go func() { folded <- engine.AwaitFold(r.director) }()
 		select {
 		case <-ctx.Done():
 			return rep, ctx.Err()
-		case <-time.After(estimatorSettle):
+		case err := <-folded:
+			if err != nil {
+				return rep, fmt.Errorf("waiting for the director's estimator: %w", err)
+			}
 		}
 	}
 	if rep.Services, err = r.services(); err != nil {
@@ -199,8 +204,8 @@ func (r *run) start() error {
 		}
 	}
 	for _, n := range r.s.Nodes {
-		if n.Role == string(topo.Director) {
-			continue // StartDirector loaded its nftables
+		if n.Role == string(topo.Director) || n.Role == string(topo.RealServer) {
+			continue // StartDirector and StartRealServer load theirs
 		}
 		if err := r.s.LoadNFTables(r.in, n.Name); err != nil {
 			return err
@@ -210,30 +215,15 @@ func (r *run) start() error {
 		if n.Role != string(topo.RealServer) {
 			continue
 		}
-		sv := r.serverOf(n)
-		if sv == nil {
-			continue
-		}
-		if sv.Kind == "command" {
-			cmd := exec.Command("/bin/sh", "-c", sv.Command)
-			if err := r.in.Start(n.Name, cmd); err != nil {
-				return fmt.Errorf("node %s: starting %q: %w", n.Name, sv.Command, err)
-			}
+		a, args, cmd, err := r.s.StartRealServer(r.in, n.Name)
+		switch {
+		case err != nil:
+			return err
+		case cmd != nil:
 			r.procs = append(r.procs, cmd)
-			continue
+		case a != nil:
+			r.servers[n.Name], r.serverArgs[n.Name] = a, args
 		}
-		kind := sv.Kind
-		if kind == "" {
-			kind = "http"
-		}
-		args := []string{"--listen", fmt.Sprintf("0.0.0.0:%d", sv.Ports[0]), "--ports", portList(sv.Ports[1:]), "--kind", kind, "--id", n.Name,
-			"--response-bytes", fmt.Sprint(sv.ResponseBytes), "--service-time", sv.ServiceTime,
-			"--max-concurrency", fmt.Sprint(sv.MaxConcurrency), "--max-queue", fmt.Sprint(sv.MaxQueue)}
-		a, err := r.in.StartAgent(n.Name, RealServerAgent, args...)
-		if err != nil {
-			return fmt.Errorf("starting the real server on %s: %w", n.Name, err)
-		}
-		r.servers[n.Name], r.serverArgs[n.Name] = a, args
 	}
 	r.progress("%d real servers serving", len(r.servers))
 	return r.startHealth()
@@ -272,58 +262,6 @@ func (r *run) healthEvents(ctx context.Context) ([]HealthEvent, error) {
 		err = json.Unmarshal(rep.Events, &evs)
 	}
 	return evs, err
-}
-
-// serverOf is what a real server node runs: its server block, or a
-// built-in server of its first service's protocol. Ports holds every port
-// it listens on: the block's port or ports, or by default every port its
-// services send to.
-func (r *run) serverOf(n Node) *Server {
-	var sv Server
-	if n.Server != nil {
-		sv = *n.Server
-	}
-	if sv.Port != 0 {
-		sv.Ports = []int{sv.Port}
-	}
-	given := len(sv.Ports) > 0
-	marks := r.s.markRules()
-	for i, s := range r.in.Lab.Services {
-		var mark *markRule
-		if i < len(marks) {
-			mark = marks[i]
-		}
-		for _, d := range s.Dests {
-			if d.Node != n.Name {
-				continue
-			}
-			ports := []int{int(d.Port)}
-			if d.Port == 0 && mark != nil {
-				ports = mark.portList() // a fwmark service's keep the client's port
-			}
-			for _, p := range ports {
-				if !given && p != 0 && !slices.Contains(sv.Ports, p) {
-					sv.Ports = append(sv.Ports, p)
-				}
-			}
-			if sv.Kind == "" && (s.Protocol == "udp" || mark != nil && mark.protocol == "udp") {
-				sv.Kind = "udp"
-			}
-		}
-	}
-	if len(sv.Ports) == 0 && sv.Kind != "command" {
-		return nil // serves nothing
-	}
-	return &sv
-}
-
-// portList writes ports as the realserver agent's --ports takes them.
-func portList(ports []int) string {
-	s := make([]string, len(ports))
-	for i, p := range ports {
-		s[i] = strconv.Itoa(p)
-	}
-	return strings.Join(s, ",")
 }
 
 // timeline runs the load phases and the faults, each at its time from t0,
@@ -623,10 +561,6 @@ func (r *run) weightsAt(target netip.AddrPort, at time.Duration, events []Health
 	}
 	return out
 }
-
-// estimatorSettle is one estimator period plus one tick of the director's
-// clock.
-const estimatorSettle = 3 * time.Second
 
 // services reads the director's counters (ipvsadm -L -n --stats --exact)
 // into the report's services: the structured ones, then those only the

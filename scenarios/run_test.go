@@ -104,6 +104,16 @@ func TestExamplesRunGreen(t *testing.T) {
 				}
 				assert.Equal(t, client, director, "connections, client side vs director")
 			}
+			if name == "allports-sticky" {
+				// The point of the example: each client on one real
+				// server, over both ports it connected to.
+				require.NotNil(t, rep.Load.Clients)
+				assert.Len(t, rep.Load.Clients.PerClient, 4)
+				for _, c := range rep.Load.Clients.PerClient {
+					assert.Len(t, c.ByPort, 2, "%s connected to both ports", c.Address)
+					assert.Len(t, c.Realservers, 1, "%s stayed on one real server", c.Address)
+				}
+			}
 			requireNothingLeft(t, runDir, rep.Manifest["lab"])
 		})
 	}

@@ -34,6 +34,12 @@ TCP  192.168.1.110:80 wlc
   -> 10.1.1.4:80                  Masq    1      0          0         
 `, out)
 
+	out, err = run(t, runDir, "exec", "classic-nat", "client", "--", "curl", "-sS", "-m", "5", "-D", "-", "-o", "/dev/null", "http://192.168.1.110/")
+	require.NoError(t, err, out)
+	// wlc with every overhead 0 takes the first destination of the
+	// kernel's list, where each new one is added at the head: rs3.
+	assert.Contains(t, out, "X-Real-Server: rs3", "up starts the real servers")
+
 	out, err = run(t, runDir, "ipvsadm", "--lab", "classic-nat", "--director", "director", "-A", "-t", "192.168.1.110:80")
 	var ee *exec.ExitError
 	require.ErrorAs(t, err, &ee, out)

@@ -122,6 +122,10 @@ func TestUpExecDown(t *testing.T) {
 	require.NoError(t, err, out)
 	assert.Contains(t, out, "inet 192.168.1.110/32", "a TUN real server holds the VIP")
 
+	out, err = run(t, runDir, "exec", "classic-tun", "client", "--", "curl", "-sS", "-m", "5", "-D", "-", "-o", "/dev/null", "http://192.168.1.110/")
+	require.NoError(t, err, out)
+	assert.Contains(t, out, "200 OK", "a request through the tunnel is answered by a real server up started")
+
 	_, err = run(t, runDir, "exec", "classic-tun", "client", "--", "sh", "-c", "exit 7")
 	var ee *exec.ExitError
 	require.ErrorAs(t, err, &ee)
@@ -131,6 +135,7 @@ func TestUpExecDown(t *testing.T) {
 	require.NoError(t, err)
 	assert.Contains(t, out, "classic-tun  up")
 	assert.Contains(t, out, "rs3/ipipd:")
+	assert.Contains(t, out, "rs3/realserver:")
 
 	out, err = run(t, runDir, "down", "classic-tun")
 	require.NoError(t, err, out)

@@ -17,8 +17,10 @@ func init() {
 		Use:   "up FILE|EXAMPLE",
 		Short: "Build a scenario's lab and leave it running (lvslab down removes it)",
 		Long: `up builds the lab a scenario describes — namespaces, bridges, veth pairs, addresses,
-routes, the NAT/DR/TUN real-server setup derived from its services — pins its namespaces
-under the run folder and exits, leaving the lab for lvslab exec. It prints the lab ID.`,
+routes, the NAT/DR/TUN real-server setup derived from its services — starts the director
+with its table and the real servers' servers (built-in ones where the scenario names none),
+pins its namespaces under the run folder and exits, leaving the lab for lvslab exec, curl,
+tcpdump and lvslab ipvsadm. It prints the lab ID.`,
 		Args: cobra.ExactArgs(1),
 	}
 	runDir := runDirFlag(c)
@@ -43,9 +45,12 @@ under the run folder and exits, leaving the lab for lvslab exec. It prints the l
 		}
 		for _, n := range in.Lab.Nodes {
 			var err error
-			if n.Role == topo.Director {
+			switch n.Role {
+			case topo.Director:
 				_, _, _, err = s.StartDirector(in, n.Name)
-			} else {
+			case topo.RealServer:
+				_, _, _, err = s.StartRealServer(in, n.Name)
+			default:
 				err = s.LoadNFTables(in, n.Name)
 			}
 			if err != nil {

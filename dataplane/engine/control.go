@@ -11,8 +11,9 @@ import (
 )
 
 // Request is one request sent over a director's control socket: an
-// ipvsadm run (Kind empty, as every client before the kinds sent it) or the
-// engine's statistics (Kind "stats").
+// ipvsadm run (Kind empty, as every client before the kinds sent it), the
+// engine's statistics (Kind "stats") or a wait for the rate estimator's
+// next fold (Kind "fold").
 type Request struct {
 	Kind  string   `json:"kind,omitempty"`
 	Args  []string `json:"args"`
@@ -23,6 +24,7 @@ type Request struct {
 const (
 	KindIpvsadm = ""
 	KindStats   = "stats"
+	KindFold    = "fold"
 )
 
 // Response is what an ipvsadm run printed and its exit status, or the
@@ -61,6 +63,8 @@ func (e *Engine) serveConn(c net.Conn) {
 	case KindStats:
 		s := e.Stats()
 		resp.Stats = &s
+	case KindFold:
+		e.AwaitFold()
 	default:
 		resp.Error = fmt.Sprintf("unknown request kind %q", req.Kind)
 	}
@@ -104,6 +108,14 @@ func ReadStats(socket string) (Stats, error) {
 		return Stats{}, errors.New("director control socket: no statistics in the answer (an older director?)")
 	}
 	return *resp.Stats, nil
+}
+
+// AwaitFold returns once the estimator of the director whose control
+// socket is socket has folded its counters as they stood at the call:
+// from then on ipvsadm's --stats and --rate include all traffic before it.
+func AwaitFold(socket string) error {
+	_, err := call(socket, Request{Kind: KindFold})
+	return err
 }
 
 // call sends one request and reads its response.

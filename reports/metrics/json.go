@@ -12,18 +12,18 @@ import (
 // resultJSON is the transport form of a Result (between an agent and the
 // runner). Histograms are HdrHistogram V2 compressed, base64 in JSON.
 type resultJSON struct {
-	Start         time.Time                        `json:"start"`
-	IntervalNS    int64                            `json:"interval_ns"`
-	ElapsedNS     int64                            `json:"elapsed_ns"`
-	Scheduled     uint64                           `json:"scheduled"`
-	Sent          uint64                           `json:"sent"`
-	Outcomes      map[string]uint64                `json:"outcomes"`
-	BytesSent     uint64                           `json:"bytes_sent"`
-	BytesReceived uint64                           `json:"bytes_received"`
-	Latency       []byte                           `json:"latency_hdr"`
-	Servers       map[string]*ServerCounts         `json:"servers"`
-	Clients       map[netip.Addr]map[string]uint64 `json:"clients,omitempty"`
-	Series        []intervalJSON                   `json:"series"`
+	Start         time.Time                            `json:"start"`
+	IntervalNS    int64                                `json:"interval_ns"`
+	ElapsedNS     int64                                `json:"elapsed_ns"`
+	Scheduled     uint64                               `json:"scheduled"`
+	Sent          uint64                               `json:"sent"`
+	Outcomes      map[string]uint64                    `json:"outcomes"`
+	BytesSent     uint64                               `json:"bytes_sent"`
+	BytesReceived uint64                               `json:"bytes_received"`
+	Latency       []byte                               `json:"latency_hdr"`
+	Servers       map[string]*ServerCounts             `json:"servers"`
+	Clients       map[netip.AddrPort]map[string]uint64 `json:"clients,omitempty"`
+	Series        []intervalJSON                       `json:"series"`
 }
 
 type intervalJSON struct {

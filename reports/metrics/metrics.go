@@ -119,10 +119,11 @@ type Result struct {
 	BytesReceived uint64
 	Latency       *hdrhistogram.Histogram // successful responses, µs from the intended send time
 	Servers       map[string]*ServerCounts
-	// Clients counts new connections per client source address and real
-	// server, for connections bound to a source address (a client's
-	// source_addresses): where persistence sent each client.
-	Clients map[netip.Addr]map[string]uint64
+	// Clients counts new connections per client and real server, for
+	// connections bound to a source address (a client's source_addresses):
+	// where persistence sent each client. A client is its source address
+	// with the port it connected to (Outcome.Client).
+	Clients map[netip.AddrPort]map[string]uint64
 	Series  []Interval
 }
 
@@ -197,9 +198,9 @@ func (r *Result) Merge(o *Result) error {
 	return nil
 }
 
-func (r *Result) client(a netip.Addr) map[string]uint64 {
+func (r *Result) client(a netip.AddrPort) map[string]uint64 {
 	if r.Clients == nil {
-		r.Clients = map[netip.Addr]map[string]uint64{}
+		r.Clients = map[netip.AddrPort]map[string]uint64{}
 	}
 	m := r.Clients[a]
 	if m == nil {

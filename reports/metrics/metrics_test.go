@@ -89,7 +89,7 @@ func TestResultJSONRoundTrip(t *testing.T) {
 // TestClientsPerServer counts each bound client address's new
 // connections by the server that answered, through Merge and JSON.
 func TestClientsPerServer(t *testing.T) {
-	c1, c2 := netip.MustParseAddr("192.168.1.200"), netip.MustParseAddr("192.168.1.201")
+	c1, c2 := netip.MustParseAddrPort("192.168.1.200:80"), netip.MustParseAddrPort("192.168.1.201:80")
 	a := NewRecorder(t0, time.Second)
 	for _, o := range []Outcome{
 		{Class: OK, Server: []byte("rs1"), NewConnection: true, Client: c1},
@@ -101,13 +101,15 @@ func TestClientsPerServer(t *testing.T) {
 		a.Record(&o)
 	}
 	ra := a.Finish(time.Second)
-	assert.Equal(t, map[netip.Addr]map[string]uint64{c1: {"rs1": 1}, c2: {"rs2": 1}}, ra.Clients)
+	assert.Equal(t, map[netip.AddrPort]map[string]uint64{c1: {"rs1": 1}, c2: {"rs2": 1}}, ra.Clients)
 
 	b := NewRecorder(t0, time.Second)
 	b.Record(&Outcome{Class: OK, Server: []byte("rs3"), NewConnection: true, Client: c1})
+	c1443 := netip.AddrPortFrom(c1.Addr(), 443)
+	b.Record(&Outcome{Class: OK, Server: []byte("rs3"), NewConnection: true, Client: c1443})
 	rb := b.Finish(time.Second)
 	require.NoError(t, ra.Merge(rb))
-	want := map[netip.Addr]map[string]uint64{c1: {"rs1": 1, "rs3": 1}, c2: {"rs2": 1}}
+	want := map[netip.AddrPort]map[string]uint64{c1: {"rs1": 1, "rs3": 1}, c1443: {"rs3": 1}, c2: {"rs2": 1}}
 	assert.Equal(t, want, ra.Clients)
 
 	j, err := json.Marshal(ra)
@@ -131,7 +133,7 @@ func BenchmarkRecord(b *testing.B) {
 // addresses: still no allocation once each client was seen.
 func BenchmarkRecordClient(b *testing.B) {
 	r := NewRecorder(t0, time.Second)
-	clients := []netip.Addr{netip.MustParseAddr("192.168.1.200"), netip.MustParseAddr("192.168.1.201")}
+	clients := []netip.AddrPort{netip.MustParseAddrPort("192.168.1.200:80"), netip.MustParseAddrPort("192.168.1.201:443")}
 	o := Outcome{Class: OK, Latency: 300 * time.Microsecond, Server: []byte("rs1"), NewConnection: true, Bytes: 100}
 	b.ReportAllocs()
 	for i := 0; b.Loop(); i++ {

@@ -14,9 +14,11 @@ type Outcome struct {
 	Server        []byte        // the real server's name from the response; nil when unknown
 	NewConnection bool          // the first response on its connection
 	Bytes         int           // response bytes received
-	// Client is the source address the connection was bound to; invalid
-	// when the generator left the choice to the kernel.
-	Client netip.Addr
+	// Client is the source address the connection was bound to, with
+	// the port it was sent to (the service port: a port-0 persistent
+	// service keeps a client on one real server across ports); invalid
+	// when the generator left the source address to the kernel.
+	Client netip.AddrPort
 }
 
 // Recorder fills one Result from one goroutine. Record does not allocate
@@ -35,7 +37,7 @@ type Recorder struct {
 }
 
 type clientServer struct {
-	client netip.Addr
+	client netip.AddrPort
 	server int
 }
 
