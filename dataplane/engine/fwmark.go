@@ -10,12 +10,14 @@ package engine
 //
 //   - The director's kernel has no drop for a fwmark service's packets (the
 //     netdev ingress sets hold address-port keys only), so they reach
-//     prerouting, where the operator's rules mark them (type filter or
-//     mangle, priority -150 and before).
+//     prerouting, where the operator's rules mark them (iptables' mangle
+//     PREROUTING, or nft chains of any priority), and then the input hook
+//     (the VIPs are the director's own addresses).
 //   - While the table has fwmark services, the engine keeps a table of its
-//     own in the namespace: set "marks" holds the services' marks, and a
-//     prerouting chain at priority -140 (after mangle) takes every packet
-//     whose meta mark is in the set. A TCP SYN (no ACK, RST or FIN) and
+//     own in the namespace: set "marks" holds the services' marks, and an
+//     input chain at priority 98, where the kernel's IPVS hooks LOCAL_IN
+//     (after the input filter, as there), takes every packet whose meta
+//     mark is in the set. A TCP SYN (no ACK, RST or FIN) and
 //     every UDP and SCTP packet go to netfilter queue num; the other marked
 //     TCP packets are dropped there, as the netdev drop does for address
 //     services; other protocols go on (IPVS does not take them). The queue
@@ -96,9 +98,10 @@ const (
 	MarkTablePrefix = "lvslab-fwmark-"
 	// MarkSet is the set of the fwmark services' marks in that table.
 	MarkSet = "marks"
-	// MarkPriority is the queue chain's prerouting priority: after mangle
-	// (-150), where operators set marks, and before the filter.
-	MarkPriority = -140
+	// MarkPriority is the queue chain's priority on the input hook: the
+	// kernel's IPVS hooks LOCAL_IN at NF_IP_PRI_NAT_SRC - 2, after every
+	// prerouting rule (where operators set marks) and the input filter.
+	MarkPriority = 98
 )
 
 // setMu serialises the nftables batches that create sets.
@@ -289,7 +292,7 @@ func (q *markQueue) installTable(marks []uint32) error {
 	}
 	prio := nftables.ChainPriority(MarkPriority)
 	ch := c.AddChain(&nftables.Chain{Name: "queue", Table: t, Type: nftables.ChainTypeFilter,
-		Hooknum: nftables.ChainHookPrerouting, Priority: &prio})
+		Hooknum: nftables.ChainHookInput, Priority: &prio})
 	marked := func(more ...expr.Any) []expr.Any {
 		return append([]expr.Any{
 			&expr.Meta{Key: expr.MetaKeyMARK, Register: 1},

@@ -32,10 +32,12 @@ var vip2 = netip.MustParseAddr("192.168.1.111")
 const markUDPPort = 5300
 
 // markRules is what an operator loads in the director's namespace: mark 1
-// for tcp 80 and 443 of both VIPs, mark 2 for udp 5300 of the second.
+// for tcp 80 and 443 of both VIPs, mark 2 for udp 5300 of the second, in
+// a prerouting chain of the filter priority (after mangle, where iptables
+// marks: any prerouting priority does, as for the kernel's IPVS).
 const markRules = `table ip lvstest-mark {
 	chain pre {
-		type filter hook prerouting priority mangle; policy accept;
+		type filter hook prerouting priority filter; policy accept;
 		ip daddr { 192.168.1.110, 192.168.1.111 } tcp dport { 80, 443 } meta mark set 1
 		ip daddr 192.168.1.111 udp dport 5300 meta mark set 2
 	}
@@ -194,7 +196,7 @@ func testFWMark(t *testing.T, example string, agentFlags ...string) {
 	table := fl.queueTable(t)
 	require.NotEmpty(t, table, "the engine's queue table, with fwmark services")
 	assert.Contains(t, table, "elements = { 0x00000001, 0x00000002 }", "its set holds the services' marks")
-	assert.Contains(t, table, "priority mangle + 10", "after the operator's marking rules")
+	assert.Contains(t, table, "type filter hook input priority 98;", "where IPVS hooks LOCAL_IN, after every prerouting rule")
 	t.Logf("%s", table)
 
 	client0, servers0 := fl.sent(t)
