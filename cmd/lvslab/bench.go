@@ -34,7 +34,9 @@ namespace's kernel, so compare them with kernel-route), pps (small UDP datagrams
 unlimited offered rate: saturation), pps_fixed (the same at --fixed-pps, below
 saturation: loss there means a starved worker), cps (new TCP connections per second,
 wrk against nginx, one request per connection). Each row carries its loss and the CPU
-of the machine, of the forwarder (this process) and of the load generator, in cores.
+of the machine, of the forwarder (this process) and of the load generator, in cores;
+a director row also its CPU per packet it forwarded (director µs/pkt), the measure that
+holds on a shared machine.
 
 Dataplanes run interleaved --rounds times; each row is the median. The table prints
 each value's ratio to kernel-route and nft-dnat measured in the same run.

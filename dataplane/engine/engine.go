@@ -14,15 +14,22 @@
 // and talks on its own addresses. The kernel never handles VIP traffic
 // itself (the lab drops it in nft netdev ingress, after the packet taps) and
 // does not forward (ip_forward=0), so nothing is answered or forwarded twice.
+// A BPF filter on each socket (packetio.Classifier) keeps the rest — above
+// all DR and TUN replies, which the kernel routes past — from being copied
+// to the engine at all.
 //
 // One core serves every packet: the packet goroutines (one by default;
-// Config.Workers with fanout), the control path (ipvsadm) and a clock
-// ticker share it through one mutex, taken once per batch of frames, and
-// send outside it. The core is single-threaded by design, and one core (not
-// one per worker) keeps the kernel's semantics: every scheduler sees every
-// new connection of its service, in arrival order. Deciding a packet costs
-// about 0.4 µs (BenchmarkNAT); the system calls around it cost more, so a
-// second worker brings nothing on two cores (BenchmarkBulkTCP).
+// Config.Workers in fanout groups that steer both directions of a
+// connection to one worker), the control path (ipvsadm) and a clock ticker
+// share it through one mutex, taken once per batch of frames, and send
+// outside it. The core is single-threaded by design, and one core (not one
+// per worker) keeps the kernel's semantics: every scheduler sees every new
+// connection of its service, in arrival order. Deciding a packet costs
+// about 0.4 µs (BenchmarkNAT); the system calls around it cost ten times
+// more. On two shared cores a second worker brought nothing measurable for
+// one flow and cost 10–25 % more CPU per packet at 16 connections
+// (fwdbench's BenchmarkDirector with -director.workers 2), so one stays
+// the default.
 package engine
 
 import (
@@ -61,9 +68,6 @@ type Config struct {
 	// worker, and none of a flow's packets is reordered. They share the
 	// core through the engine's lock; 1 when zero.
 	Workers int
-	// Ring receives through a TPACKET_V2 ring per socket (no copy and no
-	// system call per batch read) instead of recvmmsg.
-	Ring bool
 	// Profile is the kernel bookkeeping profile of the core.
 	Profile scheduler.Profile
 	// Tick is how often the core's clock advances without traffic
@@ -133,11 +137,6 @@ type iface struct {
 	mac   header.MAC
 	mtu   int
 }
-
-// ringFrames is the number of slots of a receive ring: room for two
-// batches, 8.7 MB of kernel memory per socket (each slot holds a 64 KB GSO
-// packet).
-const ringFrames = 128
 
 // fanoutID is the first fanout group id of the engine's workers (one group
 // per interface), unique in the director's namespace.
@@ -238,13 +237,7 @@ func (e *Engine) open() error {
 			if e.cfg.Workers > 1 {
 				c.Fanout = &packetio.Fanout{ID: uint16(fanoutID + i), Steering: e.cls, Workers: e.cfg.Workers}
 			}
-			var s packetio.Socket
-			if e.cfg.Ring {
-				c.RingFrames = ringFrames
-				s, err = packetio.OpenRing(ifc.index, e.cfg.Batch, c)
-			} else {
-				s, err = packetio.Open(ifc.index, e.cfg.Batch, c)
-			}
+			s, err := packetio.Open(ifc.index, e.cfg.Batch, c)
 			if err != nil {
 				return fmt.Errorf("engine: interface %s: %w", ifc.name, err)
 			}

@@ -146,6 +146,16 @@ func (a *Active) Stop() error {
 	return err
 }
 
+// Forwarded returns how many packets the director (the engine) forwarded
+// so far, and false for the other dataplanes.
+func (a *Active) Forwarded() (uint64, bool) {
+	if a.eng == nil {
+		return 0, false
+	}
+	c := a.eng.Counters()
+	return c.In + c.Out, true
+}
+
 // kernelOff installs packetio.KernelOff on the director's interfaces ifs.
 func kernelOff(netns string, ifs ...string) (*packetio.KernelOff, error) {
 	f, err := os.Open(NetnsPath(netns))

@@ -68,8 +68,10 @@ type Result struct {
 	CPS           float64 // new TCP connections (one HTTP request each) per second
 	BusyCPU       float64 // machine CPU busy during the run, in cores
 	DirectorCPU   float64 // this process's CPU during the run, in cores (the userspace forwarder)
-	LoadgenCPU    float64 // the load generator's CPU (iperf3 or wrk client), in cores
-	ServerCPU     float64 // the iperf3 server's CPU, in cores, as iperf3 reports it
+	// DirectorCPUSeconds is the same in seconds.
+	DirectorCPUSeconds float64
+	LoadgenCPU         float64 // the load generator's CPU (iperf3 or wrk client), in cores
+	ServerCPU          float64 // the iperf3 server's CPU, in cores, as iperf3 reports it
 }
 
 // measured runs c (a load generator in the client namespace) and returns
@@ -80,7 +82,7 @@ func measured(c *exec.Cmd) ([]byte, Result, error) {
 	out, err := c.Output()
 	elapsed := time.Since(t0).Seconds()
 	cpu1, self1 := busy(), selfCPU()
-	r := Result{BusyCPU: (cpu1 - cpu0) / elapsed, DirectorCPU: (self1 - self0) / elapsed}
+	r := Result{BusyCPU: (cpu1 - cpu0) / elapsed, DirectorCPU: (self1 - self0) / elapsed, DirectorCPUSeconds: self1 - self0}
 	if ps := c.ProcessState; ps != nil {
 		r.LoadgenCPU = (ps.UserTime() + ps.SystemTime()).Seconds() / elapsed
 	}

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cilium/ebpf"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -222,25 +223,36 @@ func TestFilterPassesWhatTheDirectorForwards(t *testing.T) {
 	assert.Zero(t, ret, "a removed VIP's packets are dropped")
 }
 
-// BenchmarkSteering runs the steering program in the kernel on a request
-// and on a reply (BPF_PROG_TEST_RUN); ns/op is one run.
-func BenchmarkSteering(b *testing.B) {
-	s := newClassifier(b)
-	vip, client := netip.MustParseAddr("10.9.0.100"), netip.MustParseAddr("10.9.3.4")
-	require.NoError(b, s.SetVIPs([]netip.Addr{vip}, nil))
-	for name, frame := range map[string][]byte{
-		"request": ht.UDP(ht.Spec{Src: client, Dst: vip, SrcPort: 40000, DstPort: 53}),
-		"reply":   ht.UDP(ht.Spec{Src: netip.MustParseAddr("10.9.1.2"), Dst: client, SrcPort: 53, DstPort: 40000}),
-	} {
-		b.Run(name, func(b *testing.B) {
-			const repeat = 1000
-			var total time.Duration
-			for b.Loop() {
-				_, d, err := s.Steer().Benchmark(frame, repeat, nil)
-				require.NoError(b, err)
-				total += d
-			}
-			b.ReportMetric(float64(total.Nanoseconds())/float64(b.N), "ns/run")
-		})
+// BenchmarkClassifier runs the steering program and the socket filter in
+// the kernel on a request and on a NAT reply (BPF_PROG_TEST_RUN); ns/run
+// is one run.
+func BenchmarkClassifier(b *testing.B) {
+	c := newClassifier(b)
+	vip, rip, client := netip.MustParseAddr("10.9.0.100"), netip.MustParseAddr("10.9.1.2"), netip.MustParseAddr("10.9.3.4")
+	require.NoError(b, c.SetVIPs([]netip.Addr{vip}, nil))
+	require.NoError(b, c.AddNATSources([]netip.Addr{rip}))
+	frames := []struct {
+		name  string
+		frame []byte
+	}{
+		{"request", ht.UDP(ht.Spec{Src: client, Dst: vip, SrcPort: 40000, DstPort: 53})},
+		{"reply", ht.UDP(ht.Spec{Src: rip, Dst: client, SrcPort: 53, DstPort: 40000})},
+	}
+	for _, prog := range []struct {
+		name string
+		p    *ebpf.Program
+	}{{"steer", c.Steer()}, {"filter", c.Filter()}} {
+		for _, f := range frames {
+			b.Run(prog.name+"/"+f.name, func(b *testing.B) {
+				const repeat = 1000
+				var total time.Duration
+				for b.Loop() {
+					_, d, err := prog.p.Benchmark(f.frame, repeat, nil)
+					require.NoError(b, err)
+					total += d
+				}
+				b.ReportMetric(float64(total.Nanoseconds())/float64(b.N), "ns/run")
+			})
+		}
 	}
 }

@@ -4,10 +4,14 @@
 // TCP packet from veth crosses whole, its CHECKSUM_PARTIAL state intact),
 // PACKET_QDISC_BYPASS, PACKET_IGNORE_OUTGOING (the director never reads its
 // own sends), non-blocking recvmmsg/sendmmsg, and fanout that sends both
-// directions of a NAT flow to the same worker. Ring receives through a
-// TPACKET_V2 ring instead; OpenWorkers opens a socket per interface per
-// worker with a Poller each; KernelOff keeps the namespace's own stack off
-// the packets (an nftables netdev ingress drop, which runs after the taps).
+// directions of a NAT flow to the same worker: a classic BPF program when
+// each interface faces one end (Fanout.Side), an eBPF one that tells the
+// ends apart by the virtual addresses otherwise (Classifier, whose socket
+// filter also keeps from a director what it does not forward). Ring
+// receives through a TPACKET_V2 ring instead; OpenWorkers opens a socket
+// per interface per worker with a Poller each; KernelOff keeps the
+// namespace's own stack off the packets (an nftables netdev ingress drop,
+// which runs after the taps).
 //
 // The package does not parse or rewrite packets (parse, xmit) and keeps no
 // flow state.

@@ -6,7 +6,9 @@
 // and go to the local stack through a TUN device, as the kernel's tunl0 would
 // hand them on. Checksum-offload state travels along in the virtio-net
 // header both ways, so a packet whose checksum veth left partial is completed
-// by the kernel, not broken.
+// by the kernel, not broken. Frames are read in batches, and consecutive TCP
+// segments of a flow are merged into one GSO packet before they are written
+// (coalescer), as GRO would merge them on a real link.
 package ipipd
 
 import (
@@ -18,6 +20,7 @@ import (
 	"os"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"github.com/vishvananda/netlink"
 	"golang.org/x/net/bpf"
@@ -54,6 +57,8 @@ const (
 	ethHdrLen  = 14
 	bufLen     = 1 << 17
 	snapLen    = 1 << 18
+	// batch is how many frames one read takes.
+	batch = 16
 )
 
 // virtio_net_hdr fields (host byte order on packet and TUN sockets).
@@ -65,16 +70,20 @@ const (
 	vnetCsumStart     = 6
 )
 
-// Stats counts what the decapsulator did.
+// Stats counts what the decapsulator did: frames received, packets written
+// to the TUN device (merged segments count once), frames dropped.
 type Stats struct {
 	Received, Delivered, Malformed, Fragments, WriteErrors uint64 // Fragments: of outer packets, reassembled
 }
 
 // Decapsulator moves IPIP payloads from the node's links to its stack.
 type Decapsulator struct {
-	pkt *os.File // AF_PACKET, non-blocking, on the runtime poller
-	tun int
-	buf []byte
+	pkt  *os.File // AF_PACKET, non-blocking, on the runtime poller
+	tun  int
+	bufs [][]byte
+	hdrs []unix.Mmsghdr
+	iovs []unix.Iovec
+	co   *coalescer
 	// frags reassembles fragmented outer packets (a director fragments
 	// an IPIP packet larger than its route's MTU when DF is clear).
 	frags *defrag.Table
@@ -88,7 +97,12 @@ func Open(name string) (*Decapsulator, error) {
 	if err != nil {
 		return nil, fmt.Errorf("tun %s: %w", name, err)
 	}
-	d := &Decapsulator{tun: tun, buf: make([]byte, bufLen), frags: defrag.New(defrag.Config{Queues: 16, Headroom: vnetHdrLen})}
+	d := &Decapsulator{tun: tun, co: newCoalescer(), hdrs: make([]unix.Mmsghdr, batch), iovs: make([]unix.Iovec, batch),
+		frags: defrag.New(defrag.Config{Queues: 16, Headroom: vnetHdrLen})}
+	mem := make([]byte, batch*bufLen)
+	for i := range batch {
+		d.bufs = append(d.bufs, mem[i*bufLen:(i+1)*bufLen:(i+1)*bufLen])
+	}
 	link, err := netlink.LinkByName(name)
 	if err == nil {
 		err = netlink.LinkSetUp(link)
@@ -185,51 +199,90 @@ func (d *Decapsulator) Serve(ctx context.Context) error {
 	}
 	stop := context.AfterFunc(ctx, func() { d.pkt.Close() })
 	defer stop()
-	var n int
 	var rerr error
-	recv := func(fd uintptr) bool {
-		n, rerr = unix.Read(int(fd), d.buf)
-		return rerr != unix.EAGAIN
+	drain := func(fd uintptr) bool {
+		for {
+			n, err := d.read(int(fd))
+			if err != nil {
+				rerr = err
+				return true
+			}
+			if n == 0 {
+				// Nothing more waiting: what is pending goes now.
+				d.flush()
+				return false
+			}
+			for i := range n {
+				d.decap(d.bufs[i][:d.hdrs[i].Len])
+			}
+		}
+	}
+	err = rc.Read(drain)
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	if err != nil {
+		return err
+	}
+	return rerr
+}
+
+// read receives up to a batch of frames with recvmmsg, without blocking;
+// 0 means nothing was waiting. Like every system call on the packet path
+// it is raw: the runtime's entersyscall would wake its sysmon thread.
+func (d *Decapsulator) read(fd int) (int, error) {
+	for i := range d.hdrs {
+		d.iovs[i].Base = &d.bufs[i][0]
+		d.iovs[i].SetLen(bufLen)
+		d.hdrs[i] = unix.Mmsghdr{}
+		d.hdrs[i].Hdr.Iov = &d.iovs[i]
+		d.hdrs[i].Hdr.SetIovlen(1)
 	}
 	for {
-		if err := rc.Read(recv); err != nil {
-			if ctx.Err() != nil {
-				return ctx.Err()
-			}
-			return err
-		}
-		if rerr != nil {
-			if ctx.Err() != nil {
-				return ctx.Err()
-			}
-			return rerr
-		}
-		d.received.Add(1)
-		inner, err := Decap(d.buf[:n])
-		if errors.Is(err, ErrFragment) {
-			d.fragments.Add(1)
-			if inner, err = d.reassemble(n, time.Now()); inner == nil && err == nil {
-				continue // not whole yet
-			}
-		}
-		switch {
-		case err != nil:
-			d.malformed.Add(1)
+		r, _, e := unix.RawSyscall6(unix.SYS_RECVMMSG, uintptr(fd), uintptr(unsafe.Pointer(&d.hdrs[0])), uintptr(len(d.hdrs)),
+			unix.MSG_DONTWAIT, 0, 0)
+		switch e {
+		case 0:
+			return int(r), nil
+		case unix.EINTR:
 			continue
+		case unix.EAGAIN:
+			return 0, nil
 		}
-		if _, err := unix.Write(d.tun, inner); err != nil {
-			d.writeErrors.Add(1)
-			continue
-		}
-		d.delivered.Add(1)
+		return 0, e
 	}
 }
 
-// reassemble queues the fragment of an outer packet in d.buf[:n] (its
-// header checked by Decap) and decapsulates the packet it completes, if it
-// does: the kernel reassembles an IPIP packet before ipip_rcv sees it.
-func (d *Decapsulator) reassemble(n int, now time.Time) ([]byte, error) {
-	frame := d.buf[vnetHdrLen:n]
+// decap takes one received frame: its inner packet joins the pending one,
+// or the pending one goes and this one waits to be joined, or it goes at
+// once.
+func (d *Decapsulator) decap(frame []byte) {
+	d.received.Add(1)
+	inner, err := Decap(frame)
+	if errors.Is(err, ErrFragment) {
+		d.fragments.Add(1)
+		if inner, err = d.reassemble(frame, time.Now()); inner == nil && err == nil {
+			return // not whole yet
+		}
+	}
+	if err != nil {
+		d.malformed.Add(1)
+		return
+	}
+	if d.co.merge(inner) {
+		return
+	}
+	d.flush()
+	if !d.co.start(inner) {
+		d.write(inner)
+	}
+}
+
+// reassemble queues the fragment of an outer packet in frame (its header
+// checked by Decap) and decapsulates the packet it completes, if it does:
+// the kernel reassembles an IPIP packet before ipip_rcv sees it.
+func (d *Decapsulator) reassemble(frame []byte, now time.Time) ([]byte, error) {
+	frame = frame[vnetHdrLen:]
 	total := int(binary.BigEndian.Uint16(frame[ethHdrLen+2:]))
 	d.frags.Expire(now, nil)
 	g, ok := d.frags.Add(frame, ethHdrLen, total, now)
@@ -239,6 +292,22 @@ func (d *Decapsulator) reassemble(n int, now time.Time) ([]byte, error) {
 	whole := g.Buf[g.Off-vnetHdrLen : g.Off+g.Len]
 	clear(whole[:vnetHdrLen]) // no offload state: the fragments had none
 	return Decap(whole)
+}
+
+// flush writes the pending packet, if any.
+func (d *Decapsulator) flush() {
+	if p := d.co.take(); p != nil {
+		d.write(p)
+	}
+}
+
+func (d *Decapsulator) write(p []byte) {
+	_, _, e := unix.RawSyscall(unix.SYS_WRITE, uintptr(d.tun), uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)))
+	if e != 0 {
+		d.writeErrors.Add(1)
+		return
+	}
+	d.delivered.Add(1)
 }
 
 // Stats returns the counters.
