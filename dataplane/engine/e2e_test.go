@@ -46,6 +46,7 @@ const (
 // servers (tcp on 80, udp on 53) on every real server.
 type lab struct {
 	in     *topo.Instance
+	agent  *topo.Agent // the director's
 	socket string
 	rips   map[netip.Addr]string // real server address → node
 	rules  []string
@@ -106,7 +107,7 @@ func startLab(t testing.TB, example, sched string, agentFlags ...string) *lab {
 	agents, err := startDirectors(in, []string{sched, sched}, agentFlags...)
 	require.NoError(t, err)
 	require.Len(t, agents, 1)
-	lb.socket = agents[0].Socket
+	lb.agent, lb.socket = agents[0], agents[0].Socket
 	t.Cleanup(func() {
 		agents[0].Stop(2 * time.Second)
 		b, _ := os.ReadFile(agents[0].Log)
@@ -131,9 +132,15 @@ func serve(t testing.TB, in *topo.Instance, node string, kind wire.Kind, listen 
 // answered.
 func (lb *lab) ask(t testing.TB, network string, port uint16, seq uint32) string {
 	t.Helper()
+	return lb.askAt(t, network, netip.AddrPortFrom(vip, port), seq)
+}
+
+// askAt is ask to any virtual address.
+func (lb *lab) askAt(t testing.TB, network string, to netip.AddrPort, seq uint32) string {
+	t.Helper()
 	var c net.Conn
 	require.NoError(t, lb.in.Do("client", func() (err error) {
-		c, err = net.DialTimeout(network, netip.AddrPortFrom(vip, port).String(), 5*time.Second)
+		c, err = net.DialTimeout(network, to.String(), 5*time.Second)
 		return err
 	}))
 	defer c.Close()
