@@ -704,7 +704,7 @@ func parseStats(s string) map[string]*svcStats {
 func environment(f topo.Features) map[string]string {
 	yes := map[bool]string{true: "present", false: "absent"}
 	return map[string]string{"packet_io": "afpacket", "ipip": f.Decap(), "netem": yes[f.Netem], "delay": f.DelayMechanism(), "tbf": yes[f.TBF],
-		"kernel_ipvs": yes[f.IPVS], "kernel": f.Kernel, "go": runtime.Version()}
+		"kernel_ipvs": yes[f.IPVS], "nfqueue": yes[f.NFQueue], "kernel": f.Kernel, "go": runtime.Version()}
 }
 
 func (r *run) manifest(f topo.Features) map[string]string {

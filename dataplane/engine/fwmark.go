@@ -79,7 +79,6 @@ import (
 	"github.com/google/nftables"
 	"github.com/google/nftables/binaryutil"
 	"github.com/google/nftables/expr"
-	"github.com/google/nftables/xt"
 	"github.com/mdlayher/netlink"
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
@@ -88,6 +87,7 @@ import (
 	"github.com/lvslab/lvslab/dataplane/header"
 	"github.com/lvslab/lvslab/dataplane/packetio"
 	"github.com/lvslab/lvslab/dataplane/parse"
+	"github.com/lvslab/lvslab/topo"
 )
 
 // Names and numbers of the queue path in the director's namespace.
@@ -258,17 +258,6 @@ func (q *markQueue) close() error {
 	return err
 }
 
-// nfqInfo is struct xt_NFQ_info_v3 (linux/netfilter/xt_NFQUEUE.h) in host
-// byte order, padded to XT_ALIGN: queuenum, queues_total, flags.
-func nfqInfo(num uint16) *xt.Unknown {
-	const bypass = 0x01 // NFQ_FLAG_BYPASS
-	info := make(xt.Unknown, 8)
-	binary.NativeEndian.PutUint16(info[0:], num)
-	binary.NativeEndian.PutUint16(info[2:], 1)
-	binary.NativeEndian.PutUint16(info[4:], bypass)
-	return &info
-}
-
 // installTable (re)creates the engine's table with marks in its set, in
 // one transaction: the old table, if any, goes in the same batch.
 func (q *markQueue) installTable(marks []uint32) error {
@@ -306,7 +295,7 @@ func (q *markQueue) installTable(marks []uint32) error {
 		&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: 1},
 		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{unix.IPPROTO_TCP}},
 	}
-	queue := &expr.Target{Name: "NFQUEUE", Rev: 3, Info: nfqInfo(q.num)}
+	queue := topo.NFQueueTarget(q.num)
 	// tcp flags & (fin|syn|rst|ack) == syn: queued.
 	const flags = header.TCPFlagFIN | header.TCPFlagSYN | header.TCPFlagRST | header.TCPFlagACK
 	c.AddRule(&nftables.Rule{Table: t, Chain: ch, Exprs: marked(append(slices.Clone(isTCP),
