@@ -51,7 +51,9 @@ BENCH_OUT      ?= out/bench
 BENCH_DURATION ?= 1s
 BENCH_ROUNDS   ?= 3
 bench: deps build
-	$(GO) test -run '^$$' -bench . -benchmem ./scheduler/ ./dataplane/header ./dataplane/parse ./dataplane/xmit
+	$(GO) test -run '^$$' -bench . -benchmem ./scheduler/ ./dataplane/header ./dataplane/parse ./dataplane/xmit \
+		./dataplane/defrag ./dataplane/packetio ./topo/ipipd ./topo/impair ./reports/metrics
+	$(GO) test -run '^$$' -bench 'NAT|Replay|Lookup10M' -benchmem ./dataplane/ ./dataplane/engine
 	./$(BIN) bench --out $(BENCH_OUT) --duration $(BENCH_DURATION) --rounds $(BENCH_ROUNDS)
 
 # fuzz runs every fuzz target for FUZZTIME each (go test fuzzes one target
@@ -59,7 +61,8 @@ bench: deps build
 FUZZTIME ?= 30s
 FUZZ_TARGETS := ./scheduler:FuzzSchedulers ./dataplane/parse:FuzzFrame ./dataplane/xmit:FuzzTransmit \
 	./dataplane/engine:FuzzHandle ./dataplane/ipvsadm:FuzzRun ./dataplane/replay:FuzzParse \
-	./scenarios:FuzzParse ./scenarios:FuzzExpectation ./loadgen:FuzzHTTPResponse ./topo/ipipd:FuzzDecap
+	./scenarios:FuzzParse ./scenarios:FuzzExpectation ./loadgen:FuzzHTTPResponse ./topo/ipipd:FuzzDecap \
+	./topo/ipipd:FuzzCoalesce ./dataplane/defrag:FuzzReassembly
 
 fuzz:
 	@set -e; for t in $(FUZZ_TARGETS); do \

@@ -269,7 +269,10 @@ func TestOpenLoopKeepAliveReusesConnections(t *testing.T) {
 	assert.InEpsilon(t, 500, res.Scheduled, 0.01)
 	sc := res.Servers["rs1"]
 	require.NotNil(t, sc)
-	assert.Less(t, sc.Connections, sc.Requests/10, "an idle connection serves the next arrival")
+	// Without reuse every request opens one (500). With it, requests that
+	// arrive while all are busy open more: a few on a quiet machine, 56 seen
+	// on a loaded 2-core one.
+	assert.Less(t, sc.Connections, sc.Requests/4, "an idle connection serves the next arrival")
 }
 
 func TestIPv6Target(t *testing.T) {

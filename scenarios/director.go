@@ -251,7 +251,7 @@ func (s *Scenario) deriveBlock(lab *topo.Lab, snap ipvsadm.Snapshot, firstLine m
 		}
 	}
 	if len(es) == 0 {
-		s.block = block
+		s.block, s.blockLines = block, lines
 	}
 	return es
 }
@@ -275,11 +275,15 @@ func realServerAt(lab *topo.Lab, addr netip.Addr) string {
 
 // StartDirector starts the director agent on node of the built lab in,
 // loaded with the director's table (DirectorTable: the structured services,
-// then the ipvsadm block). It returns the agent, the arguments it was
-// started with (to restart it) and the table's destinations.
+// then the ipvsadm block), once the node's nftables are in (LoadNFTables:
+// the fwmark services' marking rules). It returns the agent, the arguments
+// it was started with (to restart it) and the table's destinations.
 func (s *Scenario) StartDirector(in *topo.Instance, node string) (*topo.Agent, []string, []Destination, error) {
 	rules, dests, err := s.DirectorTable(s.Lab(), node)
 	if err != nil {
+		return nil, nil, nil, err
+	}
+	if err := s.LoadNFTables(in, node); err != nil {
 		return nil, nil, nil, err
 	}
 	var args []string

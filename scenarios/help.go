@@ -13,8 +13,13 @@ nodes[]                 name, role (client | director | realserver | router),
                         server (realserver): kind http | tcp | udp | command, port or ports (a
                         list: one server on several ports, for port-0 and fwmark services; default
                         every port its services send to), response_bytes, service_time (2ms,
-                        uniform:1ms-3ms, exp:2ms), max_concurrency, max_queue, command (kind command)
+                        uniform:1ms-3ms, exp:2ms), max_concurrency, max_queue, command (kind command),
+                        nftables (an nft -f ruleset loaded into the node before it starts: on a
+                        director the marking rules of an ipvsadm block's -f services)
 services[]              vip (192.168.1.110:80; :0 for all ports), protocol (tcp | udp | sctp) or fwmark,
+                        fwmark N: vip is an address or a list of them ([192.168.1.110, 192.168.1.111]),
+                        ports ([80, 443, 8000-8010]) and protocol narrow the marking rule the runner
+                        loads into the director (ip daddr {…} tcp dport {…} meta mark set N),
                         scheduler (rr wrr lc wlc lblc lblcr dh sh sed nq fo ovf mh twos; default wlc),
                         persistence {timeout: 360s, netmask: 255.255.255.255},
                         realservers[] {node, port, weight (0-65535, default 1),

@@ -55,5 +55,31 @@ func (s *Scenario) Warnings() []*Error {
 			}
 		}
 	}
-	return Errors(ws).sorted()
+	return Errors(append(ws, s.blockMarkWarnings()...)).sorted()
+}
+
+// blockMarkWarnings warns about the DR and TUN real servers of an ipvsadm
+// block's fwmark services that hold no VIP: -f names no address, so
+// nothing tells the lab which VIPs to put on their lo, and they would drop
+// what the director sends them.
+func (s *Scenario) blockMarkWarnings() []*Error {
+	lab, err := s.BuildLab()
+	if err != nil {
+		return nil
+	}
+	var ws []*Error
+	for i, bs := range s.block {
+		if bs.FWMark == 0 {
+			continue
+		}
+		for j, d := range bs.Dests {
+			n := lab.Node(d.Node)
+			if n == nil || d.Forward == topo.NAT || len(n.Loopback) > 0 {
+				continue
+			}
+			w := s.blockError(s.blockLines[i][j], fmt.Sprintf("real server %q (%s) of FWM %d holds no VIP on lo: an ipvsadm -f service names no address, so the lab puts none there and the real server drops what the director forwards (declare the service under services: with fwmark and vip instead)", d.Node, d.Forward, bs.FWMark))
+			ws = append(ws, w)
+		}
+	}
+	return ws
 }

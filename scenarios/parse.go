@@ -56,7 +56,7 @@ func Parse(file string, src []byte) (*Scenario, error) {
 	if err != nil {
 		return nil, Errors{yamlError(file, err)}
 	}
-	s := &source{file: file, ast: f}
+	s := &source{file: file, ast: f, text: src}
 	if len(f.Docs) != 1 || f.Docs[0].Body == nil {
 		return nil, Errors{{File: file, Line: 1, Col: 1, Msg: "a scenario file holds exactly one YAML document"}}
 	}
@@ -103,6 +103,17 @@ func (es Errors) sorted() Errors {
 type source struct {
 	file string
 	ast  *ast.File
+	text []byte
+}
+
+// indent is the number of spaces that start line (1-based) of the file.
+func (s *source) indent(line int) int {
+	lines := strings.Split(string(s.text), "\n")
+	if line < 1 || line > len(lines) {
+		return 0
+	}
+	l := lines[line-1]
+	return len(l) - len(strings.TrimLeft(l, " "))
 }
 
 // errorAt returns an Error at path ("nodes[3].interfaces[0].address"). When
@@ -196,6 +207,10 @@ func checkKeys(s *source, node ast.Node, t reflect.Type, es *Errors) {
 		}
 	case reflect.Slice:
 		seq, ok := node.(*ast.SequenceNode)
+		if !ok && t == reflect.TypeFor[OneOrMore]() {
+			checkKeys(s, node, t.Elem(), es) // one value
+			return
+		}
 		if !ok {
 			at(node, "expected a list")
 			return

@@ -204,6 +204,14 @@ func (r *run) start() error {
 		}
 	}
 	for _, n := range r.s.Nodes {
+		if n.Role == string(topo.Director) || n.Role == string(topo.RealServer) {
+			continue // StartDirector and StartRealServer load theirs
+		}
+		if err := r.s.LoadNFTables(r.in, n.Name); err != nil {
+			return err
+		}
+	}
+	for _, n := range r.s.Nodes {
 		if n.Role != string(topo.RealServer) {
 			continue
 		}
@@ -386,8 +394,7 @@ func (r *run) loadJobs(i int) ([]loadJob, error) {
 	}
 	targets, _ := p.Targets() // checked by Parse
 	if len(targets) == 0 {
-		s := r.in.Lab.Services[0]
-		targets = []netip.AddrPort{netip.AddrPortFrom(s.VIP, s.Port)}
+		targets = []netip.AddrPort{r.s.defaultTarget(r.in.Lab)}
 	}
 	cfg := loadgen.Config{Concurrency: p.Concurrency, Duration: p.DurationOf(r.opt.Scale),
 		KeepAlive: p.NewConnectionPerRequest != nil && !*p.NewConnectionPerRequest, RequestBytes: p.RequestBytes,
@@ -432,8 +439,8 @@ func (r *run) kindFor(p *Phase, target netip.AddrPort) (wire.Kind, error) {
 	kind := p.Kind
 	if kind == "" {
 		proto := "tcp"
-		for _, s := range r.in.Lab.Services {
-			if s.VIP == target.Addr() && (s.Port == target.Port() || s.Port == 0) && s.Protocol == "udp" {
+		for i, s := range r.in.Lab.Services {
+			if r.s.aims(r.in.Lab, i, target) && s.Protocol == "udp" {
 				proto = "udp"
 			}
 		}
@@ -486,7 +493,7 @@ func (r *run) weightsAt(target netip.AddrPort, at time.Duration, events []Health
 	}
 	var changes []change
 	for i, s := range r.in.Lab.Services {
-		if s.VIP != target.Addr() || (s.Port != target.Port() && s.Port != 0) {
+		if !r.s.aims(r.in.Lab, i, target) {
 			continue
 		}
 		quiescent := true
@@ -600,7 +607,7 @@ func (r *run) services() ([]reports.Service, error) {
 		vip, sched := netip.AddrPortFrom(ls.VIP, ls.Port).String(), scheds[key]
 		switch {
 		case i < len(r.s.Services):
-			vip, sched = r.s.Services[i].VIP, r.s.Services[i].SchedulerOf()
+			vip, sched = r.s.Services[i].VIP.String(), r.s.Services[i].SchedulerOf()
 		case ls.FWMark != 0 && ls.VIP.IsValid():
 			vip = ls.VIP.String()
 		case ls.FWMark != 0:
@@ -698,7 +705,7 @@ func parseStats(s string) map[string]*svcStats {
 func environment(f topo.Features) map[string]string {
 	yes := map[bool]string{true: "present", false: "absent"}
 	return map[string]string{"packet_io": "afpacket", "ipip": f.Decap(), "netem": yes[f.Netem], "delay": f.DelayMechanism(), "tbf": yes[f.TBF],
-		"kernel_ipvs": yes[f.IPVS], "kernel": f.Kernel, "go": runtime.Version()}
+		"kernel_ipvs": yes[f.IPVS], "nfqueue": yes[f.NFQueue], "kernel": f.Kernel, "go": runtime.Version()}
 }
 
 func (r *run) manifest(f topo.Features) map[string]string {

@@ -18,9 +18,10 @@ type Scenario struct {
 	Topology    `yaml:",inline"`
 	Timeline    `yaml:",inline"`
 
-	src   *source // positions for errors found after parsing
-	lab   labResult
-	block []topo.Service // what the ipvsadm block declares, wired like Services
+	src        *source // positions for errors found after parsing
+	lab        labResult
+	block      []topo.Service // what the ipvsadm block declares, wired like Services
+	blockLines [][]int        // blockLines[i][j]: the block line that added block[i].Dests[j]
 }
 
 // Topology is the part of a scenario that becomes a lab.
@@ -50,6 +51,11 @@ type Node struct {
 	Sysctls         map[string]string `yaml:"sysctls"` // override the derived ones
 	// Server is the program a real server runs during lvslab run.
 	Server *Server `yaml:"server"`
+	// NFTables is the node's own nftables ruleset (nft -f syntax), loaded
+	// into its namespace before anything starts there: on a director the
+	// marking rules of an ipvsadm block's fwmark (-f) services, as
+	// operators write them.
+	NFTables string `yaml:"nftables"`
 }
 
 // Interface attaches a node to a network.
@@ -66,9 +72,14 @@ type Route struct {
 
 // Service is a virtual service in structured form.
 type Service struct {
-	VIP         string       `yaml:"vip"`      // 192.168.1.110:80 (port 0: all ports); an address alone with fwmark
-	Protocol    string       `yaml:"protocol"` // tcp (default) | udp | sctp
-	FWMark      uint32       `yaml:"fwmark"`
+	// VIP is the service's address and port (192.168.1.110:80; port 0:
+	// all ports), or with fwmark the addresses it covers: one, or a list.
+	VIP      OneOrMore `yaml:"vip"`
+	Protocol string    `yaml:"protocol"` // tcp (default) | udp | sctp; with fwmark, narrows its marking rule
+	FWMark   uint32    `yaml:"fwmark"`
+	// Ports narrow a fwmark service's marking rule to these ports and
+	// ranges (80, 8000-8010); every port when empty.
+	Ports       OneOrMore    `yaml:"ports"`
 	Scheduler   string       `yaml:"scheduler"` // default wlc, as ipvsadm
 	RealServers []RealServer `yaml:"realservers"`
 	Persistence *Persistence `yaml:"persistence"`

@@ -22,6 +22,10 @@ func schemaOf(t reflect.Type) map[string]any {
 	for t.Kind() == reflect.Pointer {
 		t = t.Elem()
 	}
+	if t == reflect.TypeFor[OneOrMore]() {
+		one := schemaOf(t.Elem())
+		return map[string]any{"anyOf": []any{one, map[string]any{"type": "array", "items": one}}}
+	}
 	switch t.Kind() {
 	case reflect.Struct:
 		props := map[string]any{}

@@ -10,8 +10,8 @@ import (
 	"github.com/lvslab/lvslab/topo"
 )
 
-// StartRealServer starts what real server node runs in the built lab in:
-// the built-in server as an agent (returned with the arguments it was
+// StartRealServer starts what real server node runs in the built lab in,
+// once the node's nftables are in (LoadNFTables): the built-in server as an agent (returned with the arguments it was
 // started with, to restart it after a kill fault), or a server block's
 // command (returned as the started command). A node that serves nothing
 // returns neither. Both survive the caller in a detached lab, as
@@ -23,7 +23,10 @@ func (s *Scenario) StartRealServer(in *topo.Instance, node string) (*topo.Agent,
 			n = m
 		}
 	}
-	sv := serverOf(in.Lab, n)
+	if err := s.LoadNFTables(in, node); err != nil {
+		return nil, nil, nil, err
+	}
+	sv := s.serverOf(in.Lab, n)
 	if sv == nil {
 		return nil, nil, nil, nil
 	}
@@ -51,8 +54,9 @@ func (s *Scenario) StartRealServer(in *topo.Instance, node string) (*topo.Agent,
 // serverOf is what a real server node runs: its server block, or a
 // built-in server of its first service's protocol. Ports holds every port
 // it listens on: the block's port or ports, or by default every port its
-// services send to.
-func serverOf(lab *topo.Lab, n Node) *Server {
+// services send to (for a fwmark service with real servers of port 0,
+// the ports its marking rule names).
+func (s *Scenario) serverOf(lab *topo.Lab, n Node) *Server {
 	var sv Server
 	if n.Server != nil {
 		sv = *n.Server
@@ -61,15 +65,26 @@ func serverOf(lab *topo.Lab, n Node) *Server {
 		sv.Ports = []int{sv.Port}
 	}
 	given := len(sv.Ports) > 0
-	for _, svc := range lab.Services {
+	marks := s.markRules()
+	for i, svc := range lab.Services {
+		var mark *markRule
+		if i < len(marks) {
+			mark = marks[i]
+		}
 		for _, d := range svc.Dests {
 			if d.Node != n.Name {
 				continue
 			}
-			if !given && d.Port != 0 && !slices.Contains(sv.Ports, int(d.Port)) {
-				sv.Ports = append(sv.Ports, int(d.Port))
+			ports := []int{int(d.Port)}
+			if d.Port == 0 && mark != nil {
+				ports = mark.portList() // the client's port is kept
 			}
-			if sv.Kind == "" && svc.Protocol == "udp" {
+			for _, p := range ports {
+				if !given && p != 0 && !slices.Contains(sv.Ports, p) {
+					sv.Ports = append(sv.Ports, p)
+				}
+			}
+			if sv.Kind == "" && (svc.Protocol == "udp" || mark != nil && mark.protocol == "udp") {
 				sv.Kind = "udp"
 			}
 		}

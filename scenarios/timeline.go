@@ -257,7 +257,7 @@ func (s *Scenario) checkTimeline() Errors {
 		}
 	}
 	for i, sv := range s.Services {
-		path, obj := fmt.Sprintf("services[%d]", i), "service "+sv.VIP
+		path, obj := fmt.Sprintf("services[%d]", i), "service "+sv.VIP.String()
 		if p := sv.Persistence; p != nil {
 			if _, err := seconds(p.Timeout); p.Timeout != "" && err != nil {
 				bad(path+".persistence.timeout", obj, "persistence timeout %q: %v", p.Timeout, err)
@@ -440,13 +440,17 @@ func (s *Scenario) checkKinds() Errors {
 			continue
 		}
 		if len(targets) == 0 && len(lab.Services) > 0 {
-			targets = []netip.AddrPort{netip.AddrPortFrom(lab.Services[0].VIP, lab.Services[0].Port)}
+			targets = []netip.AddrPort{s.defaultTarget(lab)}
 		}
 		var named []string // each real server once, though several targets reach it
 		for _, ap := range targets {
-			svc := slices.IndexFunc(lab.Services, func(ls topo.Service) bool {
-				return ls.VIP == ap.Addr() && (ls.Port == ap.Port() || ls.Port == 0)
-			})
+			svc := -1
+			for j := range lab.Services {
+				if s.aims(lab, j, ap) {
+					svc = j
+					break
+				}
+			}
 			if svc < 0 || svc >= len(s.Services) {
 				continue
 			}

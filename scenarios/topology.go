@@ -115,6 +115,11 @@ func (s *Scenario) translate() labResult {
 		if err != nil {
 			bad(path+".vip", "service", "%v", err)
 		}
+		if sv.FWMark != 0 {
+			s.markRuleOf(i, func(p, format string, args ...any) { bad(p, obj, format, args...) })
+		} else if len(sv.Ports) > 0 {
+			bad(path+".ports", obj, "only a fwmark service takes ports (an address service's port is in its vip)")
+		}
 		for j, rs := range sv.RealServers {
 			d := topo.Dest{Node: rs.Node, Port: ts.Port, Weight: 1, Forward: topo.DR}
 			if rs.Port != nil {
@@ -136,7 +141,7 @@ func (s *Scenario) translate() labResult {
 	// The model checks only what parsed, and the per-mode setup only a valid
 	// model; a problem in an earlier stage would echo through the later ones.
 	if len(es) == 0 {
-		for _, step := range []func() error{l.Validate, l.ApplyServices} {
+		for _, step := range []func() error{l.Validate, s.applyServices(l)} {
 			if err := step(); err != nil {
 				var ps topo.Problems
 				if !errors.As(err, &ps) {
@@ -266,30 +271,59 @@ func addSource(l *topo.Lab, n *topo.Node, a netip.Addr) bool {
 }
 
 // parseService reads the service key: "VIP:port" with a protocol, or a
-// firewall mark with an optional VIP address.
+// firewall mark with its VIP addresses (the first one is the lab
+// service's; markRuleOf checks them all).
 func parseService(sv Service) (topo.Service, error) {
 	ts := topo.Service{Protocol: sv.Protocol, FWMark: sv.FWMark}
 	if sv.FWMark != 0 {
-		if sv.VIP == "" {
-			return ts, nil
+		// The protocol narrows the marking rule; the service has none.
+		ts.Protocol = ""
+		if len(sv.VIP) > 0 {
+			ts.VIP, _ = netip.ParseAddr(sv.VIP[0])
 		}
-		a, err := netip.ParseAddr(sv.VIP)
-		if err != nil || !a.Is4() {
-			return ts, fmt.Errorf("vip %q of a fwmark service is not an IPv4 address", sv.VIP)
-		}
-		ts.VIP = a
 		return ts, nil
+	}
+	if len(sv.VIP) != 1 {
+		return ts, fmt.Errorf("vip %q: a service has one address and port (several addresses need a fwmark service)", sv.VIP.String())
 	}
 	if ts.Protocol == "" {
 		ts.Protocol = "tcp"
 	}
-	ap, err := netip.ParseAddrPort(sv.VIP)
+	vip := sv.VIP[0]
+	ap, err := netip.ParseAddrPort(vip)
 	if err != nil || !ap.Addr().Is4() {
-		if _, aerr := netip.ParseAddr(sv.VIP); aerr == nil {
-			return ts, fmt.Errorf("vip %q needs a port (192.168.1.110:80, or :0 for all ports)", sv.VIP)
+		if _, aerr := netip.ParseAddr(vip); aerr == nil {
+			return ts, fmt.Errorf("vip %q needs a port (192.168.1.110:80, or :0 for all ports)", vip)
 		}
-		return ts, fmt.Errorf("vip %q is not an IPv4 address and port like 192.168.1.110:80", sv.VIP)
+		return ts, fmt.Errorf("vip %q is not an IPv4 address and port like 192.168.1.110:80", vip)
 	}
 	ts.VIP, ts.Port = ap.Addr(), ap.Port()
 	return ts, nil
+}
+
+// applyServices is the lab's per-mode setup with every VIP of the fwmark
+// services wired (withMarkVIPs); the lab keeps its own services.
+func (s *Scenario) applyServices(l *topo.Lab) func() error {
+	return func() error {
+		own := l.Services
+		l.Services = s.withMarkVIPs(own)
+		err := l.ApplyServices()
+		l.Services = own
+		var ps topo.Problems
+		if errors.As(err, &ps) {
+			var kept topo.Problems
+			for _, p := range ps {
+				var i int
+				if _, err := fmt.Sscanf(p.Path, "services[%d]", &i); err == nil && i >= len(own) {
+					continue // a copy's problem is its original's
+				}
+				kept = append(kept, p)
+			}
+			if len(kept) == 0 {
+				return nil
+			}
+			return kept
+		}
+		return err
+	}
 }

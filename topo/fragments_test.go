@@ -4,14 +4,12 @@ import (
 	"net"
 	"net/netip"
 	"testing"
-	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-	"golang.org/x/net/icmp"
-	"golang.org/x/net/ipv4"
 	"golang.org/x/sys/unix"
 
+	"github.com/lvslab/lvslab/internal/pingtest"
 	"github.com/lvslab/lvslab/topo"
 )
 
@@ -47,7 +45,7 @@ func TestFragmentsToAServiceAreDropped(t *testing.T) {
 	}))
 	// A fragmented ping after it, over the same link: once it is
 	// answered, the datagram before it was dropped or counted.
-	require.NoError(t, in.Do("client", func() error { return bigEcho(vip) }), "the director's kernel reassembles and answers a big ping")
+	require.NoError(t, in.Do("client", func() error { return pingtest.Echo(vip, 3000) }), "the director's kernel reassembles and answers a big ping")
 	snmp := snmpCounters(t, in, "director")
 	assert.Equal(t, "1", snmp["Ip ReasmOKs"], "reassembled: the ping only")
 	assert.Equal(t, "3", snmp["Ip ReasmReqds"], "fragments the kernel queued: the ping's (3000 bytes: 3)")
@@ -57,38 +55,4 @@ func TestFragmentsToAServiceAreDropped(t *testing.T) {
 	assert.Contains(t, list(), "192.168.1.110 . udp", "udp :54 still has the address")
 	require.NoError(t, topo.DelDropServices(int(h.Fd()), other))
 	assert.NotContains(t, list(), "192.168.1.110")
-}
-
-// bigEcho sends a 3000-byte echo request to dst and waits for its reply.
-func bigEcho(dst netip.Addr) error {
-	c, err := icmp.ListenPacket("ip4:icmp", "0.0.0.0")
-	if err != nil {
-		return err
-	}
-	defer c.Close()
-	const id, seq = 0x1b6, 1
-	req, err := (&icmp.Message{Type: ipv4.ICMPTypeEcho, Body: &icmp.Echo{ID: id, Seq: seq, Data: make([]byte, 3000)}}).Marshal(nil)
-	if err != nil {
-		return err
-	}
-	if _, err := c.WriteTo(req, &net.IPAddr{IP: dst.AsSlice()}); err != nil {
-		return err
-	}
-	if err := c.SetReadDeadline(time.Now().Add(5 * time.Second)); err != nil {
-		return err
-	}
-	buf := make([]byte, 4096)
-	for {
-		n, _, err := c.ReadFrom(buf)
-		if err != nil {
-			return err
-		}
-		m, err := icmp.ParseMessage(1, buf[:n])
-		if err != nil {
-			return err
-		}
-		if e, ok := m.Body.(*icmp.Echo); ok && m.Type == ipv4.ICMPTypeEchoReply && e.ID == id && e.Seq == seq {
-			return nil
-		}
-	}
 }

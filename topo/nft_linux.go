@@ -1,6 +1,7 @@
 package topo
 
 import (
+	"encoding/binary"
 	"fmt"
 	"net/netip"
 	"slices"
@@ -9,6 +10,7 @@ import (
 	"github.com/google/nftables"
 	"github.com/google/nftables/binaryutil"
 	"github.com/google/nftables/expr"
+	"github.com/google/nftables/xt"
 	"golang.org/x/sys/unix"
 )
 
@@ -237,4 +239,19 @@ func unusedAddrProtos(c *nftables.Conn, sets map[string]*nftables.Set, els []nft
 		}
 	}
 	return unused, nil
+}
+
+// NFQueueTarget is the xtables NFQUEUE target (revision 3, with bypass) for
+// queue num, through nft's compat expression: nft's own queue statement
+// needs CONFIG_NFT_QUEUE, which kernels without it (this project's CI
+// among them) lack, while the compat target works on both. Info is struct
+// xt_NFQ_info_v3 (linux/netfilter/xt_NFQUEUE.h) in host byte order, padded
+// to XT_ALIGN: queuenum, queues_total, flags.
+func NFQueueTarget(num uint16) *expr.Target {
+	const bypass = 0x01 // NFQ_FLAG_BYPASS
+	info := make(xt.Unknown, 8)
+	binary.NativeEndian.PutUint16(info[0:], num)
+	binary.NativeEndian.PutUint16(info[2:], 1)
+	binary.NativeEndian.PutUint16(info[4:], bypass)
+	return &expr.Target{Name: "NFQUEUE", Rev: 3, Info: &info}
 }

@@ -9,6 +9,7 @@ import (
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/asm"
 	"github.com/google/nftables"
+	"github.com/google/nftables/expr"
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 )
@@ -22,6 +23,7 @@ type Features struct {
 	TBF      bool   `json:"tbf"`      // the tbf qdisc (rate limits)
 	XDP      bool   `json:"xdp"`      // XDP programs on veth
 	NFTables bool   `json:"nftables"` // nftables, netdev family
+	NFQueue  bool   `json:"nfqueue"`  // the NFQUEUE target in an nft rule (fwmark services)
 	Kernel   string `json:"kernel"`
 	// Errors keeps why each absent feature is absent.
 	Errors map[string]string `json:"errors,omitempty"`
@@ -110,10 +112,11 @@ func probe() Features {
 		tattrs.Name = "probeipip"
 		f.IPIP = miss("ipip", netlink.LinkAdd(&netlink.Iptun{LinkAttrs: tattrs}))
 		f.NFTables = miss("nftables", probeNFT())
+		f.NFQueue = miss("nfqueue", probeNFQueue())
 		return nil
 	})
 	if err != nil {
-		for _, k := range []string{"ipip", "netem", "tbf", "xdp", "nftables"} {
+		for _, k := range []string{"ipip", "netem", "tbf", "xdp", "nftables", "nfqueue"} {
 			f.Errors[k] = "scratch namespace: " + err.Error()
 		}
 	}
@@ -145,6 +148,20 @@ func probeNFT() error {
 	return c.Flush()
 }
 
+// probeNFQueue adds a rule that queues to NFQUEUE 0 (nothing is sent to
+// it: the scratch namespace has no traffic).
+func probeNFQueue() error {
+	c, err := nftables.New()
+	if err != nil {
+		return err
+	}
+	t := c.AddTable(&nftables.Table{Family: nftables.TableFamilyINet, Name: "probeq"})
+	prio := nftables.ChainPriority(0)
+	ch := c.AddChain(&nftables.Chain{Name: "input", Table: t, Type: nftables.ChainTypeFilter, Hooknum: nftables.ChainHookInput, Priority: &prio})
+	c.AddRule(&nftables.Rule{Table: t, Chain: ch, Exprs: []expr.Any{NFQueueTarget(0)}})
+	return c.Flush()
+}
+
 // Describe is a multi-line account of the features and the fallback each
 // absence selects.
 func (f Features) Describe() string {
@@ -167,5 +184,6 @@ func (f Features) Describe() string {
 	line("tbf", f.TBF, "rate faults use tbf", "rate faults are unavailable")
 	line("xdp", f.XDP, "the dataplane may steal packets with XDP", "the dataplane uses AF_PACKET")
 	line("nftables", f.NFTables, "directors drop VIP traffic in netdev ingress after the taps", "directors cannot keep their kernel off VIP traffic")
+	line("nfqueue", f.NFQueue, "fwmark services read marked packets through the netfilter queue", "fwmark services cannot see marks (no NFQUEUE target)")
 	return b.String()
 }

@@ -14,16 +14,9 @@ import (
 // errors with ipvsadm's exit statuses, restore from standard input.
 func TestIpvsadmAgainstALab(t *testing.T) {
 	runDir := t.TempDir()
-	out, err := run(t, runDir, "up", "nat")
-	require.NoError(t, err, out)
-	inos := owned(t, runDir)
-	defer func() {
-		out, err := run(t, runDir, "down", "classic-nat")
-		require.NoError(t, err, out)
-		assertNothingLeft(t, runDir, inos)
-	}()
+	upLab(t, runDir, "nat", "classic-nat")
 
-	out, err = run(t, runDir, "ipvsadm", "--lab", "classic-nat", "-L", "-n")
+	out, err := run(t, runDir, "ipvsadm", "--lab", "classic-nat", "-L", "-n")
 	require.NoError(t, err, out)
 	assert.Equal(t, `IP Virtual Server version 1.2.1 (size=4096)
 Prot LocalAddress:Port Scheduler Flags
@@ -64,15 +57,8 @@ TCP  192.168.1.110:80 wlc
 // the scenario's ipvsadm block included, as `lvslab run` does.
 func TestUpLoadsTheIpvsadmBlock(t *testing.T) {
 	runDir := t.TempDir()
-	out, err := run(t, runDir, "up", "sticky")
-	require.NoError(t, err, out)
-	inos := owned(t, runDir)
-	defer func() {
-		out, err := run(t, runDir, "down", "sticky")
-		require.NoError(t, err, out)
-		assertNothingLeft(t, runDir, inos)
-	}()
-	out, err = run(t, runDir, "ipvsadm", "--lab", "sticky", "-S", "-n")
+	upLab(t, runDir, "sticky", "sticky")
+	out, err := run(t, runDir, "ipvsadm", "--lab", "sticky", "-S", "-n")
 	require.NoError(t, err, out)
 	assert.Contains(t, out, "-A -t 192.168.1.111:80 -s wrr -p 1800 -M 255.255.255.0\n", "the block's service")
 	assert.Contains(t, out, "-A -t 192.168.1.110:80 -s rr -p 360\n", "the structured service")

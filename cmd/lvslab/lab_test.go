@@ -107,6 +107,20 @@ func assertNothingLeft(t *testing.T, runDir string, inos map[uint64]uint64) {
 	}
 }
 
+// upLab brings up an example or scenario file with lvslab up in runDir and,
+// when the test ends, takes lab (its name) down and checks nothing is left.
+func upLab(t *testing.T, runDir, example, lab string) {
+	t.Helper()
+	out, err := run(t, runDir, "up", example)
+	require.NoError(t, err, out)
+	inos := owned(t, runDir)
+	t.Cleanup(func() {
+		out, err := run(t, runDir, "down", lab)
+		require.NoError(t, err, out)
+		assertNothingLeft(t, runDir, inos)
+	})
+}
+
 func TestUpExecDown(t *testing.T) {
 	runDir := t.TempDir()
 	out, err := run(t, runDir, "up", "tun")

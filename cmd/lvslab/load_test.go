@@ -81,7 +81,7 @@ func TestServeAndLoadAcrossTwoNamespaces(t *testing.T) {
 
 	for _, kind := range []string{"http", "tcp", "udp"} {
 		t.Run(kind, func(t *testing.T) {
-			srv := exec.Command("ip", "netns", "exec", sns, bin, "serve", "--listen", "10.250.7.2:8080", "--kind", kind, "--id", "rs1", "--response-bytes", "512")
+			srv := exec.Command("ip", "netns", "exec", sns, bin, "serve", "--listen", "10.250.7.2:8080", "--ports", "8443", "--kind", kind, "--id", "rs1", "--response-bytes", "512")
 			stdout, err := srv.StdoutPipe()
 			require.NoError(t, err)
 			require.NoError(t, srv.Start())
@@ -92,6 +92,7 @@ func TestServeAndLoadAcrossTwoNamespaces(t *testing.T) {
 			line, err := bufio.NewReader(stdout).ReadString('\n')
 			require.NoError(t, err)
 			require.Contains(t, line, "serving")
+			require.Contains(t, line, "10.250.7.2:8080, 10.250.7.2:8443", "one server on both ports")
 
 			out := t.TempDir()
 			load := exec.Command("ip", "netns", "exec", cns, bin, "load", "--target", "10.250.7.2:8080", "--kind", kind,
@@ -150,6 +151,8 @@ func TestFlagErrorsNameTheFlag(t *testing.T) {
 		{[]string{"serve", "--listen", "10.0.0.1", "--id", "rs1"}, "--listen"},
 		{[]string{"serve", "--listen", "127.0.0.1:0", "--id", "rs1", "--service-time", "gauss:1ms"}, "--service-time"},
 		{[]string{"serve", "--listen", "127.0.0.1:0", "--id", "rs1", "--fault", "crash"}, "--fault"},
+		{[]string{"serve", "--listen", "127.0.0.1:8080", "--id", "rs1", "--ports", "443,70000"}, "--ports"},
+		{[]string{"serve", "--listen", "127.0.0.1:8080", "--id", "rs1", "--ports", "443,8080"}, "--ports"},
 		{[]string{"serve", "--listen", "127.0.0.1:0", "--id", "rs1", "--kind", "udp", "--response-bytes", "70000"}, "--response-bytes"},
 	} {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {

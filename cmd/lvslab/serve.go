@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"net/netip"
 	"os/signal"
+	"slices"
+	"strings"
 	"syscall"
 
 	"github.com/spf13/cobra"
@@ -16,13 +18,16 @@ func init() {
 	var (
 		listen, kind, id, serviceTime, fault, header string
 		responseBytes, maxConcurrency, maxQueue      int
+		ports                                        []uint
 	)
 	cmd := &cobra.Command{
-		Use:   "serve --listen ADDR:PORT --kind http|tcp|udp --id NAME",
+		Use:   "serve --listen ADDR:PORT [--ports P,P…] --kind http|tcp|udp --id NAME",
 		Short: "Run a built-in real server that names itself in every response",
 		Long: `serve runs lvslab's built-in real server until interrupted. Every response names
 the server (the X-Real-Server header over http, a fixed 40-byte prefix over tcp
 and udp), so 'lvslab load' can count what each real server behind a balancer served.
+With --ports it is one server on several ports of the listen address (one name,
+capacity and fault), as the real server of a port-0 or fwmark service.
 
 Service times: 2ms (fixed), uniform:1ms-3ms, exp:2ms.
 Faults (--fault): none, hang, slow:200ms, reset, error[:STATUS], refuse.`,
@@ -32,6 +37,15 @@ Faults (--fault): none, hang, slow:200ms, reset, error[:STATUS], refuse.`,
 			var err error
 			if cfg.Listen, err = netip.ParseAddrPort(listen); err != nil {
 				return flagError("listen", fmt.Errorf("want ADDR:PORT: %w", err))
+			}
+			for _, p := range ports {
+				switch {
+				case p == 0 || p > 65535:
+					return flagError("ports", fmt.Errorf("%d is not a port", p))
+				case p == uint(cfg.Listen.Port()) || slices.Contains(cfg.Ports, uint16(p)):
+					return flagError("ports", fmt.Errorf("port %d is given twice", p))
+				}
+				cfg.Ports = append(cfg.Ports, uint16(p))
 			}
 			if cfg.Kind, err = wire.ParseKind(kind); err != nil {
 				return flagError("kind", err)
@@ -65,12 +79,13 @@ Faults (--fault): none, hang, slow:200ms, reset, error[:STATUS], refuse.`,
 						fmt.Fprintln(cmd.ErrOrStderr(), "lvslab serve:", err)
 					}
 				}
-				fmt.Fprintf(cmd.OutOrStdout(), "serving %s %s as %s\n", cfg.Kind, s.Addr(), id)
+				fmt.Fprintf(cmd.OutOrStdout(), "serving %s %s as %s\n", cfg.Kind, addrList(s.Addrs()), id)
 			})
 		},
 	}
 	fl := cmd.Flags()
 	fl.StringVar(&listen, "listen", "", "address and port to listen on (ADDR:PORT)")
+	fl.UintSliceVar(&ports, "ports", nil, "further ports to serve on the listen address (comma-separated)")
 	fl.StringVar(&kind, "kind", "http", "protocol: http, tcp or udp")
 	fl.StringVar(&id, "id", "", "the server's name, carried in every response")
 	fl.IntVar(&responseBytes, "response-bytes", 0, "http: body size; tcp/udp: whole response (at least the 40-byte prefix)")
@@ -88,4 +103,13 @@ Faults (--fault): none, hang, slow:200ms, reset, error[:STATUS], refuse.`,
 // like a usage error.
 func flagError(flag string, err error) error {
 	return &exitStatus{code: 2, err: fmt.Errorf("--%s: %w", flag, err)}
+}
+
+// addrList writes addrs as "10.0.0.2:80, 10.0.0.2:443".
+func addrList(addrs []netip.AddrPort) string {
+	s := make([]string, len(addrs))
+	for i, a := range addrs {
+		s[i] = a.String()
+	}
+	return strings.Join(s, ", ")
 }

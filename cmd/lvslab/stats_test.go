@@ -20,16 +20,9 @@ import (
 // the JSON the run report carries.
 func TestStatsOfALab(t *testing.T) {
 	runDir := t.TempDir()
-	out, err := run(t, runDir, "up", "nat")
-	require.NoError(t, err, out)
-	inos := owned(t, runDir)
-	defer func() {
-		out, err := run(t, runDir, "down", "classic-nat")
-		require.NoError(t, err, out)
-		assertNothingLeft(t, runDir, inos)
-	}()
+	upLab(t, runDir, "nat", "classic-nat")
 
-	out, err = run(t, runDir, "stats", "--lab", "classic-nat")
+	out, err := run(t, runDir, "stats", "--lab", "classic-nat")
 	require.NoError(t, err, out)
 	for _, title := range []string{"ENGINE", "frames received", "PARSED", "REASSEMBLY", "DROPPED", "INTERFACE"} {
 		assert.Contains(t, out, title)

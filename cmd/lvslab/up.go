@@ -50,6 +50,8 @@ tcpdump and lvslab ipvsadm. It prints the lab ID.`,
 				_, _, _, err = s.StartDirector(in, n.Name)
 			case topo.RealServer:
 				_, _, _, err = s.StartRealServer(in, n.Name)
+			default:
+				err = s.LoadNFTables(in, n.Name)
 			}
 			if err != nil {
 				in.Destroy()

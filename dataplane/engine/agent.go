@@ -48,8 +48,8 @@ func runAgent(ctx context.Context, env *agent.Env, args []string) error {
 	defer func() {
 		err := e.Close()
 		c := e.Counters()
-		fmt.Fprintf(os.Stderr, "director: frames %d in %d out %d icmp-in %d icmp-out %d replies %d segmented %d dropped %d no-route %d unsendable %d sockets %+v\n",
-			c.Frames, c.In, c.Out, c.ICMPIn, c.ICMPOut, c.Replies, c.Segmented, c.Dropped, c.NoRoute, c.Unsendable, c.Socket)
+		fmt.Fprintf(os.Stderr, "director: frames %d in %d out %d icmp-in %d icmp-out %d replies %d segmented %d dropped %d no-route %d unsendable %d queued %d queue-errors %d sockets %+v\n",
+			c.Frames, c.In, c.Out, c.ICMPIn, c.ICMPOut, c.Replies, c.Segmented, c.Dropped, c.NoRoute, c.Unsendable, c.Queued, c.QueueErrs, c.Socket)
 		for r, n := range c.Reasons {
 			if n > 0 && parse.Reason(r) != parse.OK {
 				fmt.Fprintf(os.Stderr, "director: %s %d\n", parse.Reason(r), n)

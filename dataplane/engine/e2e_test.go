@@ -16,11 +16,10 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-	"golang.org/x/net/icmp"
-	"golang.org/x/net/ipv4"
 	"golang.org/x/sys/unix"
 
 	"github.com/lvslab/lvslab/dataplane/engine"
+	"github.com/lvslab/lvslab/internal/pingtest"
 	"github.com/lvslab/lvslab/loadgen/realserver"
 	"github.com/lvslab/lvslab/loadgen/wire"
 	"github.com/lvslab/lvslab/scenarios"
@@ -47,6 +46,7 @@ const (
 // servers (tcp on 80, udp on 53) on every real server.
 type lab struct {
 	in     *topo.Instance
+	agent  *topo.Agent // the director's
 	socket string
 	rips   map[netip.Addr]string // real server address → node
 	rules  []string
@@ -107,7 +107,7 @@ func startLab(t testing.TB, example, sched string, agentFlags ...string) *lab {
 	agents, err := startDirectors(in, []string{sched, sched}, agentFlags...)
 	require.NoError(t, err)
 	require.Len(t, agents, 1)
-	lb.socket = agents[0].Socket
+	lb.agent, lb.socket = agents[0], agents[0].Socket
 	t.Cleanup(func() {
 		agents[0].Stop(2 * time.Second)
 		b, _ := os.ReadFile(agents[0].Log)
@@ -132,9 +132,15 @@ func serve(t testing.TB, in *topo.Instance, node string, kind wire.Kind, listen 
 // answered.
 func (lb *lab) ask(t testing.TB, network string, port uint16, seq uint32) string {
 	t.Helper()
+	return lb.askAt(t, network, netip.AddrPortFrom(vip, port), seq)
+}
+
+// askAt is ask to any virtual address.
+func (lb *lab) askAt(t testing.TB, network string, to netip.AddrPort, seq uint32) string {
+	t.Helper()
 	var c net.Conn
 	require.NoError(t, lb.in.Do("client", func() (err error) {
-		c, err = net.DialTimeout(network, netip.AddrPortFrom(vip, port).String(), 5*time.Second)
+		c, err = net.DialTimeout(network, to.String(), 5*time.Second)
 		return err
 	}))
 	defer c.Close()
@@ -448,7 +454,7 @@ func TestVIPHandover(t *testing.T) {
 func TestKernelAnswersTheRest(t *testing.T) {
 	lb := startLab(t, "nat", "rr")
 	require.ErrorIs(t, lb.dial(9), unix.ECONNREFUSED, "a port without a service")
-	require.NoError(t, lb.in.Do("client", func() error { return echo(vip) }), "a ping to the VIP")
+	require.NoError(t, lb.in.Do("client", func() error { return pingtest.Echo(vip, 6) }), "a ping to the VIP")
 	var nodes []string
 	for _, n := range lb.rips {
 		nodes = append(nodes, n)
@@ -470,43 +476,6 @@ func (lb *lab) dial(port uint16) error {
 		}
 		return err
 	})
-}
-
-// echo sends one ICMP echo request to dst and waits for its reply.
-func echo(dst netip.Addr) error {
-	c, err := icmp.ListenPacket("ip4:icmp", "0.0.0.0")
-	if err != nil {
-		return err
-	}
-	defer c.Close()
-	const id, seq = 0x1b5, 1
-	req, err := (&icmp.Message{Type: ipv4.ICMPTypeEcho, Body: &icmp.Echo{ID: id, Seq: seq, Data: []byte("lvslab")}}).Marshal(nil)
-	if err != nil {
-		return err
-	}
-	if _, err := c.WriteTo(req, &net.IPAddr{IP: dst.AsSlice()}); err != nil {
-		return err
-	}
-	if err := c.SetReadDeadline(time.Now().Add(5 * time.Second)); err != nil {
-		return err
-	}
-	buf := make([]byte, 1500)
-	for {
-		n, from, err := c.ReadFrom(buf)
-		if err != nil {
-			return err
-		}
-		m, err := icmp.ParseMessage(1, buf[:n])
-		if err != nil {
-			return err
-		}
-		if e, ok := m.Body.(*icmp.Echo); ok && m.Type == ipv4.ICMPTypeEchoReply && e.ID == id && e.Seq == seq {
-			if got := from.(*net.IPAddr).IP.String(); got != dst.String() {
-				return fmt.Errorf("echo reply from %s, want %s", got, dst)
-			}
-			return nil
-		}
-	}
 }
 
 // TestOnePacket is one-packet scheduling (-o) in the DR lab: every

@@ -38,10 +38,12 @@ import (
 	"io"
 	"net"
 	"net/netip"
+	"slices"
 	"sync"
 	"time"
 
 	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 
 	"github.com/lvslab/lvslab/dataplane"
@@ -95,29 +97,36 @@ type Counters struct {
 	Unsendable uint64           // packets a transmitter refused (UDP GSO in a tunnel, more fragments than a worker has buffers)
 	Fragmented uint64           // packets sent in fragments (reassembled datagrams, non-DF packets over the MTU)
 	Defrag     defrag.Counters  // the reassembly of received fragments
+	Queued     uint64           // packets of firewall-mark services read from the netfilter queue
+	QueueErrs  uint64           // verdicts the kernel did not take
 	Socket     []packetio.Stats // per interface, summed over the workers
 }
 
 // Engine is a running director.
 type Engine struct {
-	cfg     Config
-	mu      sync.Mutex // guards everything below, and the core
-	core    *dataplane.Director
-	ctl     *dataplane.Control
-	vips    map[netip.Addr]bool  // addresses of the services in keys
-	natSrcs map[netip.Addr]bool  // masquerading destinations ever configured
-	cls     *packetio.Classifier // the sockets' filter and fanout program: their view of vips and natSrcs
-	keys    map[dataplane.ServiceKey]bool
-	hops    *nexthops
-	ifs     []*iface
-	cnt     Counters
-	ipID    uint16
-	frag    fragments
-	sockets []unix.TpacketStats // the kernel's packet socket statistics per interface, summed (reading resets them)
-	workers []*batch
-	stop    chan struct{}
-	wg      sync.WaitGroup
-	errs    []error // each packet loop's, after it ends
+	cfg      Config
+	mu       sync.Mutex // guards everything below, and the core
+	core     *dataplane.Director
+	ctl      *dataplane.Control
+	vips     map[netip.Addr]bool  // addresses of the services in keys
+	natSrcs  map[netip.Addr]bool  // masquerading destinations ever configured
+	cls      *packetio.Classifier // the sockets' filter and fanout program: their view of vips and natSrcs
+	keys     map[dataplane.ServiceKey]bool
+	marks    []uint32            // of the fwmark services, sorted
+	markVIPs map[netip.Addr]bool // addresses fwmark services took connections to (the classifier has them)
+	fwm      *markQueue          // the fwmark services' path, from the first one on
+	markMu   sync.Mutex          // serialises syncMarks
+	ns       netns.NsHandle      // the namespace the engine runs in
+	hops     *nexthops
+	ifs      []*iface
+	cnt      Counters
+	ipID     uint16
+	frag     fragments
+	sockets  []unix.TpacketStats // the kernel's packet socket statistics per interface, summed (reading resets them)
+	workers  []*batch
+	stop     chan struct{}
+	wg       sync.WaitGroup
+	errs     []error // each packet loop's, after it ends
 }
 
 // iface is one interface the director forwards on.
@@ -155,6 +164,11 @@ func Start(cfg Config) (*Engine, error) {
 	}
 	if err = e.open(); err == nil {
 		err = e.frag.openSender()
+	}
+	if err == nil {
+		// The fwmark services' queue and table are set up later, from
+		// whatever namespace ipvsadm is called in: they go here.
+		e.ns, err = netns.Get()
 	}
 	if err != nil {
 		e.closeSockets()
@@ -262,10 +276,10 @@ func (e *Engine) Close() error {
 		w.poller.Stop()
 	}
 	e.wg.Wait()
+	errs := []error{e.closeMarks()}
 	e.closeSockets()
 	e.hops.close()
 	e.frag.close()
-	var errs []error
 	for i, err := range e.errs {
 		if err != nil && !errors.Is(err, packetio.ErrStopped) {
 			errs = append(errs, fmt.Errorf("worker %d: %w", i, err))
@@ -315,6 +329,9 @@ func (e *Engine) Ipvsadm(args []string, stdin io.Reader, stdout, stderr io.Write
 	if e.cfg.Services != nil && (len(added) > 0 || len(removed) > 0) {
 		e.cfg.Services(added, removed)
 	}
+	if err := e.syncMarks(); err != nil {
+		fmt.Fprintf(stderr, "lvslab: %v\n", err)
+	}
 	e.hops.resolve(dests)
 	return code
 }
@@ -325,10 +342,13 @@ func (e *Engine) Ipvsadm(args []string, stdin io.Reader, stdout, stderr io.Write
 func (e *Engine) syncServices(now time.Time) (added, removed []dataplane.ServiceKey, dests []netip.Addr) {
 	keys := map[dataplane.ServiceKey]bool{}
 	vips := map[netip.Addr]bool{}
+	var marks []uint32
 	for _, s := range e.core.Services(now) {
 		if k := s.Config.Key; k.FWMark == 0 {
 			keys[k] = true
 			vips[k.Addr] = true
+		} else if !slices.Contains(marks, k.FWMark) {
+			marks = append(marks, k.FWMark)
 		}
 		for _, d := range s.Dests {
 			dests = append(dests, d.Config.Addr)
@@ -344,7 +364,8 @@ func (e *Engine) syncServices(now time.Time) (added, removed []dataplane.Service
 			removed = append(removed, k)
 		}
 	}
-	e.keys, e.vips = keys, vips
+	slices.Sort(marks)
+	e.keys, e.vips, e.marks = keys, vips, marks
 	return added, removed, dests
 }
 
@@ -370,7 +391,7 @@ func (e *Engine) syncClassifier(old map[netip.Addr]bool) error {
 		}
 	}
 	for a := range old {
-		if !e.vips[a] {
+		if !e.vips[a] && !e.markVIPs[a] {
 			removed = append(removed, a)
 		}
 	}

@@ -165,14 +165,17 @@ func (e *Engine) handle(b *batch, in *iface, pk *packetio.Packet, now time.Time)
 		return
 	}
 	toVIP := e.vips[p.Dst]
+	if p.Kind == parse.KindTransport && e.fwm != nil && e.markedTap(b, in, pk, &p, toVIP, now) {
+		return
+	}
 	switch {
 	case p.Kind == parse.KindTransport && toVIP:
-		e.inbound(b, in, pk, &p, now)
+		e.inbound(b, in, pk, &p, 0, now)
 	case p.Kind == parse.KindTransport:
 		e.outbound(b, pk, &p, now)
 	case p.Tunneled:
 		e.tunnelError(b, pk, &p, now)
-	case toVIP:
+	case toVIP || e.markVIPs[p.Dst]:
 		e.inboundICMP(b, pk, &p, now)
 	default:
 		e.outboundICMP(b, pk, &p, now)
@@ -184,9 +187,12 @@ func corePacket(p *parse.Packet) dataplane.Packet {
 		TCPFlags: p.TCPFlags, Chunk: p.SCTPChunk, Len: p.Len}
 }
 
-// inbound is a client's packet to a virtual address (ip_vs_in).
-func (e *Engine) inbound(b *batch, in *iface, pk *packetio.Packet, p *parse.Packet, now time.Time) {
+// inbound is a client's packet to a virtual address (ip_vs_in), with the
+// firewall mark the queue path read (0 on the tap path). It returns the
+// core's action.
+func (e *Engine) inbound(b *batch, in *iface, pk *packetio.Packet, p *parse.Packet, mark uint32, now time.Time) dataplane.Action {
 	cp := corePacket(p)
+	cp.Mark = mark
 	v := e.core.In(&cp, now)
 	switch v.Action {
 	case dataplane.Forward:
@@ -209,6 +215,7 @@ func (e *Engine) inbound(b *batch, in *iface, pk *packetio.Packet, p *parse.Pack
 		// the engine must not.
 		e.cnt.Dropped++
 	}
+	return v.Action
 }
 
 // transmit sends a scheduled packet to its real server by the connection's

@@ -14,16 +14,17 @@ import (
 // outbound is a packet that is neither for a virtual address nor, as far
 // as the engine is concerned, for the director: the reply of a masqueraded
 // connection (handle_response) if the core knows it, else the kernel's
-// business (which, with ip_forward off, drops it).
-func (e *Engine) outbound(b *batch, pk *packetio.Packet, p *parse.Packet, now time.Time) {
+// business (which, with ip_forward off, drops it). It reports whether the
+// core knew the packet.
+func (e *Engine) outbound(b *batch, pk *packetio.Packet, p *parse.Packet, now time.Time) bool {
 	cp := corePacket(p)
 	v := e.core.Out(&cp, now)
 	if v.Action != dataplane.Forward || v.Method != dataplane.MethodMasq {
-		return
+		return false
 	}
 	if p.TTL <= 1 {
 		e.cnt.Dropped++
-		return
+		return true
 	}
 	frame := pk.Frame()
 	if p.IsIPv4() { // the director forwards the reply: TTL − 1
@@ -35,6 +36,7 @@ func (e *Engine) outbound(b *batch, pk *packetio.Packet, p *parse.Packet, now ti
 	if e.sendTo(b, pk, p.Dst, now) {
 		e.cnt.Out++
 	}
+	return true
 }
 
 // sendTo sets the frame's link addresses for the hop towards dst and

@@ -22,19 +22,21 @@ import (
 // as the kernel counts them. IPVS's own counters (per service and real
 // server) are ipvsadm's.
 type Stats struct {
-	Frames     uint64            `json:"frames"`     // frames received
-	In         uint64            `json:"in"`         // packets forwarded to real servers
-	Out        uint64            `json:"out"`        // replies forwarded to clients (NAT)
-	ICMPIn     uint64            `json:"icmp_in"`    // related ICMP errors relayed towards real servers
-	ICMPOut    uint64            `json:"icmp_out"`   // related ICMP errors relayed towards clients
-	Replies    uint64            `json:"replies"`    // ICMP errors the director sent
-	Segmented  uint64            `json:"segmented"`  // GSO packets split for a tunnel
-	Fragmented uint64            `json:"fragmented"` // packets sent in fragments
-	Dropped    uint64            `json:"dropped"`    // packets to a virtual address no service took
-	NoRoute    uint64            `json:"no_route"`   // packets without a route or a resolved next hop
-	Unsendable uint64            `json:"unsendable"` // packets a transmitter refused
-	Parse      map[string]uint64 `json:"parse"`      // frames by how they parsed: "ok" or the reason (non-zero only)
-	Defrag     map[string]uint64 `json:"defrag"`     // reassembly of IPv4 fragments (non-zero only)
+	Frames     uint64            `json:"frames"`       // frames received
+	In         uint64            `json:"in"`           // packets forwarded to real servers
+	Out        uint64            `json:"out"`          // replies forwarded to clients (NAT)
+	ICMPIn     uint64            `json:"icmp_in"`      // related ICMP errors relayed towards real servers
+	ICMPOut    uint64            `json:"icmp_out"`     // related ICMP errors relayed towards clients
+	Replies    uint64            `json:"replies"`      // ICMP errors the director sent
+	Segmented  uint64            `json:"segmented"`    // GSO packets split for a tunnel
+	Fragmented uint64            `json:"fragmented"`   // packets sent in fragments
+	Dropped    uint64            `json:"dropped"`      // packets to a virtual address no service took
+	NoRoute    uint64            `json:"no_route"`     // packets without a route or a resolved next hop
+	Unsendable uint64            `json:"unsendable"`   // packets a transmitter refused
+	Queued     uint64            `json:"queued"`       // packets of fwmark services read from the netfilter queue
+	QueueErrs  uint64            `json:"queue_errors"` // verdicts the kernel did not take
+	Parse      map[string]uint64 `json:"parse"`        // frames by how they parsed: "ok" or the reason (non-zero only)
+	Defrag     map[string]uint64 `json:"defrag"`       // reassembly of IPv4 fragments (non-zero only)
 	Interfaces []InterfaceStats  `json:"interfaces"`
 }
 
@@ -51,15 +53,15 @@ type InterfaceStats struct {
 // Counters returns the engine's own counters by their JSON names.
 func (s *Stats) Counters() map[string]uint64 {
 	return map[string]uint64{"frames": s.Frames, "in": s.In, "out": s.Out, "icmp_in": s.ICMPIn, "icmp_out": s.ICMPOut,
-		"replies": s.Replies, "segmented": s.Segmented, "fragmented": s.Fragmented}
+		"replies": s.Replies, "segmented": s.Segmented, "fragmented": s.Fragmented, "queued": s.Queued}
 }
 
 // Drops returns every count of packets the director did not forward, by
 // reason: "parse.REASON" for malformed frames the kernel drops too,
 // "defrag.REASON" for fragments or datagrams reassembly gave up on,
-// "dropped", "no_route", "unsendable", and "socket.IFACE" for frames the
-// kernel dropped before the engine could read them. Zero counts are left
-// out.
+// "dropped", "no_route", "unsendable", "queue_errors" (verdicts the kernel
+// did not take), and "socket.IFACE" for frames the kernel dropped before
+// the engine could read them. Zero counts are left out.
 func (s *Stats) Drops() map[string]uint64 {
 	m := map[string]uint64{}
 	for name, n := range s.Parse {
@@ -72,7 +74,7 @@ func (s *Stats) Drops() map[string]uint64 {
 			m["defrag."+name] = n
 		}
 	}
-	for name, n := range map[string]uint64{"dropped": s.Dropped, "no_route": s.NoRoute, "unsendable": s.Unsendable} {
+	for name, n := range map[string]uint64{"dropped": s.Dropped, "no_route": s.NoRoute, "unsendable": s.Unsendable, "queue_errors": s.QueueErrs} {
 		m[name] = n
 	}
 	for _, ifc := range s.Interfaces {
@@ -106,7 +108,7 @@ func (e *Engine) Stats() Stats {
 	c := e.Counters()
 	s := Stats{Frames: c.Frames, In: c.In, Out: c.Out, ICMPIn: c.ICMPIn, ICMPOut: c.ICMPOut, Replies: c.Replies,
 		Segmented: c.Segmented, Fragmented: c.Fragmented, Dropped: c.Dropped, NoRoute: c.NoRoute, Unsendable: c.Unsendable,
-		Parse: map[string]uint64{}, Defrag: c.Defrag.Map()}
+		Queued: c.Queued, QueueErrs: c.QueueErrs, Parse: map[string]uint64{}, Defrag: c.Defrag.Map()}
 	for r, n := range c.Reasons {
 		if n > 0 {
 			s.Parse[parse.Reason(r).String()] = n
