@@ -49,14 +49,28 @@ func (r *run) awaitFaults(ctx context.Context, st *faultSteps, at time.Duration)
 			waits = append(waits, st.restored[i])
 		}
 		for _, c := range waits {
-			select {
-			case <-ctx.Done():
+			if !awaitStep(ctx, c) {
 				return false
-			case <-c:
 			}
 		}
 	}
 	return true
+}
+
+// awaitStep waits for step to be done; false when ctx ends before it is
+// (a step already done counts whatever ctx says).
+func awaitStep(ctx context.Context, step <-chan struct{}) bool {
+	select {
+	case <-step:
+		return true
+	default:
+	}
+	select {
+	case <-ctx.Done():
+		return false
+	case <-step:
+		return true
+	}
 }
 
 // fault waits for fault i's time, applies it, and restores it after its

@@ -383,3 +383,30 @@ func TestHealthStateRiseFall(t *testing.T) {
 	assert.Equal(t, []bool{false, true}, changes, "down after 3 failures in a row, up after 2 successes in a row")
 	assert.True(t, h.up)
 }
+
+// TestPhaseWaitsForTheFaultsBeforeIt: a phase starting at a time waits for
+// every fault action and restore timed at or before it, and for no other.
+func TestPhaseWaitsForTheFaultsBeforeIt(t *testing.T) {
+	s, err := Parse("t.yaml", []byte(natLab+`faults:
+  - {at: 1s, kill: rs1, for: 2s}
+  - {at: 5s, weight: {node: rs2, value: 3}}
+`))
+	require.NoError(t, err)
+	r := &run{s: s, opt: RunOptions{Scale: 1}}
+	st := newFaultSteps(len(s.Faults))
+	canceled, cancel := context.WithCancel(context.Background())
+	cancel()
+	waits := func(at time.Duration) bool { return !r.awaitFaults(canceled, st, at) }
+
+	assert.False(t, waits(500*time.Millisecond), "no fault before 0.5s")
+	assert.True(t, waits(time.Second), "the kill at 1s")
+	close(st.applied[0])
+	assert.False(t, waits(2*time.Second), "the kill is done, its restore is at 3s")
+	assert.True(t, waits(3*time.Second), "the restore at 3s")
+	close(st.restored[0])
+	assert.False(t, waits(4*time.Second))
+	assert.True(t, waits(5*time.Second), "the weight at 5s")
+	close(st.applied[1])
+	close(st.restored[1])
+	assert.True(t, r.awaitFaults(context.Background(), st, time.Minute))
+}
