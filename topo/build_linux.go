@@ -167,7 +167,11 @@ var LinkUpTimeout = 30 * time.Second
 
 // waitForwarding returns once every veth end in the fabric carries frames,
 // so the first packet a test or a user sends is not lost to a link the
-// kernel has not activated yet (see readyLinks).
+// kernel has not activated yet (see readyLinks). The node ends need no
+// look of their own: the link watcher activates devices in the order their
+// events came, and a node end's come first (veth_newlink turns the peer's
+// carrier off first; veth_open turns its own carrier on before its peer's),
+// so a fabric end that is up has a node end that is up.
 func (in *Instance) waitForwarding(ctx context.Context) error {
 	v, err := newVethMaker(in.fabric)
 	if err != nil {
