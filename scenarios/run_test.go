@@ -308,7 +308,7 @@ func TestHealthFlaps(t *testing.T) {
     realservers: [{node: rs1, forward: nat}, {node: rs2, forward: nat}]
     health_check: {kind: tcp, interval: 100ms, timeout: 1s, rise: 2, fall: 2}
 load:
-  - {rate: 100/s, duration: 7s, timeout: 500ms}
+  - {rate: 100/s, duration: 7s, timeout: 2s}
 faults:
   - {at: 500ms, kill: rs2, for: 1s}
   - {at: 3500ms, kill: rs2, for: 1s}
@@ -393,6 +393,8 @@ faults:
 // TestBlockOnlyDR runs a DR service that only the ipvsadm block declares:
 // its real servers answer because they got the DR setup (VIP on lo), and
 // the report lists the service with its real servers, weights and shares.
+// Requests get 2 s: a loaded 2-core machine stalls a process for most of a
+// second, and the test is about where requests go, not how fast.
 func TestBlockOnlyDR(t *testing.T) {
 	needLabs(t)
 	s, err := Parse("blockdr.yaml", []byte(`name: blockdr
@@ -407,7 +409,7 @@ ipvsadm: |
   -a -t 192.168.1.110:80 -r 192.168.1.2:80 -g -w 1
   -a -t 192.168.1.110:80 -r 192.168.1.3:80 -g -w 3
 load:
-  - {name: steady, target: 192.168.1.110:80, rate: 50/s, duration: 1s, timeout: 500ms}
+  - {name: steady, target: 192.168.1.110:80, rate: 50/s, duration: 1s, timeout: 2s}
 `))
 	require.NoError(t, err)
 	runDir := t.TempDir()
@@ -444,7 +446,8 @@ load:
 // TestServerOnSeveralPorts runs an all-ports persistent service whose real
 // servers listen on two ports: a phase to each port is served without
 // errors, by the one real server the client sticks to, and a default
-// server listens on every port its services send to.
+// server listens on every port its services send to. Requests get 2 s, as
+// in TestBlockOnlyDR.
 func TestServerOnSeveralPorts(t *testing.T) {
 	needLabs(t)
 	s, err := Parse("ports.yaml", []byte("name: ports\n"+labFront+`  - {name: rs1, role: realserver, interfaces: [{network: internal, address: 10.1.1.2}], server: {ports: [80, 443]}}
@@ -460,9 +463,9 @@ services:
   - vip: 192.168.1.111:8080
     realservers: [{node: rs3, forward: nat}]
 load:
-  - {name: http, target: 192.168.1.110:80, rate: 50/s, duration: 500ms, timeout: 500ms}
-  - {name: https, target: 192.168.1.110:443, rate: 50/s, duration: 500ms, timeout: 500ms}
-  - {name: rs3 8080, target: 192.168.1.111:8080, rate: 50/s, duration: 500ms, timeout: 500ms}
+  - {name: http, target: 192.168.1.110:80, rate: 50/s, duration: 500ms, timeout: 2s}
+  - {name: https, target: 192.168.1.110:443, rate: 50/s, duration: 500ms, timeout: 2s}
+  - {name: rs3 8080, target: 192.168.1.111:8080, rate: 50/s, duration: 500ms, timeout: 2s}
 `))
 	require.NoError(t, err)
 	runDir := t.TempDir()
