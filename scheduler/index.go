@@ -23,18 +23,24 @@ func unindex(svc *Service) {
 // "better" is a strict weak order (for wlc and sed, comparing load/weight by
 // cross-multiplication over positive weights is one). A dest's change costs
 // O(log n); a pick reads the root.
+//
+// The last dest to change is re-ranked only when another one changes or a
+// pick reads the root: a connection moves its dest's load three or four
+// times (bind, active, inactive, unbind) between two picks of that dest, and
+// all but one of those re-rankings would be overwritten unread.
 type rankTree struct {
 	svc      *Service
 	eligible func(p Profile, d *Dest) bool
 	better   func(p Profile, a, b *Dest) bool // a strictly better than b
 	leaves   int                              // a power of two ≥ len(list)
 	node     []*Dest                          // heap order: node[1] is the root
+	pending  *Dest                            // changed since the tree last ranked it
 }
 
 // build indexes the whole list; the hooks call it when the list changes,
 // since every insertion at the head moves every position.
 func (t *rankTree) build(svc *Service, owner loadIndex) {
-	t.svc = svc
+	t.svc, t.pending = svc, nil
 	n := len(svc.Dests)
 	if n < scanCutoff {
 		unindex(svc) // short lists are walked: keeping an index would only cost
@@ -60,7 +66,25 @@ func (t *rankTree) build(svc *Service, owner loadIndex) {
 	}
 }
 
-// update re-ranks d from its leaf up.
+// changed notes that d's load or eligibility moved.
+func (t *rankTree) changed(d *Dest) {
+	if t.pending != d {
+		t.flush()
+		t.pending = d
+	}
+}
+
+// flush re-ranks the pending dest, if any.
+func (t *rankTree) flush() {
+	if t.pending != nil {
+		t.update(t.pending)
+		t.pending = nil
+	}
+}
+
+// update re-ranks d from its leaf up; every other leaf must be ranked. It stops at the first match whose
+// winner is another dest that won there before: that winner's load did not
+// move, so no match above it changes.
 func (t *rankTree) update(d *Dest) {
 	j := t.leaves + d.pos
 	if t.eligible(t.svc.Profile, d) {
@@ -69,7 +93,11 @@ func (t *rankTree) update(d *Dest) {
 		t.node[j] = nil
 	}
 	for j /= 2; j >= 1; j /= 2 {
-		t.node[j] = t.match(t.node[2*j], t.node[2*j+1])
+		w := t.match(t.node[2*j], t.node[2*j+1])
+		if w == t.node[j] && w != d {
+			return
+		}
+		t.node[j] = w
 	}
 }
 
@@ -80,7 +108,10 @@ func (t *rankTree) match(left, right *Dest) *Dest {
 	return left
 }
 
-func (t *rankTree) best() *Dest { return t.node[1] }
+func (t *rankTree) best() *Dest {
+	t.flush()
+	return t.node[1]
+}
 
 // ranked is the common body of the schedulers that pick the best dest by
 // one comparison (lc, wlc, sed, nq, fo, ovf): the kernel's walk for short
@@ -107,7 +138,7 @@ func (r *ranked) Schedule(svc *Service, _ Flow, _ time.Time) *Dest {
 	return r.rank.best()
 }
 
-func (r *ranked) loadChanged(d *Dest)                  { r.rank.update(d) }
+func (r *ranked) loadChanged(d *Dest)                  { r.rank.changed(d) }
 func (r *ranked) AddDest(svc *Service, _ *Dest)        { r.rank.build(svc, r) }
 func (r *ranked) DelDest(svc *Service, _ *Dest, _ int) { r.rank.build(svc, r) }
 
