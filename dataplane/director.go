@@ -93,9 +93,14 @@ type Director struct {
 
 	svcs     map[ServiceKey]*Service
 	svcOrder []*Service // creation order
-	nFWM     [2]int     // fwmark services per family (IPv4, IPv6)
-	nPort0   int
-	nFTP     int
+	// lastKey and lastSvc remember the last service lookupService found by
+	// its exact key: packets come in runs to one service, and the map
+	// lookup is a hash of the whole key. lastSvc is nil when svcs changes.
+	lastKey ServiceKey
+	lastSvc *Service
+	nFWM    [2]int // fwmark services per family (IPv4, IPv6)
+	nPort0  int
+	nFTP    int
 
 	dests     []*Dest // by id; nil slots are free
 	freeDests []uint32

@@ -225,7 +225,12 @@ func (d *Director) lookupService(af uint8, p *Packet) *Service {
 		}
 	}
 	dst := p.Dst.Unmap()
-	if s := d.svcs[ServiceKey{Proto: p.Proto, Addr: dst, Port: p.DstPort, IPv6: v6}]; s != nil {
+	key := ServiceKey{Proto: p.Proto, Addr: dst, Port: p.DstPort, IPv6: v6}
+	if d.lastSvc != nil && key == d.lastKey {
+		return d.lastSvc
+	}
+	if s := d.svcs[key]; s != nil {
+		d.lastKey, d.lastSvc = key, s
 		return s
 	}
 	if p.Proto == ProtoTCP && d.nFTP > 0 && (p.DstPort == ftpDataPort || p.DstPort >= 1024) {
