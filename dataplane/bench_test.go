@@ -82,7 +82,7 @@ func steadyDirector(b *testing.B, sched string) *steadyReplay {
 	runtime.GC()
 	runtime.ReadMemStats(&before)
 	s := &steadyReplay{d: director100(b, sched), now: t0}
-	s.run(130 * int(time.Second/replayRate))
+	s.run(130*int(time.Second/replayRate), false)
 	runtime.GC()
 	runtime.ReadMemStats(&after)
 	s.heapBytes = int64(after.HeapAlloc) - int64(before.HeapAlloc)
@@ -90,11 +90,19 @@ func steadyDirector(b *testing.B, sched string) *steadyReplay {
 	return s
 }
 
-// run makes n more connections, each a full exchange.
-func (s *steadyReplay) run(n int) {
+// run makes n more connections, each a full exchange. With lookahead it
+// calls PrefetchIn for the next connection's SYN first, as a caller
+// holding a batch of packets can.
+func (s *steadyReplay) run(n int, lookahead bool) {
 	in := Packet{Proto: ProtoTCP, Dst: vip, DstPort: 80}
+	next := in
 	out := Packet{Proto: ProtoTCP}
 	for range n {
+		if lookahead {
+			c := clientOf(s.n + 1)
+			next.Src, next.SrcPort = c.Addr(), c.Port()
+			s.d.PrefetchIn(&next)
+		}
 		c := clientOf(s.n)
 		in.Src, in.SrcPort = c.Addr(), c.Port()
 		exchange(s.d, &in, &out, s.now)
@@ -107,13 +115,13 @@ func (s *steadyReplay) run(n int) {
 // director in steady state (steadyDirector): each connection costs its
 // nine packets, its expiry and its share of the table's upkeep. It reports
 // connections per CPU second and heap bytes per live connection.
-func benchmarkReplay(b *testing.B, sched string) {
+func benchmarkReplay(b *testing.B, sched string, lookahead bool) {
 	s := steadyDirector(b, sched)
 	live := s.d.ConnCount()
 	b.ReportAllocs()
 	cpu0 := cpuTime()
 	b.ResetTimer()
-	s.run(b.N)
+	s.run(b.N, lookahead)
 	b.StopTimer()
 	// Per CPU second, not per wall second: the machines this runs on are
 	// shared, and the target is per core.
@@ -124,8 +132,12 @@ func benchmarkReplay(b *testing.B, sched string) {
 	}
 }
 
-func BenchmarkReplayWLC(b *testing.B) { benchmarkReplay(b, "wlc") }
-func BenchmarkReplayMH(b *testing.B)  { benchmarkReplay(b, "mh") }
+func BenchmarkReplayWLC(b *testing.B) { benchmarkReplay(b, "wlc", false) }
+func BenchmarkReplayMH(b *testing.B)  { benchmarkReplay(b, "mh", false) }
+
+// BenchmarkReplayWLCPrefetchIn is BenchmarkReplayWLC for a caller that
+// prefetches the next SYN's bucket (Director.PrefetchIn).
+func BenchmarkReplayWLCPrefetchIn(b *testing.B) { benchmarkReplay(b, "wlc", true) }
 
 // cpuTime is the process's user and system time.
 func cpuTime() time.Duration {

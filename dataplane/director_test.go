@@ -517,6 +517,7 @@ func TestPacketPathDoesNotAllocate(t *testing.T) {
 		in.Src, in.SrcPort = c.Addr(), c.Port()
 		in.TCPFlags = TCPAck
 		p := in
+		d.PrefetchIn(&p)
 		d.In(&p, now) // a lookup miss: accepted, not ours
 		exchange(d, &in, &out, now)
 	})
