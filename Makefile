@@ -28,8 +28,12 @@ deps:
 		else echo "not root: tests that need these packages will skip: $$missing"; fi; \
 	fi
 
+# vet runs go vet and staticcheck (pinned: the module proxy serves this
+# version), which also finds dead code.
+STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.6.0
 vet:
 	$(GO) vet ./...
+	$(GO) run $(STATICCHECK) ./...
 
 # test runs every test, including the root-only namespace tests (they skip
 # with a reason when they cannot run).

@@ -155,12 +155,17 @@ func (t *connTable) hash(i uint32) {
 	t.count++
 }
 
+// bucket is the hash bucket of entry c's key.
+func (t *connTable) bucket(c *conn) *uint64 {
+	return &t.buckets[connHash(t.seed, c.proto, &c.caddr, c.cport)&uint64(len(t.buckets)-1)]
+}
+
 func (t *connTable) unhash(i uint32) {
 	c := t.at(i)
 	if c.flags&connHashed == 0 {
 		return
 	}
-	b := &t.buckets[connHash(t.seed, c.proto, &c.caddr, c.cport)&uint64(len(t.buckets)-1)]
+	b := t.bucket(c)
 	if uint32(*b) == i {
 		*b = *b&^0xffffffff | uint64(c.next)
 		if c.next == 0 {

@@ -70,6 +70,7 @@ func (d *Director) AddService(cfg ServiceConfig, now time.Time) syscall.Errno {
 		return err
 	}
 	d.svcs[cfg.Key] = s
+	d.lastSvc = nil
 	d.svcOrder = append(d.svcOrder, s)
 	d.count(s, 1)
 	d.updateNextSvc()
@@ -152,6 +153,7 @@ func (d *Director) delService(s *Service) {
 	}
 	_ = s.SetScheduler("none")
 	delete(d.svcs, s.cfg.Key)
+	d.lastSvc = nil
 	for i, x := range d.svcOrder {
 		if x == s {
 			d.svcOrder = append(d.svcOrder[:i], d.svcOrder[i+1:]...)

@@ -17,6 +17,7 @@ package dataplane
 import (
 	"net/netip"
 	"time"
+	"unsafe"
 
 	"github.com/lvslab/lvslab/scheduler"
 )
@@ -93,9 +94,14 @@ type Director struct {
 
 	svcs     map[ServiceKey]*Service
 	svcOrder []*Service // creation order
-	nFWM     [2]int     // fwmark services per family (IPv4, IPv6)
-	nPort0   int
-	nFTP     int
+	// lastKey and lastSvc remember the last service lookupService found by
+	// its exact key: packets come in runs to one service, and the map
+	// lookup is a hash of the whole key. lastSvc is nil when svcs changes.
+	lastKey ServiceKey
+	lastSvc *Service
+	nFWM    [2]int // fwmark services per family (IPv4, IPv6)
+	nPort0  int
+	nFTP    int
 
 	dests     []*Dest // by id; nil slots are free
 	freeDests []uint32
@@ -171,6 +177,7 @@ func (d *Director) advance(t int64) {
 		switch {
 		case d.timers.n > 0 && d.timers.next == next:
 			d.fireTimer(d.timers.pop())
+			d.prefetchExpiry()
 		case d.nextSvc == next:
 			d.expireSchedulers(next)
 		case d.nextTrash == next:
@@ -251,6 +258,39 @@ func (d *Director) arm(i uint32, t int64) {
 		c.armed = c.expires
 		d.timers.push(timerEntry{when: c.expires, idx: i, gen: c.gen}, c.timeout)
 	}
+}
+
+// expiryLookahead is how many expiries of one timeout ahead
+// prefetchExpiry starts on a connection: far enough that its lines arrive
+// before they are needed, near enough that they are still cached then.
+const expiryLookahead = 4
+
+// prefetchExpiry loads, ahead of time, what the expiries due next in the
+// FIFO just popped from will touch: a timer that fires is the oldest of its
+// timeout, so its hash bucket and the chain in front of it are nowhere in
+// the cache, and each would stall the unhash for a memory access. It runs a
+// pipeline over two places in the FIFO: the bucket of the entry far ahead,
+// the chain head of the one half as far (its bucket is cached by now).
+// (Prefetching the entries themselves as well measured no faster.)
+func (d *Director) prefetchExpiry() {
+	if e := d.timers.ahead(expiryLookahead); e != nil {
+		if c := d.conns.at(e.idx); d.expires(c, e) {
+			prefetch(unsafe.Pointer(d.conns.bucket(c)))
+		}
+	}
+	if e := d.timers.ahead(expiryLookahead / 2); e != nil {
+		if c := d.conns.at(e.idx); d.expires(c, e) {
+			if head := uint32(*d.conns.bucket(c)); head != e.idx && head != 0 {
+				prefetch(unsafe.Pointer(d.conns.at(head)))
+			}
+		}
+	}
+}
+
+// expires reports whether timer entry e, once due, will unhash c (unless a
+// packet re-arms c before).
+func (d *Director) expires(c *conn, e *timerEntry) bool {
+	return c.gen == e.gen && c.flags&connHashed != 0 && c.expires <= e.when
 }
 
 func (d *Director) fireTimer(e timerEntry) {

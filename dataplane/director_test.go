@@ -373,6 +373,23 @@ func TestServiceLookupOrder(t *testing.T) {
 	assert.Equal(t, Accept, l.d.In(&p, l.now).Action, "no service: not IPVS traffic")
 }
 
+// TestServiceLookupFollowsDeletesAndReAdds checks that the remembered last
+// service never outlives the service: after a delete the VIP is no IPVS
+// traffic, and a service added again with the same key is the one found.
+func TestServiceLookupFollowsDeletesAndReAdds(t *testing.T) {
+	l := newLab(t, scheduler.ProfileCurrent)
+	syn := func(sport uint16) Verdict {
+		p := Packet{Proto: ProtoTCP, Src: cl1, SrcPort: sport, Dst: vip, DstPort: 80, TCPFlags: TCPSyn, Len: 60}
+		return l.d.In(&p, l.now)
+	}
+	l.service(tcp80, "rr", 0, 0, nat(rs1))
+	require.Equal(t, rs1, syn(20000).Dest.Addr())
+	require.Zero(t, l.d.DelService(tcp80, l.now))
+	assert.Equal(t, Accept, syn(20001).Action, "the service is gone")
+	l.service(tcp80, "rr", 0, 0, nat(rs2))
+	assert.Equal(t, rs2, syn(20002).Dest.Addr(), "the service added again")
+}
+
 func TestSCTPHandshakeIsActiveOnlyWhenEstablished(t *testing.T) {
 	l := newLab(t, scheduler.ProfileCurrent)
 	key := ServiceKey{Proto: ProtoSCTP, Addr: vip, Port: 80}
@@ -500,6 +517,7 @@ func TestPacketPathDoesNotAllocate(t *testing.T) {
 		in.Src, in.SrcPort = c.Addr(), c.Port()
 		in.TCPFlags = TCPAck
 		p := in
+		d.PrefetchIn(&p)
 		d.In(&p, now) // a lookup miss: accepted, not ours
 		exchange(d, &in, &out, now)
 	})

@@ -14,6 +14,7 @@ type timers struct {
 	next   int64 // earliest pending entry; valid when n > 0
 	n      int
 	nextAt int // where next is: a FIFO index, or -1 for the heap
+	popped int // where pop took its entry from: a FIFO index, or -1
 }
 
 // maxFIFOs bounds the per-timeout FIFOs; further timeouts use the heap.
@@ -122,9 +123,24 @@ func (ts *timers) pop() timerEntry {
 	} else {
 		e = ts.fifos[ts.nextAt].pop()
 	}
+	ts.popped = ts.nextAt
 	ts.n--
 	ts.refresh()
 	return e
+}
+
+// ahead is the entry at place k (0 is the front) of the FIFO the last pop
+// took its entry from: due k+1 expiries of that timeout later. It is nil if
+// there is none, or if that pop came from the heap.
+func (ts *timers) ahead(k int) *timerEntry {
+	if ts.popped < 0 {
+		return nil
+	}
+	q := &ts.fifos[ts.popped]
+	if k >= q.len {
+		return nil
+	}
+	return &q.ring[q.wrap(q.head+k)]
 }
 
 // timerEntry is one pending expiry. Entries are lazy: re-arming a conn to a

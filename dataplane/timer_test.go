@@ -48,3 +48,24 @@ func TestTimersPopEarliest(t *testing.T) {
 	assert.Len(t, ts.fifos, maxFIFOs)
 	assert.NotZero(t, cap(ts.heap), "out-of-order entries and extra timeouts use the heap")
 }
+
+// TestTimersAheadIsTheNextOfTheSameFIFO checks what prefetchExpiry looks at:
+// after a pop, ahead(k) is the FIFO's entry k+1 after the popped one, nil
+// past its end and nil after a pop from the heap.
+func TestTimersAheadIsTheNextOfTheSameFIFO(t *testing.T) {
+	var ts timers
+	for i := range 10 {
+		ts.push(timerEntry{when: int64(100 + i), idx: uint32(i)}, 7)
+	}
+	ts.push(timerEntry{when: 50, idx: 99}, 3)
+	ts.push(timerEntry{when: 40, idx: 98}, 3) // out of order: the heap
+	require.Equal(t, uint32(98), ts.pop().idx)
+	assert.Nil(t, ts.ahead(0), "popped from the heap")
+	require.Equal(t, uint32(99), ts.pop().idx)
+	assert.Nil(t, ts.ahead(0), "the timeout-3 FIFO is empty")
+	require.Equal(t, uint32(0), ts.pop().idx)
+	require.NotNil(t, ts.ahead(0))
+	assert.Equal(t, uint32(1), ts.ahead(0).idx)
+	assert.Equal(t, uint32(9), ts.ahead(8).idx)
+	assert.Nil(t, ts.ahead(9))
+}

@@ -112,3 +112,62 @@ func TestIndexReproducesTheKernel(t *testing.T) {
 	t.Run("shares", TestLongRunSharesFollowTheWeights)
 	t.Run("no bad picks", TestNoSchedulerPicksAQuiescentOrOverloadedDest)
 }
+
+// TestTwosGuideFindsWhatTheWalkFinds drives a long twos list through weight
+// edits (0 and 65535 among them), OVERLOAD toggles, adds and deletes. After
+// each change it picks until the weights have held still long enough for
+// the guide table to take over from the Fenwick tree, comparing every pick
+// with the kernel's walk, and then asks the guide for the draws at each
+// prefix-sum boundary and checks it lands where the walk does.
+func TestTwosGuideFindsWhatTheWalkFinds(t *testing.T) {
+	defer func(saved int) { scanCutoff = saved }(scanCutoff)
+	scanCutoff = 0
+	r := rand.New(rand.NewPCG(21, 22))
+	svc := &Service{}
+	require.NoError(t, svc.SetScheduler("twos"))
+	tree := &svc.sched.(*Twos).weights
+	weights := []int32{0, 1, 1, 2, 3, 5, 100, 65535}
+	pool := make([]*Dest, 300)
+	for i := range pool {
+		pool[i] = &Dest{Addr: netip.AddrFrom4([4]byte{10, 1, byte(i >> 8), byte(i)}), Port: 80}
+	}
+	guideUsed := 0
+	for step := range 300 {
+		switch op := r.IntN(4); {
+		case op == 0 || len(svc.Dests) < 2:
+			if d := pool[r.IntN(len(pool))]; !d.Available() {
+				d.SetWeight(weights[r.IntN(len(weights))], true)
+				svc.AddDest(d)
+			}
+		case op == 1:
+			svc.DelDest(svc.Dests[r.IntN(len(svc.Dests))])
+		case op == 2:
+			d := svc.Dests[r.IntN(len(svc.Dests))]
+			d.SetWeight(weights[r.IntN(len(weights))], false)
+			svc.UpdDest(d)
+		default:
+			d := svc.Dests[r.IntN(len(svc.Dests))]
+			d.Flags ^= DestOverload
+			svc.UpdDest(d)
+		}
+		for range len(svc.Dests) + 1 {
+			walked, indexed := bothWays(svc, Flow{}, [2]uint32{r.Uint32(), r.Uint32()})
+			require.Same(t, walked, indexed, "step %d", step)
+		}
+		if tree.total == 0 {
+			continue // no pick reaches the tree
+		}
+		require.True(t, tree.fresh, "step %d: the weights held still, yet picks stay on the tree", step)
+		guideUsed++
+		for _, draw := range append([]int64{1, tree.total}, tree.sums...) {
+			for _, d := range []int64{draw, draw + 1} {
+				if d < 1 || d > tree.total {
+					continue
+				}
+				want, _ := twosWalk(svc, d, d)
+				require.Same(t, want, svc.Dests[tree.guided(d)], "step %d draw %d", step, d)
+			}
+		}
+	}
+	require.Greater(t, guideUsed, 200)
+}

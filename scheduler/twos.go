@@ -16,8 +16,9 @@ func init() {
 // Twos is power of two choices (ip_vs_twos.c, §2.9): two weighted random
 // draws, and the one with the lower overhead/weight wins (the first on ties).
 // The draws come from Service.Rand, or from a fixed-seed generator so runs
-// repeat. Long lists find the dests a draw lands on through a Fenwick tree of
-// the usable weights instead of the kernel's walk; both land on the same dest.
+// repeat. Long lists find the dests a draw lands on through an index of the
+// usable weights (weightTree) instead of the kernel's walk; both land on the
+// same dest.
 type Twos struct {
 	fixed   *rand.Rand
 	weights weightTree

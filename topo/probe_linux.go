@@ -48,8 +48,8 @@ func (f Features) String() string {
 		}
 		return "absent"
 	}
-	return fmt.Sprintf("ipvs=%s ipip=%s netem=%s tbf=%s xdp=%s nftables=%s kernel=%s",
-		word(f.IPVS), word(f.IPIP), word(f.Netem), word(f.TBF), word(f.XDP), word(f.NFTables), f.Kernel)
+	return fmt.Sprintf("ipvs=%s ipip=%s netem=%s tbf=%s xdp=%s nftables=%s nfqueue=%s kernel=%s",
+		word(f.IPVS), word(f.IPIP), word(f.Netem), word(f.TBF), word(f.XDP), word(f.NFTables), word(f.NFQueue), f.Kernel)
 }
 
 // DelayMechanism names what delays a link for a delay or jitter fault:

@@ -16,7 +16,10 @@
 // does not forward (ip_forward=0), so nothing is answered or forwarded twice.
 // A BPF filter on each socket (packetio.Classifier) keeps the rest — above
 // all DR and TUN replies, which the kernel routes past — from being copied
-// to the engine at all.
+// to the engine at all. Firewall-mark services are the exception: the taps
+// run before any nft rule has marked a packet, so a new connection's first
+// packet comes to the engine through the netfilter queue, after the
+// operator's rules (fwmark.go).
 //
 // One core serves every packet: the packet goroutines (one by default;
 // Config.Workers in fanout groups that steer both directions of a

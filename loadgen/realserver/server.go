@@ -112,14 +112,13 @@ type Server struct {
 	hdrNoBody  []string
 	httpServer *http.Server
 
-	mu       sync.Mutex // guards the listening sockets and conns
-	addrs    []netip.AddrPort
-	lns      []*net.TCPListener
-	pcs      []*net.UDPConn
-	conns    map[net.Conn]struct{}
-	closed   bool
-	serveErr error
-	wg       sync.WaitGroup
+	mu     sync.Mutex // guards the listening sockets and conns
+	addrs  []netip.AddrPort
+	lns    []*net.TCPListener
+	pcs    []*net.UDPConn
+	conns  map[net.Conn]struct{}
+	closed bool
+	wg     sync.WaitGroup
 
 	stats struct {
 		connections, requests, responses, errors, resets, rejected atomic.Uint64

@@ -51,9 +51,8 @@ func TestLineJitterIsBoundedSeededAndNeverReorders(t *testing.T) {
 		for i := range 2000 {
 			now := int64(i) * 11 * ms // wider apart than the jitter's span: order never binds
 			require.True(t, l.Push(frame(i, 64), &vnet, now))
-			at, _ := l.Next()
 			for l.Len() > 0 {
-				at, _ = l.Next()
+				at, _ := l.Next()
 				require.Equal(t, 1, l.Release(at, out))
 				require.Equal(t, byte(len(due)), out[0].Frame()[0], "frames leave in arrival order")
 				due = append(due, at-now)
