@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"os"
 
@@ -8,7 +9,6 @@ import (
 
 	"github.com/lvslab/lvslab/dataplane/engine"
 	"github.com/lvslab/lvslab/topo"
-	"github.com/lvslab/lvslab/topo/agent"
 )
 
 func init() {
@@ -48,26 +48,13 @@ counters. Options after --lab/--director are ipvsadm's own, e.g.
 		if lab == "" {
 			return &exitStatus{2, fmt.Errorf("--lab: required (lvslab ls lists the labs)")}
 		}
-		info, err := topo.Find(runDir, lab)
+		socket, node, err := directorSocket(runDir, lab, director)
 		if err != nil {
 			return err
 		}
-		if director == "" {
-			for _, a := range info.Agents {
-				if a.Kind == engine.AgentKind && a.Alive {
-					if director != "" && director != a.Node {
-						return &exitStatus{2, fmt.Errorf("--director: lab %s has several directors (%s, %s); name one", info.ID, director, a.Node)}
-					}
-					director = a.Node
-				}
-			}
-			if director == "" {
-				return fmt.Errorf("lab %s has no running director", info.ID)
-			}
-		}
-		code, err := engine.Ipvsadm(agent.SocketPath(info.Dir, director, engine.AgentKind), args, os.Stdin, cmd.OutOrStdout(), cmd.ErrOrStderr())
+		code, err := engine.Ipvsadm(socket, args, os.Stdin, cmd.OutOrStdout(), cmd.ErrOrStderr())
 		if err != nil {
-			return fmt.Errorf("director %s of lab %s: %w", director, info.ID, err)
+			return fmt.Errorf("director %s of lab %s: %w", node, lab, err)
 		}
 		if code != 0 {
 			os.Exit(code) // ipvsadm printed its own message
@@ -89,4 +76,14 @@ func leadingFlag(args []string) (flag, value string, rest []string, ok bool) {
 		}
 	}
 	return "", "", args, false
+}
+
+// directorSocket is engine.DirectorSocket with a usage error (exit status
+// 2, naming --director) when the lab has several directors and none is named.
+func directorSocket(runDir, lab, director string) (socket, node string, err error) {
+	socket, node, err = engine.DirectorSocket(runDir, lab, director)
+	if errors.Is(err, engine.ErrSeveralDirectors) {
+		return "", "", flagError("director", err)
+	}
+	return socket, node, err
 }

@@ -38,7 +38,7 @@ interrupted; it runs in the root namespace, so listen on loopback.`,
 			if lab == "" {
 				return &exitStatus{2, fmt.Errorf("--lab: required (lvslab ls lists the labs)")}
 			}
-			socket, node, err := engine.DirectorSocket(*runDir, lab, director)
+			socket, node, err := directorSocket(*runDir, lab, director)
 			if err != nil {
 				return err
 			}

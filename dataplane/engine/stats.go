@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"maps"
@@ -142,6 +143,10 @@ func (e *Engine) Stats() Stats {
 }
 
 // DirectorSocket finds the control socket of a running director of the
+// ErrSeveralDirectors is DirectorSocket's error for a lab with several
+// running directors and none named.
+var ErrSeveralDirectors = errors.New("the lab has several directors")
+
 // lab in runDir: node's, or the only one's when node is empty.
 func DirectorSocket(runDir, lab, node string) (socket, director string, err error) {
 	info, err := topo.Find(runDir, lab)
@@ -161,7 +166,7 @@ func DirectorSocket(runDir, lab, node string) (socket, director string, err erro
 		case 1:
 			node = running[0]
 		default:
-			return "", "", fmt.Errorf("--director: lab %s has several directors (%s); name one", info.ID, strings.Join(running, ", "))
+			return "", "", fmt.Errorf("%w (%s); name one", ErrSeveralDirectors, strings.Join(running, ", "))
 		}
 	}
 	return agent.SocketPath(info.Dir, node, AgentKind), node, nil
