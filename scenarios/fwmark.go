@@ -139,17 +139,24 @@ func (r markRule) covers(ap netip.AddrPort) bool {
 		return true
 	}
 	for _, p := range r.ports {
-		lo, hi, _ := strings.Cut(p, "-")
-		a, _ := strconv.Atoi(lo)
-		b := a
-		if hi != "" {
-			b, _ = strconv.Atoi(hi)
-		}
+		a, b := portRange(p)
 		if int(ap.Port()) >= a && int(ap.Port()) <= b {
 			return true
 		}
 	}
 	return false
+}
+
+// portRange is the first and last port of "80" or "8000-8010" (checked
+// when the scenario was parsed).
+func portRange(p string) (first, last int) {
+	lo, hi, _ := strings.Cut(p, "-")
+	first, _ = strconv.Atoi(lo)
+	last = first
+	if hi != "" {
+		last, _ = strconv.Atoi(hi)
+	}
+	return first, last
 }
 
 // maxServedRange is the longest range of marked ports a built-in real
@@ -161,12 +168,7 @@ const maxServedRange = 64
 func (r markRule) portList() []int {
 	var out []int
 	for _, p := range r.ports {
-		lo, hi, _ := strings.Cut(p, "-")
-		a, _ := strconv.Atoi(lo)
-		b := a
-		if hi != "" {
-			b, _ = strconv.Atoi(hi)
-		}
+		a, b := portRange(p)
 		if b-a >= maxServedRange {
 			continue
 		}
