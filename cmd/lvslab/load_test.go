@@ -15,6 +15,8 @@ import (
 	"github.com/spf13/pflag"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/lvslab/lvslab/topo"
 )
 
 // buildLvslab builds this command into a temporary folder.
@@ -69,15 +71,9 @@ func TestServeAndLoadAcrossTwoNamespaces(t *testing.T) {
 	} {
 		ip(t, append([]string{"-n", c[0]}, c[1:]...)...)
 	}
-	// A veth is up at once, but its qdisc is attached (and its operational
-	// state set) by the kernel's link watcher, up to a second later on a
-	// busy machine; until then every frame sent is dropped.
-	for _, end := range [][2]string{{cns, va}, {sns, vb}} {
-		require.Eventually(t, func() bool {
-			out, err := exec.Command("ip", "-n", end[0], "-o", "link", "show", "dev", end[1]).Output()
-			return err == nil && strings.Contains(string(out), " state UP ") && !strings.Contains(string(out), " qdisc noop ")
-		}, 10*time.Second, 10*time.Millisecond, "%s never operationally up", end[1])
-	}
+	// Frames sent before the link watcher attached the veths' qdiscs are dropped.
+	require.NoError(t, topo.WaitUpNamed(cns, 10*time.Second, va))
+	require.NoError(t, topo.WaitUpNamed(sns, 10*time.Second, vb))
 
 	for _, kind := range []string{"http", "tcp", "udp"} {
 		t.Run(kind, func(t *testing.T) {

@@ -28,6 +28,7 @@ import (
 	"time"
 
 	"github.com/lvslab/lvslab/dataplane/header"
+	"github.com/lvslab/lvslab/topo"
 )
 
 // Lab is client — director — server on two veth pairs, in three named
@@ -105,16 +106,12 @@ func NewLab(prefix string) (l *Lab, err error) {
 			return l, err
 		}
 	}
-	// A veth is up at once, but the kernel's link watcher attaches its
-	// qdisc (and sets the operational state) up to a second later on a
-	// busy machine; until then every frame sent is dropped, and the first
-	// SYN of a measurement waits out a retransmission timeout.
-	for _, end := range [][2]string{{l.Client, ClientIf}, {l.Director, DirClientIf}, {l.Director, DirServerIf}, {l.Server, ServerIf}} {
-		if !waitFor(10*time.Second, func() bool {
-			out, err := exec.Command("ip", "-n", end[0], "-o", "link", "show", "dev", end[1]).Output()
-			return err == nil && strings.Contains(string(out), " state UP ") && !strings.Contains(string(out), " qdisc noop ")
-		}) {
-			return l, fmt.Errorf("%s in %s: never operationally up", end[1], end[0])
+	// Until the kernel's link watcher has attached a veth's qdisc every
+	// frame is dropped, and the first SYN of a measurement would wait out a
+	// retransmission timeout.
+	for ns, links := range map[string][]string{l.Client: {ClientIf}, l.Director: {DirClientIf, DirServerIf}, l.Server: {ServerIf}} {
+		if err := topo.WaitUpNamed(ns, 10*time.Second, links...); err != nil {
+			return l, err
 		}
 	}
 	// The LVS-DR "ARP problem" (§5.6): without arp_announce=2 the server

@@ -14,11 +14,12 @@ import (
 	"github.com/containernetworking/plugins/pkg/ns"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
 
 	"github.com/lvslab/lvslab/dataplane/header"
 	ht "github.com/lvslab/lvslab/dataplane/header/headertest"
 	"github.com/lvslab/lvslab/dataplane/parse"
+	"github.com/lvslab/lvslab/topo"
 )
 
 // vethNS builds a namespace with a veth pair (a, b) up, and removes it
@@ -58,20 +59,10 @@ func vethNS(t *testing.T) (ns.NetNS, int, int) {
 			return err
 		}
 		a, b = ia.Index, ib.Index
-		// A veth has carrier at once, but its qdisc is attached (and the
-		// operational state set) by linkwatch, up to a second later on a
-		// busy machine; until then every frame sent is dropped.
-		for _, name := range []string{"lvsa", "lvsb"} {
-			for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
-				l, err := netlink.LinkByName(name)
-				if err == nil && l.Attrs().OperState == netlink.OperUp {
-					break
-				}
-				require.True(t, time.Now().Before(deadline), "%s never operationally up", name)
-			}
-		}
 		return nil
 	}))
+	// Frames sent before the link watcher attached the veths' qdiscs are dropped.
+	require.NoError(t, topo.WaitUp(netns.NsHandle(n.Fd()), 10*time.Second, "lvsa", "lvsb"))
 	return n, a, b
 }
 

@@ -160,7 +160,7 @@ func (im *Impairment) startUserspace() error {
 			err = h.LinkSetUp(relay)
 		}
 		if err == nil {
-			err = waitUp(h, s.pair, s.relay)
+			err = topo.WaitUp(netns.NsHandle(fabric.Fd()), PairUpTimeout, s.pair, s.relay)
 		}
 		if err != nil {
 			return fmt.Errorf("%s: %w", p.IfName, err)
@@ -175,34 +175,6 @@ func (im *Impairment) startUserspace() error {
 			return fmt.Errorf("%s: taking %s off its bridge: %w", p.IfName, p.Port, err)
 		}
 		s.off = true
-	}
-	return nil
-}
-
-// waitUp returns once every named link is operationally up: a new veth
-// drops frames until the kernel's link watcher has seen its carrier (see
-// topo's readyLinks), which it marks in the operational state just before
-// it gives the link its queueing discipline; the relay starting takes far
-// longer than that gap.
-func waitUp(h *netlink.Handle, names ...string) error {
-	deadline := time.Now().Add(PairUpTimeout)
-	pause := time.Millisecond
-	for _, name := range names {
-		for {
-			l, err := h.LinkByName(name)
-			if err != nil {
-				return err
-			}
-			a := l.Attrs()
-			if a.OperState == netlink.OperUp && a.Flags&net.FlagRunning != 0 {
-				break
-			}
-			if time.Now().After(deadline) {
-				return fmt.Errorf("%s not up after %v", name, PairUpTimeout)
-			}
-			time.Sleep(pause)
-			pause = min(2*pause, 50*time.Millisecond)
-		}
 	}
 	return nil
 }
