@@ -70,17 +70,16 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
-	"runtime"
 	"slices"
 	"sync"
 	"time"
 
+	"github.com/containernetworking/plugins/pkg/ns"
 	nfqueue "github.com/florianl/go-nfqueue/v2"
 	"github.com/google/nftables"
 	"github.com/google/nftables/binaryutil"
 	"github.com/google/nftables/expr"
 	"github.com/mdlayher/netlink"
-	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 
 	"github.com/lvslab/lvslab/dataplane"
@@ -461,22 +460,10 @@ func (e *Engine) closeMarks() error {
 // inNetns runs fn on a thread in the engine's namespace: what it opens
 // stays there.
 func (e *Engine) inNetns(fn func() error) error {
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
-	orig, err := netns.Get()
+	n, err := ns.GetNS(fmt.Sprintf("/proc/self/fd/%d", int(e.ns)))
 	if err != nil {
 		return err
 	}
-	defer orig.Close()
-	if err := netns.Set(e.ns); err != nil {
-		return err
-	}
-	ferr := fn()
-	if err := netns.Set(orig); err != nil {
-		// The thread cannot go back: leave it locked, so that the runtime
-		// ends it with this goroutine.
-		runtime.LockOSThread()
-		return err
-	}
-	return ferr
+	defer n.Close()
+	return n.Do(func(ns.NetNS) error { return fn() })
 }

@@ -6,10 +6,9 @@ import (
 	"fmt"
 	"io"
 	"net/netip"
-	"runtime"
 	"strings"
 
-	"github.com/vishvananda/netns"
+	"github.com/containernetworking/plugins/pkg/ns"
 
 	"github.com/lvslab/lvslab/dataplane/engine"
 	"github.com/lvslab/lvslab/topo/ipipd"
@@ -62,29 +61,12 @@ func (l *Lab) startEngine(method string, workers int) (*engine.Engine, error) {
 // inNetns calls fn on a thread switched into namespace name. What fn opens
 // (sockets, netlink handles) stays in that namespace after it returns.
 func inNetns(name string, fn func() error) error {
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
-	orig, err := netns.Get()
-	if err != nil {
-		return err
-	}
-	defer orig.Close()
-	target, err := netns.GetFromPath(NetnsPath(name))
+	n, err := ns.GetNS(NetnsPath(name))
 	if err != nil {
 		return fmt.Errorf("netns %s: %w", name, err)
 	}
-	defer target.Close()
-	if err := netns.Set(target); err != nil {
-		return fmt.Errorf("netns %s: %w", name, err)
-	}
-	ferr := fn()
-	if err := netns.Set(orig); err != nil {
-		// The thread cannot go back: leave it locked so the runtime
-		// ends it with this goroutine instead of reusing it.
-		runtime.LockOSThread()
-		return fmt.Errorf("netns back from %s: %w", name, err)
-	}
-	return ferr
+	defer n.Close()
+	return n.Do(func(ns.NetNS) error { return fn() })
 }
 
 // decapTun is the TUN device the lab's server takes IPIP payloads in by.
