@@ -243,26 +243,6 @@ func (s *Scenario) defaultTarget(lab *topo.Lab) netip.AddrPort {
 	return netip.AddrPortFrom(ls.VIP, ls.Port)
 }
 
-// withMarkVIPs returns the services for the per-mode setup: a fwmark
-// service's further VIPs as services of their own (same real servers), so
-// that each goes on the director and on its DR and TUN real servers' lo.
-// Problems of the copies repeat their original's and are left out by
-// index (>= len(lab.Services)).
-func (s *Scenario) withMarkVIPs(services []topo.Service) []topo.Service {
-	out := slices.Clone(services)
-	for i, r := range s.markRules() {
-		if r == nil || i >= len(services) {
-			continue
-		}
-		for _, v := range r.vips[1:] {
-			c := services[i]
-			c.VIP = v
-			out = append(out, c)
-		}
-	}
-	return out
-}
-
 // nftError is the position nft gives a problem: "/dev/stdin:3:5-10: Error: …".
 var nftError = regexp.MustCompile(`(?m)^[^:\n]*:(\d+):(\d+)(?:-\d+)?: Error: (.*)$`)
 

@@ -141,7 +141,7 @@ func (s *Scenario) translate() labResult {
 	// The model checks only what parsed, and the per-mode setup only a valid
 	// model; a problem in an earlier stage would echo through the later ones.
 	if len(es) == 0 {
-		for _, step := range []func() error{l.Validate, s.applyServices(l)} {
+		for _, step := range []func() error{l.Validate, l.ApplyServices} {
 			if err := step(); err != nil {
 				var ps topo.Problems
 				if !errors.As(err, &ps) {
@@ -272,14 +272,22 @@ func addSource(l *topo.Lab, n *topo.Node, a netip.Addr) bool {
 
 // parseService reads the service key: "VIP:port" with a protocol, or a
 // firewall mark with its VIP addresses (the first one is the lab
-// service's; markRuleOf checks them all).
+// service's VIP, the others its MarkVIPs; markRuleOf checks them all).
 func parseService(sv Service) (topo.Service, error) {
 	ts := topo.Service{Protocol: sv.Protocol, FWMark: sv.FWMark}
 	if sv.FWMark != 0 {
 		// The protocol narrows the marking rule; the service has none.
 		ts.Protocol = ""
-		if len(sv.VIP) > 0 {
-			ts.VIP, _ = netip.ParseAddr(sv.VIP[0])
+		for i, v := range sv.VIP {
+			a, err := netip.ParseAddr(v)
+			switch {
+			case err != nil:
+				// markRuleOf reports it
+			case i == 0:
+				ts.VIP = a
+			default:
+				ts.MarkVIPs = append(ts.MarkVIPs, a)
+			}
 		}
 		return ts, nil
 	}
@@ -299,31 +307,4 @@ func parseService(sv Service) (topo.Service, error) {
 	}
 	ts.VIP, ts.Port = ap.Addr(), ap.Port()
 	return ts, nil
-}
-
-// applyServices is the lab's per-mode setup with every VIP of the fwmark
-// services wired (withMarkVIPs); the lab keeps its own services.
-func (s *Scenario) applyServices(l *topo.Lab) func() error {
-	return func() error {
-		own := l.Services
-		l.Services = s.withMarkVIPs(own)
-		err := l.ApplyServices()
-		l.Services = own
-		var ps topo.Problems
-		if errors.As(err, &ps) {
-			var kept topo.Problems
-			for _, p := range ps {
-				var i int
-				if _, err := fmt.Sscanf(p.Path, "services[%d]", &i); err == nil && i >= len(own) {
-					continue // a copy's problem is its original's
-				}
-				kept = append(kept, p)
-			}
-			if len(kept) == 0 {
-				return nil
-			}
-			return kept
-		}
-		return err
-	}
 }

@@ -96,7 +96,20 @@ type Service struct {
 	Port     uint16
 	Protocol string // tcp | udp | sctp; empty for a firewall-mark service
 	FWMark   uint32
+	// MarkVIPs are a firewall-mark service's further addresses (its marking
+	// rule covers them all): wired on the director and the real servers
+	// as VIP is.
+	MarkVIPs []netip.Addr
 	Dests    []Dest
+}
+
+// Addrs are the addresses the service is reached at: VIP, if it has one,
+// and MarkVIPs.
+func (s *Service) Addrs() []netip.Addr {
+	if !s.VIP.IsValid() {
+		return s.MarkVIPs
+	}
+	return append([]netip.Addr{s.VIP}, s.MarkVIPs...)
 }
 
 // Dest is a real server of a virtual service (a destination in IPVS terms).

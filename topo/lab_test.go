@@ -110,6 +110,16 @@ func TestApplyServicesPerForwardingMethod(t *testing.T) {
 		assert.Equal(t, "0", rs.Sysctls["net.ipv4.conf.all.rp_filter"])
 		assert.Equal(t, "2", l.Node("rs3").Sysctls["net.ipv4.conf.all.rp_filter"], "the operator's value wins")
 	})
+	t.Run("a fwmark service's every address is wired", func(t *testing.T) {
+		l := natLab(TUN)
+		l.Services[0].FWMark, l.Services[0].Port, l.Services[0].Protocol = 1, 0, ""
+		l.Services[0].MarkVIPs = []netip.Addr{addr("192.168.1.111")}
+		require.NoError(t, l.ApplyServices())
+		assert.Equal(t, []netip.Addr{addr("192.168.1.110"), addr("192.168.1.111")}, l.Node("director").DropVIPs)
+		rs := l.Node("rs1")
+		assert.Equal(t, []netip.Prefix{pfx("192.168.1.110/32"), pfx("192.168.1.111/32")}, rs.Loopback)
+		assert.Equal(t, []netip.Addr{addr("192.168.1.110"), addr("192.168.1.111")}, rs.Decap)
+	})
 	t.Run("dr without a shared segment is a problem", func(t *testing.T) {
 		l := natLab(DR)
 		l.Nodes[1].Interfaces = l.Nodes[1].Interfaces[:1]

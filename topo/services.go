@@ -44,10 +44,11 @@ func (l *Lab) ApplyServices() error {
 	}
 	for i := range l.Services {
 		s := &l.Services[i]
-		if s.VIP.IsValid() {
-			for j := range l.Nodes {
-				if n := &l.Nodes[j]; n.Role == Director {
-					l.addDirectorVIP(n, s.VIP)
+		vips := s.Addrs()
+		for j := range l.Nodes {
+			if n := &l.Nodes[j]; n.Role == Director {
+				for _, vip := range vips {
+					l.addDirectorVIP(n, vip)
 				}
 			}
 		}
@@ -78,13 +79,17 @@ func (l *Lab) ApplyServices() error {
 					problem("DR needs the director on the same segment (the director rewrites only the MAC address)")
 					continue
 				}
-				l.addLocalVIP(n, s.VIP)
+				for _, vip := range vips {
+					l.addLocalVIP(n, vip)
+				}
 				setDefault(n, sysArpIgnore, "1")
 				setDefault(n, sysArpAnnounce, "2")
 			case TUN:
-				l.addLocalVIP(n, s.VIP)
-				if s.VIP.IsValid() && !slices.Contains(n.Decap, s.VIP) {
-					n.Decap = append(n.Decap, s.VIP)
+				for _, vip := range vips {
+					l.addLocalVIP(n, vip)
+					if !slices.Contains(n.Decap, vip) {
+						n.Decap = append(n.Decap, vip)
+					}
 				}
 				setDefault(n, sysArpIgnore, "1")
 				setDefault(n, sysArpAnnounce, "2")
