@@ -48,26 +48,32 @@ func BenchmarkBulkTCP(b *testing.B) {
 					break
 				}
 			}
-			var c net.Conn
-			require.NoError(b, lb.in.Do("client", func() (err error) {
-				c, err = net.DialTimeout("tcp", to, 5*time.Second)
-				return err
-			}))
-			buf := make([]byte, 1<<20)
-			b.SetBytes(int64(len(buf)))
-			for b.Loop() {
-				_, err := c.Write(buf)
-				require.NoError(b, err)
-			}
-			// Close in order while the director still runs: our FIN, the
-			// server's FIN, our ACK. A socket orphaned mid-close would keep
-			// its namespace alive for minutes.
-			require.NoError(b, c.(*net.TCPConn).CloseWrite())
-			_, err := io.Copy(io.Discard, c)
-			require.NoError(b, err)
-			c.Close()
+			pushBulk(b, lb, to)
 		})
 	}
+}
+
+// pushBulk is the benchmark loop of a bulk upload from the client to to:
+// one connection, 1 MB a write.
+func pushBulk(b *testing.B, lb *lab, to string) {
+	var c net.Conn
+	require.NoError(b, lb.in.Do("client", func() (err error) {
+		c, err = net.DialTimeout("tcp", to, 5*time.Second)
+		return err
+	}))
+	buf := make([]byte, 1<<20)
+	b.SetBytes(int64(len(buf)))
+	for b.Loop() {
+		_, err := c.Write(buf)
+		require.NoError(b, err)
+	}
+	// Close in order while the director still runs: our FIN, the server's
+	// FIN, our ACK. A socket orphaned mid-close would keep its namespace
+	// alive for minutes.
+	require.NoError(b, c.(*net.TCPConn).CloseWrite())
+	_, err := io.Copy(io.Discard, c)
+	require.NoError(b, err)
+	c.Close()
 }
 
 // sink accepts connections on port in node and discards what they carry,

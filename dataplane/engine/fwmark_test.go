@@ -412,21 +412,7 @@ func BenchmarkBulkTCPFWMark(b *testing.B) {
 	for _, node := range fl.rips {
 		sink(b, fl.lab, node, port)
 	}
-	var c net.Conn
-	require.NoError(b, fl.in.Do("client", func() (err error) {
-		c, err = net.DialTimeout("tcp", netip.AddrPortFrom(vip2, port).String(), 5*time.Second)
-		return err
-	}))
-	buf := make([]byte, 1<<20)
-	b.SetBytes(int64(len(buf)))
-	for b.Loop() {
-		_, err := c.Write(buf)
-		require.NoError(b, err)
-	}
-	require.NoError(b, c.(*net.TCPConn).CloseWrite())
-	_, err = io.Copy(io.Discard, c)
-	require.NoError(b, err)
-	c.Close()
+	pushBulk(b, fl.lab, netip.AddrPortFrom(vip2, port).String())
 }
 
 // TestFWMarkStaysInItsNamespace: an engine run in a namespace of its own
